@@ -1,0 +1,41 @@
+#include "core/base/status.h"
+
+#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace kiln {
+
+absl::Status FieldError(absl::string_view path, absl::string_view message) {
+  absl::Status status = absl::InvalidArgumentError(absl::StrCat(path, ": ", message));
+  status.SetPayload(kFieldPathPayloadUrl, absl::Cord(path));
+  return status;
+}
+
+absl::Status WithFieldPrefix(const absl::Status& status, absl::string_view prefix) {
+  if (status.ok() || prefix.empty()) return status;
+  std::optional<std::string> old_path = FieldPathOf(status);
+  if (!old_path.has_value()) {
+    absl::Status out(status.code(), absl::StrCat(prefix, ": ", status.message()));
+    out.SetPayload(kFieldPathPayloadUrl, absl::Cord(prefix));
+    return out;
+  }
+  // The message starts with the old path; keep the rest of it.
+  absl::string_view message = status.message();
+  if (absl::StartsWith(message, *old_path)) message.remove_prefix(old_path->size());
+  const std::string path = old_path->empty() ? std::string(prefix)
+                           : (*old_path)[0] == '['
+                               ? absl::StrCat(prefix, *old_path)
+                               : absl::StrCat(prefix, ".", *old_path);
+  absl::Status out(status.code(), absl::StrCat(path, message));
+  out.SetPayload(kFieldPathPayloadUrl, absl::Cord(path));
+  return out;
+}
+
+std::optional<std::string> FieldPathOf(const absl::Status& status) {
+  auto payload = status.GetPayload(kFieldPathPayloadUrl);
+  if (!payload.has_value()) return std::nullopt;
+  return std::string(*payload);
+}
+
+}  // namespace kiln

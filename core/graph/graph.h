@@ -1,0 +1,69 @@
+// Graph: a functional graph under construction - model inputs, layer calls and the symbolic
+// tensors between them - as a card editor builds it: add an input, add a layer on some tensors,
+// call an existing layer again on others (sharing its weights).
+//
+// The graph is append-only and every mutation is all-or-nothing: a call that fails validation
+// adds no node, names no layer and leaves the layer unbuilt. Layer names are unique within a
+// graph; unnamed layers get Keras's auto names ("dense", "dense_1", ...).
+#ifndef KILN_CORE_GRAPH_GRAPH_H_
+#define KILN_CORE_GRAPH_GRAPH_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/layers/layer.h"
+#include "core/tensor/shape.h"
+
+namespace kiln {
+
+using TensorId = int64_t;
+
+struct SymbolicTensor {
+  Shape shape;  // the batch dimension (0) is unknown
+  int node = -1;
+  int output_index = 0;
+};
+
+struct GraphNode {
+  std::shared_ptr<Layer> layer;  // null for an input node
+  std::string input_name;        // input nodes only
+  std::vector<TensorId> inputs;
+  std::vector<TensorId> outputs;
+};
+
+class Graph {
+ public:
+  // A model input of `shape` (without the batch dimension; every dimension > 0). An empty
+  // name gets "input_layer", "input_layer_1", ...
+  absl::StatusOr<TensorId> AddInput(const Shape& shape, const std::string& name);
+
+  // Takes ownership of a new layer and gives it its unique name (the spec's or an auto name).
+  absl::StatusOr<std::shared_ptr<Layer>> AddLayer(std::unique_ptr<Layer> layer);
+
+  // Calls `layer` (added to this graph) on `inputs`, building it on its first call.
+  absl::StatusOr<std::vector<TensorId>> Call(const std::shared_ptr<Layer>& layer,
+                                             absl::Span<const TensorId> inputs);
+
+  // Null when `id` does not exist.
+  const SymbolicTensor* tensor(TensorId id) const;
+  const std::vector<GraphNode>& nodes() const { return nodes_; }
+  const std::vector<SymbolicTensor>& tensors() const { return tensors_; }
+  std::shared_ptr<Layer> FindLayer(const std::string& name) const;
+
+ private:
+  std::string UniqueName(const std::string& base);
+
+  std::vector<GraphNode> nodes_;
+  std::vector<SymbolicTensor> tensors_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Layer>> layers_by_name_;
+  absl::flat_hash_map<std::string, int> input_names_;
+  absl::flat_hash_map<std::string, int> name_counts_;
+};
+
+}  // namespace kiln
+
+#endif  // KILN_CORE_GRAPH_GRAPH_H_

@@ -1,0 +1,60 @@
+// Op: one layer call inside an ExecutionPlan, specialised to fixed shapes (a batch size) and a
+// mode (inference, or training with a backward pass). A Layer creates its Op from an
+// OpContext; the op builds its oneDNN primitives and allocates its buffers from the plan's arena
+// right then, so running it allocates nothing.
+//
+// Memory contract:
+// - Every activation is a dnnl::memory over Keras-logical dims, in any layout
+//   (see core/dnnl/memory.h). An op reads its inputs in whatever layout they come and reorders
+//   them itself when its primitive wants another.
+// - An op never writes into its inputs' memory. Its outputs are its own buffers, or - for pure
+//   views such as Flatten of a plain tensor - its input's buffer with another descriptor.
+// - Gradients of an output have the same descriptor as the output. The op writes each input's
+//   gradient into the memory PrepareBackward gave it (same descriptor as the input), overwriting
+//   it; the plan sums gradients of tensors with several consumers.
+// - Weight gradients go to Variable::grad in Keras layout, overwritten or - when the plan says
+//   so because the layer is shared - accumulated.
+#ifndef KILN_CORE_GRAPH_OP_H_
+#define KILN_CORE_GRAPH_OP_H_
+
+#include <dnnl.hpp>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/tensor/arena.h"
+
+namespace kiln {
+
+struct OpContext {
+  bool training = false;
+  Arena* arena = nullptr;
+  std::vector<dnnl::memory> inputs;
+  // Per input: whether the plan wants its gradient (false for model inputs and for tensors that
+  // no trainable weight depends on).
+  std::vector<bool> input_needs_grad;
+  uint64_t seed = 0;  // for ops that draw random numbers (Dropout)
+};
+
+class Op {
+ public:
+  virtual ~Op() = default;
+
+  const std::vector<dnnl::memory>& outputs() const { return outputs_; }
+
+  virtual void Forward(dnnl::stream& stream) = 0;
+
+  // Training plans only; called once after all forward buffers exist. diff_inputs[i] is an
+  // empty memory when input i's gradient is not wanted. accumulate_weight_grads: add to
+  // Variable::grad instead of overwriting it.
+  virtual absl::Status PrepareBackward(const std::vector<dnnl::memory>& diff_outputs,
+                                       const std::vector<dnnl::memory>& diff_inputs,
+                                       bool accumulate_weight_grads) = 0;
+  virtual void Backward(dnnl::stream& stream) = 0;
+
+ protected:
+  std::vector<dnnl::memory> outputs_;
+};
+
+}  // namespace kiln
+
+#endif  // KILN_CORE_GRAPH_OP_H_

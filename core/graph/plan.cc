@@ -1,0 +1,219 @@
+#include "core/graph/plan.h"
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "core/base/status.h"
+#include "core/dnnl/engine.h"
+#include "core/graph/model.h"
+#include "core/keras/regularizers.h"
+
+namespace kiln {
+
+ExecutionPlan::~ExecutionPlan() = default;
+
+absl::StatusOr<std::unique_ptr<ExecutionPlan>> ExecutionPlan::Create(const Model& model,
+                                                                     int64_t batch,
+                                                                     bool training,
+                                                                     uint64_t seed) {
+  if (batch <= 0) return absl::InvalidArgumentError("batch size must be positive");
+  auto plan = absl::WrapUnique(new ExecutionPlan());
+  plan->batch_ = batch;
+  plan->training_ = training;
+  plan->seed_ = seed;
+  try {
+    KILN_RETURN_IF_ERROR(plan->Build(model));
+    if (training) KILN_RETURN_IF_ERROR(plan->BuildBackward(model));
+  } catch (const dnnl::error& e) {
+    return absl::InternalError(absl::StrCat("oneDNN could not build the plan: ", e.what()));
+  }
+  return plan;
+}
+
+absl::Status ExecutionPlan::Build(const Model& model) {
+  const auto& shapes = model.value_shapes();
+  values_.resize(shapes.size());
+  for (int v : model.input_values()) {
+    const Shape shape = shapes[v].WithBatch(batch_);
+    values_[v].mem = AllocateMemory(PlainDesc(shape), arena_);
+    inputs_.push_back(values_[v].mem);
+    input_shapes_.push_back(shape);
+  }
+  const auto& nodes = model.nodes();
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    const Model::Node& node = nodes[n];
+    bool has_trainable = false;
+    for (const auto& variable : node.layer->variables()) has_trainable |= variable->trainable;
+    OpContext context;
+    context.training = training_;
+    context.arena = &arena_;
+    context.seed = seed_ ^ (0x9E3779B97F4A7C15ull * (n + 1));
+    bool requires_grad = has_trainable;
+    for (int v : node.inputs) {
+      context.inputs.push_back(values_[v].mem);
+      context.input_needs_grad.push_back(training_ && values_[v].requires_grad);
+      requires_grad |= values_[v].requires_grad;
+    }
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<Op> op, node.layer->CreateOp(context));
+    if (op->outputs().size() != node.outputs.size()) {
+      return absl::InternalError(absl::StrCat("layer \"", node.layer->name(), "\" produced ",
+                                              op->outputs().size(), " outputs, expected ",
+                                              node.outputs.size()));
+    }
+    for (size_t k = 0; k < node.outputs.size(); ++k) {
+      const int v = node.outputs[k];
+      const Shape expected = shapes[v].WithBatch(batch_);
+      if (ShapeOf(op->outputs()[k].get_desc()) != expected) {
+        return absl::InternalError(absl::StrCat(
+            "layer \"", node.layer->name(), "\" produced shape ",
+            ShapeOf(op->outputs()[k].get_desc()).ToString(), ", expected ", expected.ToString()));
+      }
+      values_[v].mem = op->outputs()[k];
+      values_[v].requires_grad = training_ && requires_grad;
+      if (node.layer->activity_regularizer().has_value()) {
+        const v1::Regularizer* r = &*node.layer->activity_regularizer();
+        if (!IsElementwiseRegularizer(*r) && !IsPlain(values_[v].mem.get_desc())) {
+          return absl::UnimplementedError(absl::StrCat(
+              "layer \"", node.layer->name(),
+              "\": OrthogonalRegularizer as an activity regularizer needs a rank-2 output"));
+        }
+        activity_terms_.push_back(ActivityTerm{static_cast<int>(n), v, r});
+      }
+    }
+    ops_.push_back(std::move(op));
+    op_outputs_.push_back(node.outputs);
+  }
+  for (int v : model.output_values()) {
+    OutputEdge edge;
+    edge.value = v;
+    const Shape shape = shapes[v].WithBatch(batch_);
+    edge.plain = StageFrom(values_[v].mem, PlainDesc(shape), arena_, &edge.to_plain);
+    output_shapes_.push_back(shape);
+    outputs_.push_back(std::move(edge));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ExecutionPlan::BuildBackward(const Model& model) {
+  const auto& nodes = model.nodes();
+  // Every use of a value that needs a gradient: (node, input slot). Model outputs count once
+  // more, for the loss.
+  std::vector<int> uses(values_.size(), 0);
+  for (const Model::Node& node : nodes) {
+    for (int v : node.inputs) uses[v] += values_[v].requires_grad ? 1 : 0;
+  }
+  std::vector<bool> is_output(values_.size(), false);
+  for (const OutputEdge& e : outputs_) is_output[e.value] = true;
+
+  std::vector<std::vector<dnnl::memory>> sources(values_.size());
+  for (size_t v = 0; v < values_.size(); ++v) {
+    if (values_[v].requires_grad) {
+      values_[v].diff = AllocateMemory(values_[v].mem.get_desc(), arena_);
+    }
+  }
+  // The loss's gradient for each output.
+  for (OutputEdge& e : outputs_) {
+    Value& value = values_[e.value];
+    if (!value.requires_grad) {
+      e.plain_grad = AllocateMemory(e.plain.get_desc(), arena_);  // written, never read
+      continue;
+    }
+    if (uses[e.value] == 0 && IsPlain(value.mem.get_desc())) {
+      e.plain_grad = value.diff;  // the caller writes the value's gradient directly
+    } else {
+      e.plain_grad = AllocateMemory(e.plain.get_desc(), arena_);
+      sources[e.value].push_back(e.plain_grad);
+    }
+  }
+  // One gradient target per use; a value with a single use and no loss term gets its gradient
+  // written in place.
+  std::vector<std::vector<dnnl::memory>> diff_inputs(nodes.size());
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    for (int v : nodes[n].inputs) {
+      if (!values_[v].requires_grad) {
+        diff_inputs[n].emplace_back();
+      } else if (uses[v] == 1 && !is_output[v]) {
+        diff_inputs[n].push_back(values_[v].diff);
+      } else {
+        dnnl::memory target = AllocateMemory(values_[v].mem.get_desc(), arena_);
+        diff_inputs[n].push_back(target);
+        sources[v].push_back(target);
+      }
+    }
+  }
+  for (size_t v = 0; v < values_.size(); ++v) {
+    Value& value = values_[v];
+    if (sources[v].size() == 1) {
+      value.copy_in = Reorder(sources[v][0], value.diff);
+    } else if (sources[v].size() > 1) {
+      std::vector<dnnl::memory::desc> descs;
+      for (const auto& m : sources[v]) descs.push_back(m.get_desc());
+      dnnl::sum::primitive_desc pd(value.diff.get_desc(), std::vector<float>(descs.size(), 1.0f),
+                                   descs, CpuEngine());
+      value.sum = std::make_unique<dnnl::sum>(pd);
+      value.sum_args[DNNL_ARG_DST] = value.diff;
+      for (size_t i = 0; i < sources[v].size(); ++i) {
+        value.sum_args[DNNL_ARG_MULTIPLE_SRC + int(i)] = sources[v][i];
+      }
+    }
+  }
+  // Ops in backward order; a shared layer overwrites its gradients on its first visit.
+  absl::flat_hash_set<const Layer*> seen;
+  run_backward_.assign(nodes.size(), false);
+  for (int n = static_cast<int>(nodes.size()) - 1; n >= 0; --n) {
+    bool any = false;
+    std::vector<dnnl::memory> diff_outputs;
+    for (int v : nodes[n].outputs) {
+      any |= values_[v].requires_grad;
+      diff_outputs.push_back(values_[v].diff);
+    }
+    if (!any) continue;
+    const bool accumulate = !seen.insert(nodes[n].layer.get()).second;
+    KILN_RETURN_IF_ERROR(ops_[n]->PrepareBackward(diff_outputs, diff_inputs[n], accumulate));
+    run_backward_[n] = true;
+  }
+  return absl::OkStatus();
+}
+
+void ExecutionPlan::Forward(dnnl::stream& stream) {
+  for (auto& op : ops_) op->Forward(stream);
+  for (OutputEdge& e : outputs_) e.to_plain.Run(stream);
+  stream.wait();
+  activity_penalty_ = 0;
+  for (const ActivityTerm& term : activity_terms_) {
+    const dnnl::memory& m = values_[term.value].mem;
+    const auto* data = static_cast<const float*>(m.get_data_handle());
+    const size_t n = m.get_desc().get_size() / sizeof(float);
+    activity_penalty_ += RegularizerPenalty(*term.regularizer, absl::MakeConstSpan(data, n),
+                                            ShapeOf(m.get_desc()), 1.0 / double(batch_));
+  }
+}
+
+void ExecutionPlan::Backward(dnnl::stream& stream) {
+  size_t next_term = activity_terms_.size();
+  for (int n = static_cast<int>(ops_.size()) - 1; n >= 0; --n) {
+    if (!run_backward_[n]) continue;
+    for (int v : op_outputs_[n]) {
+      Value& value = values_[v];
+      if (value.sum) value.sum->execute(stream, value.sum_args);
+      value.copy_in.Run(stream);
+    }
+    // Activity regularizer gradients join the output's gradient before the op's backward.
+    while (next_term > 0 && activity_terms_[next_term - 1].node >= n) {
+      const ActivityTerm& term = activity_terms_[--next_term];
+      if (term.node != n || !values_[term.value].requires_grad) continue;
+      stream.wait();
+      const dnnl::memory& m = values_[term.value].mem;
+      const size_t count = m.get_desc().get_size() / sizeof(float);
+      AddRegularizerGradient(
+          *term.regularizer,
+          absl::MakeConstSpan(static_cast<const float*>(m.get_data_handle()), count),
+          ShapeOf(m.get_desc()), 1.0 / double(batch_),
+          absl::MakeSpan(static_cast<float*>(values_[term.value].diff.get_data_handle()),
+                         count));
+    }
+    ops_[n]->Backward(stream);
+  }
+  stream.wait();
+}
+
+}  // namespace kiln

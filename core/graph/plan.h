@@ -1,0 +1,104 @@
+// ExecutionPlan: one model specialised to a batch size and a mode. Building it creates every
+// op's primitives and allocates every activation, gradient and workspace buffer from one arena;
+// running it (Forward, Backward) allocates nothing.
+//
+// Model inputs and outputs are plain row-major float32 in Keras layout: the caller writes input
+// rows before Forward and reads outputs after it. In training plans the caller also writes the
+// loss gradient for each output before Backward, which leaves each trainable variable's
+// gradient in Variable::grad (weight regularizer gradients excluded: optimizers add those).
+//
+// Gradient bookkeeping lives here, not in ops: a tensor used by several calls gets one buffer
+// per use and the plan sums them; a layer called several times overwrites its weight gradients
+// in its last call (first in backward order) and accumulates in the others.
+#ifndef KILN_CORE_GRAPH_PLAN_H_
+#define KILN_CORE_GRAPH_PLAN_H_
+
+#include <dnnl.hpp>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/dnnl/memory.h"
+#include "core/graph/op.h"
+#include "core/tensor/arena.h"
+#include "kiln/v1/layers.pb.h"
+
+namespace kiln {
+
+class Model;
+
+class ExecutionPlan {
+ public:
+  static absl::StatusOr<std::unique_ptr<ExecutionPlan>> Create(const Model& model,
+                                                               int64_t batch, bool training,
+                                                               uint64_t seed);
+  ~ExecutionPlan();
+
+  int64_t batch_size() const { return batch_; }
+  bool training() const { return training_; }
+
+  int num_inputs() const { return static_cast<int>(inputs_.size()); }
+  int num_outputs() const { return static_cast<int>(outputs_.size()); }
+  const Shape& input_shape(int i) const { return input_shapes_[i]; }
+  const Shape& output_shape(int i) const { return output_shapes_[i]; }
+  float* input_data(int i) { return static_cast<float*>(inputs_[i].get_data_handle()); }
+  const float* output_data(int i) const {
+    return static_cast<const float*>(outputs_[i].plain.get_data_handle());
+  }
+  // Training plans: dLoss/dOutput, plain, written by the caller before Backward.
+  float* output_grad_data(int i) {
+    return static_cast<float*>(outputs_[i].plain_grad.get_data_handle());
+  }
+
+  void Forward(dnnl::stream& stream);
+  void Backward(dnnl::stream& stream);
+
+  // Sum of the activity regularizers' penalties in the last Forward, each divided by the batch
+  // size as Keras does.
+  double activity_penalty() const { return activity_penalty_; }
+  size_t bytes() const { return arena_.bytes_allocated(); }
+
+ private:
+  ExecutionPlan() = default;
+  absl::Status Build(const Model& model);
+  absl::Status BuildBackward(const Model& model);
+
+  struct Value {
+    dnnl::memory mem;
+    dnnl::memory diff;
+    bool requires_grad = false;
+    // Gradient assembly before the producer's backward: sum of per-use buffers, or a copy.
+    std::unique_ptr<dnnl::sum> sum;
+    std::unordered_map<int, dnnl::memory> sum_args;
+    Reorder copy_in;
+  };
+  struct OutputEdge {
+    int value;
+    dnnl::memory plain;       // Keras layout copy of the output
+    Reorder to_plain;
+    dnnl::memory plain_grad;  // training: the caller's dLoss/dOutput
+  };
+  struct ActivityTerm {
+    int node;
+    int value;
+    const v1::Regularizer* regularizer;
+  };
+
+  int64_t batch_ = 0;
+  bool training_ = false;
+  uint64_t seed_ = 0;
+  Arena arena_;
+  std::vector<Value> values_;
+  std::vector<std::unique_ptr<Op>> ops_;
+  std::vector<std::vector<int>> op_outputs_;  // value indices per op
+  std::vector<bool> run_backward_;
+  std::vector<dnnl::memory> inputs_;
+  std::vector<Shape> input_shapes_, output_shapes_;
+  std::vector<OutputEdge> outputs_;
+  std::vector<ActivityTerm> activity_terms_;
+  double activity_penalty_ = 0;
+};
+
+}  // namespace kiln
+
+#endif  // KILN_CORE_GRAPH_PLAN_H_

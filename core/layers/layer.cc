@@ -1,0 +1,138 @@
+#include "core/layers/layer.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/base/status.h"
+#include "core/keras/constraints.h"
+#include "core/keras/initializers.h"
+#include "core/keras/regularizers.h"
+
+namespace kiln {
+namespace {
+
+// Sets the `name` field of whichever layer message `spec` holds.
+void SetSpecName(v1::LayerSpec& spec, const std::string& name) {
+  const auto* descriptor = spec.GetDescriptor();
+  const auto* oneof = descriptor->FindOneofByName("layer");
+  const auto* field = spec.GetReflection()->GetOneofFieldDescriptor(spec, oneof);
+  if (field == nullptr) return;
+  auto* message = spec.GetReflection()->MutableMessage(&spec, field);
+  const auto* name_field = message->GetDescriptor()->FindFieldByName("name");
+  if (name_field != nullptr) message->GetReflection()->SetString(message, name_field, name);
+}
+
+}  // namespace
+
+Layer::Layer(const v1::LayerSpec& spec, std::string class_name, std::string base_name,
+             std::string spec_field, const std::string& name, std::optional<bool> trainable,
+             uint64_t seed)
+    : spec_(spec),
+      class_name_(std::move(class_name)),
+      base_name_(std::move(base_name)),
+      spec_field_(std::move(spec_field)),
+      name_(name),
+      trainable_(trainable.value_or(true)),
+      seed_(seed) {}
+
+void Layer::set_name(std::string name) {
+  name_ = std::move(name);
+  SetSpecName(spec_, name_);
+}
+
+absl::StatusOr<std::vector<Shape>> Layer::OutputShapes(absl::Span<const Shape> inputs) const {
+  const int n = static_cast<int>(inputs.size());
+  if (n < min_inputs() || n > max_inputs()) {
+    if (max_inputs() == 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Layer \"", name_, "\" expects 1 input, but it received ", n, " input tensors."));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("A merge layer should be called on a list of at least ", min_inputs(),
+                     " inputs. Got ", n, " inputs. (layer \"", name_, "\")"));
+  }
+  return ComputeOutputShapes(inputs);
+}
+
+absl::Status Layer::BuildIfNeeded(absl::Span<const Shape> inputs) {
+  if (built_) return absl::OkStatus();
+  absl::Status status = Build(inputs);
+  if (!status.ok()) {
+    variables_.clear();
+    return status;
+  }
+  built_input_shapes_.assign(inputs.begin(), inputs.end());
+  built_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status Layer::Build(absl::Span<const Shape>) { return absl::OkStatus(); }
+
+Variable* Layer::variable(absl::string_view name) const {
+  for (const auto& v : variables_) {
+    if (v->name == name) return v.get();
+  }
+  return nullptr;
+}
+
+int64_t Layer::CountParams() const {
+  int64_t n = 0;
+  for (const auto& v : variables_) n += v->value.num_elements();
+  return n;
+}
+
+absl::StatusOr<Variable*> Layer::AddWeight(std::string name, Shape shape,
+                                           const v1::Initializer& initializer,
+                                           absl::string_view initializer_field,
+                                           std::optional<v1::Regularizer> regularizer,
+                                           absl::string_view regularizer_field,
+                                           std::optional<v1::Constraint> constraint,
+                                           absl::string_view constraint_field, bool trainable) {
+  KILN_RETURN_IF_ERROR(CheckInitializerShape(initializer, shape, FieldPath(initializer_field)));
+  if (regularizer.has_value()) {
+    KILN_RETURN_IF_ERROR(CheckRegularizerShape(*regularizer, shape, FieldPath(regularizer_field)));
+  }
+  if (constraint.has_value()) {
+    KILN_RETURN_IF_ERROR(CheckConstraintShape(*constraint, shape, FieldPath(constraint_field)));
+  }
+  auto variable = std::make_unique<Variable>();
+  variable->name = std::move(name);
+  variable->value = Tensor(DType::kFloat32, shape);
+  // Each weight without an explicit seed gets its own stream from the layer's seed.
+  RunInitializer(initializer, seed_ + 0x9E3779B97F4A7C15ull * (variables_.size() + 1),
+                 variable->value);
+  variable->trainable = trainable && trainable_;
+  if (variable->trainable) variable->grad = Tensor(DType::kFloat32, shape);
+  variable->regularizer = std::move(regularizer);
+  variable->constraint = std::move(constraint);
+  variables_.push_back(std::move(variable));
+  return variables_.back().get();
+}
+
+absl::Status Layer::CheckRank(const Shape& input, int index, int rank) const {
+  if (input.rank() == rank) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "Input ", index, " of layer \"", name_, "\" is incompatible with the layer: expected ndim=",
+      rank, ", found ndim=", input.rank(), ". Full shape received: ", input.ToString()));
+}
+
+absl::Status Layer::CheckMinRank(const Shape& input, int index, int min_rank) const {
+  if (input.rank() >= min_rank) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "Input ", index, " of layer \"", name_,
+      "\" is incompatible with the layer: expected min_ndim=", min_rank,
+      ", found ndim=", input.rank(), ". Full shape received: ", input.ToString()));
+}
+
+absl::Status Layer::CheckAxisValue(const Shape& input, int index, int axis, int64_t value) const {
+  const int a = NormalizeAxis(axis, input.rank());
+  if (input[a] == value) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "Input ", index, " of layer \"", name_, "\" is incompatible with the layer: expected axis ",
+      axis, " of input shape to have value ", value, ", but received input with shape ",
+      input.ToString()));
+}
+
+std::string Layer::FieldPath(absl::string_view field) const {
+  return absl::StrCat(spec_field_, ".", field);
+}
+
+}  // namespace kiln

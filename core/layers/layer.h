@@ -1,0 +1,115 @@
+// Layer: one Keras layer instance - its validated spec, its weights, and how to compute it.
+//
+// A layer is created from a LayerSpec (registry.h) and built lazily: the first call fixes the
+// input shapes and creates the weights. Calling the same instance on other tensors shares those
+// weights, and every later call must match the shapes it was built for. Calls are validated
+// first (OutputShapes) and applied after, so a call that fails leaves the layer unchanged.
+//
+// Execution happens in Ops (core/graph/op.h) that CreateOp makes for an execution plan.
+#ifndef KILN_CORE_LAYERS_LAYER_H_
+#define KILN_CORE_LAYERS_LAYER_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/graph/op.h"
+#include "core/layers/variable.h"
+#include "core/tensor/shape.h"
+#include "kiln/v1/layers.pb.h"
+
+namespace kiln {
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  Layer(const Layer&) = delete;
+  Layer& operator=(const Layer&) = delete;
+
+  const std::string& name() const { return name_; }
+  // Renames an unnamed layer (the graph gives Keras-style unique names). Updates spec().
+  void set_name(std::string name);
+  // Keras class name: "DepthwiseConv2D".
+  const std::string& class_name() const { return class_name_; }
+  // Keras auto-name stem: "depthwise_conv2d".
+  const std::string& base_name() const { return base_name_; }
+  bool trainable() const { return trainable_; }
+  // The spec this layer was created from, with its final name.
+  const v1::LayerSpec& spec() const { return spec_; }
+
+  // How many input tensors a call takes.
+  virtual int min_inputs() const { return 1; }
+  virtual int max_inputs() const { return 1; }
+
+  // Shapes of the outputs of a call on tensors of `inputs` shapes (the batch dimension may be
+  // unknown). Checks arity, ranks, and - for a built layer - that the axes its weights depend
+  // on (the channel axis of a convolution, the last axis of Dense) match. Changes nothing.
+  absl::StatusOr<std::vector<Shape>> OutputShapes(absl::Span<const Shape> inputs) const;
+
+  // Creates the weights on the first call; later calls do nothing. On error the layer is left
+  // unbuilt.
+  absl::Status BuildIfNeeded(absl::Span<const Shape> inputs);
+  bool built() const { return built_; }
+
+  const std::vector<std::unique_ptr<Variable>>& variables() const { return variables_; }
+  Variable* variable(absl::string_view name) const;
+  int64_t CountParams() const;
+
+  const std::optional<v1::Regularizer>& activity_regularizer() const {
+    return activity_regularizer_;
+  }
+
+  // The op that computes one call of this layer on inputs of the given memories.
+  virtual absl::StatusOr<std::unique_ptr<Op>> CreateOp(OpContext& context) = 0;
+
+ protected:
+  // `spec_field` is the LayerSpec oneof field ("depthwise_conv2d"), used in error paths.
+  Layer(const v1::LayerSpec& spec, std::string class_name, std::string base_name,
+        std::string spec_field, const std::string& name, std::optional<bool> trainable,
+        uint64_t seed);
+
+  virtual absl::StatusOr<std::vector<Shape>> ComputeOutputShapes(
+      absl::Span<const Shape> inputs) const = 0;
+  virtual absl::Status Build(absl::Span<const Shape> inputs);
+
+  // Adds a weight initialised by `initializer` (already resolved). The weight's
+  // regularizer/constraint are checked against its shape; errors name `field` of the spec.
+  absl::StatusOr<Variable*> AddWeight(std::string name, Shape shape,
+                                      const v1::Initializer& initializer,
+                                      absl::string_view initializer_field,
+                                      std::optional<v1::Regularizer> regularizer,
+                                      absl::string_view regularizer_field,
+                                      std::optional<v1::Constraint> constraint,
+                                      absl::string_view constraint_field, bool trainable = true);
+
+  // Keras's InputSpec errors:
+  // 'Input 0 of layer "x" is incompatible with the layer: expected ndim=4, found ndim=3. ...'
+  absl::Status CheckRank(const Shape& input, int index, int rank) const;
+  absl::Status CheckMinRank(const Shape& input, int index, int min_rank) const;
+  // 'Input 0 of layer "x" is incompatible with the layer: expected axis -1 of input shape to
+  // have value 3, but received input with shape (None, 32, 32, 4)'
+  absl::Status CheckAxisValue(const Shape& input, int index, int axis, int64_t value) const;
+
+  // "depthwise_conv2d.<field>" for error paths.
+  std::string FieldPath(absl::string_view field) const;
+
+  const std::vector<Shape>& built_input_shapes() const { return built_input_shapes_; }
+  uint64_t seed() const { return seed_; }
+  std::optional<v1::Regularizer> activity_regularizer_;
+
+ private:
+  v1::LayerSpec spec_;
+  std::string class_name_, base_name_, spec_field_, name_;
+  bool trainable_ = true;
+  uint64_t seed_ = 0;
+  bool built_ = false;
+  std::vector<Shape> built_input_shapes_;
+  std::vector<std::unique_ptr<Variable>> variables_;
+};
+
+}  // namespace kiln
+
+#endif  // KILN_CORE_LAYERS_LAYER_H_

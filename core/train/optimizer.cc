@@ -1,0 +1,214 @@
+#include "core/train/optimizer.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "core/base/status.h"
+#include "core/keras/constraints.h"
+
+namespace kiln {
+namespace {
+
+class Sgd final : public Optimizer {
+ public:
+  Sgd(v1::Optimizer config, float lr, Clipping clipping)
+      : Optimizer(std::move(config), lr, clipping),
+        momentum_(config_.sgd().momentum()),
+        nesterov_(config_.sgd().nesterov()) {}
+
+ protected:
+  void Update(Variable& variable, const float* g) override {
+    float* w = variable.value.data<float>();
+    const int64_t n = variable.value.num_elements();
+    const float lr = learning_rate_;
+    if (momentum_ == 0) {
+      for (int64_t i = 0; i < n; ++i) w[i] -= lr * g[i];
+      return;
+    }
+    float* m = Slot(&variable, 0).data();
+    const float mu = momentum_;
+    for (int64_t i = 0; i < n; ++i) {
+      m[i] = m[i] * mu - g[i] * lr;
+      w[i] += nesterov_ ? m[i] * mu - g[i] * lr : m[i];
+    }
+  }
+
+ private:
+  float momentum_;
+  bool nesterov_;
+};
+
+class Adam final : public Optimizer {
+ public:
+  Adam(v1::Optimizer config, float lr, Clipping clipping)
+      : Optimizer(std::move(config), lr, clipping) {
+    const v1::Adam& a = config_.adam();
+    beta_1_ = a.has_beta_1() ? a.beta_1() : 0.9f;
+    beta_2_ = a.has_beta_2() ? a.beta_2() : 0.999f;
+    epsilon_ = a.has_epsilon() ? a.epsilon() : 1e-7f;
+    amsgrad_ = a.amsgrad();
+  }
+
+ protected:
+  void Update(Variable& variable, const float* g) override {
+    float* w = variable.value.data<float>();
+    const int64_t n = variable.value.num_elements();
+    const double step = double(iterations_ + 1);
+    const double alpha = learning_rate_ * std::sqrt(1.0 - std::pow(beta_2_, step)) /
+                         (1.0 - std::pow(beta_1_, step));
+    float* m = Slot(&variable, 0).data();
+    float* v = Slot(&variable, 1).data();
+    float* v_hat = amsgrad_ ? Slot(&variable, 2).data() : nullptr;
+    const float a = float(alpha);
+    for (int64_t i = 0; i < n; ++i) {
+      m[i] += (g[i] - m[i]) * (1.0f - beta_1_);
+      v[i] += (g[i] * g[i] - v[i]) * (1.0f - beta_2_);
+      float vi = v[i];
+      if (v_hat != nullptr) {
+        v_hat[i] = std::max(v_hat[i], v[i]);
+        vi = v_hat[i];
+      }
+      w[i] -= m[i] * a / (std::sqrt(vi) + epsilon_);
+    }
+  }
+
+ private:
+  float beta_1_, beta_2_, epsilon_;
+  bool amsgrad_;
+};
+
+template <typename Spec>
+absl::StatusOr<std::pair<float, Optimizer::Clipping>> CommonArgs(const Spec& s,
+                                                                 float default_lr,
+                                                                 const std::string& path) {
+  Optimizer::Clipping c;
+  const float lr = s.has_learning_rate() ? s.learning_rate() : default_lr;
+  if (!(lr >= 0) || !std::isfinite(lr)) {
+    return FieldError(absl::StrCat(path, ".learning_rate"),
+                      absl::StrCat("`learning_rate` must be a non-negative number. Received: "
+                                   "learning_rate=",
+                                   lr));
+  }
+  int clip_count = 0;
+  auto read = [&](bool has, float value, const char* name, float& out) -> absl::Status {
+    if (!has) return absl::OkStatus();
+    ++clip_count;
+    if (!(value > 0)) {
+      return FieldError(absl::StrCat(path, ".", name),
+                        absl::StrCat("`", name, "` must be positive. Received: ", name, "=",
+                                     value));
+    }
+    out = value;
+    return absl::OkStatus();
+  };
+  KILN_RETURN_IF_ERROR(read(s.has_clipnorm(), s.clipnorm(), "clipnorm", c.clipnorm));
+  KILN_RETURN_IF_ERROR(read(s.has_clipvalue(), s.clipvalue(), "clipvalue", c.clipvalue));
+  KILN_RETURN_IF_ERROR(
+      read(s.has_global_clipnorm(), s.global_clipnorm(), "global_clipnorm", c.global_clipnorm));
+  if (clip_count > 1) {
+    return FieldError(path, "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be "
+                            "set. Received: more than one.");
+  }
+  if (s.has_weight_decay()) {
+    if (!(s.weight_decay() >= 0)) {
+      return FieldError(absl::StrCat(path, ".weight_decay"),
+                        absl::StrCat("`weight_decay` must be non-negative. Received: "
+                                     "weight_decay=",
+                                     s.weight_decay()));
+    }
+    c.weight_decay = s.weight_decay();
+  }
+  return std::make_pair(lr, c);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Optimizer>> Optimizer::Create(const v1::Optimizer& spec,
+                                                             absl::string_view path) {
+  v1::Optimizer resolved = spec;
+  if (spec.kind_case() == v1::Optimizer::KIND_NOT_SET) {
+    return FieldError(path, "an optimizer is required: \"sgd\", \"adam\" or a configured one");
+  }
+  if (spec.kind_case() == v1::Optimizer::kName) {
+    if (spec.name() == "sgd" || spec.name() == "SGD") {
+      resolved.mutable_sgd();
+    } else if (spec.name() == "adam" || spec.name() == "Adam") {
+      resolved.mutable_adam();
+    } else {
+      return FieldError(absl::StrCat(path, ".name"),
+                        absl::StrCat("Could not interpret optimizer identifier: ", spec.name(),
+                                     ". Supported: sgd, adam"));
+    }
+  }
+  if (resolved.has_sgd()) {
+    const std::string p = absl::StrCat(path, ".sgd");
+    const v1::SGD& s = resolved.sgd();
+    if (!(s.momentum() >= 0 && s.momentum() <= 1)) {
+      return FieldError(absl::StrCat(p, ".momentum"), "`momentum` must be a float between [0, 1].");
+    }
+    KILN_ASSIGN_OR_RETURN(auto args, CommonArgs(s, 0.01f, p));
+    return std::unique_ptr<Optimizer>(new Sgd(resolved, args.first, args.second));
+  }
+  const std::string p = absl::StrCat(path, ".adam");
+  const v1::Adam& a = resolved.adam();
+  for (auto [has, value, name] : {std::tuple{a.has_beta_1(), a.beta_1(), "beta_1"},
+                                  std::tuple{a.has_beta_2(), a.beta_2(), "beta_2"}}) {
+    if (has && !(value >= 0 && value < 1)) {
+      return FieldError(absl::StrCat(p, ".", name),
+                        absl::StrCat("`", name, "` must be in [0, 1). Received: ", value));
+    }
+  }
+  if (a.has_epsilon() && !(a.epsilon() > 0)) {
+    return FieldError(absl::StrCat(p, ".epsilon"), "`epsilon` must be positive");
+  }
+  KILN_ASSIGN_OR_RETURN(auto args, CommonArgs(a, 0.001f, p));
+  return std::unique_ptr<Optimizer>(new Adam(resolved, args.first, args.second));
+}
+
+std::vector<float>& Optimizer::Slot(const Variable* variable, int index) {
+  std::vector<float>& slot = slots_[{variable, index}];
+  if (slot.empty()) slot.assign(variable->value.num_elements(), 0.0f);
+  return slot;
+}
+
+void Optimizer::Apply(absl::Span<Variable* const> variables) {
+  double global_scale = 1.0;
+  if (clipping_.global_clipnorm > 0) {
+    double sq = 0;
+    for (const Variable* v : variables) {
+      for (float g : v->grad.values<float>()) sq += double(g) * g;
+    }
+    const double norm = std::sqrt(sq);
+    if (norm > clipping_.global_clipnorm) global_scale = clipping_.global_clipnorm / norm;
+  }
+  for (Variable* v : variables) {
+    const int64_t n = v->value.num_elements();
+    const float* g = v->grad.data<float>();
+    if (clipping_.clipnorm > 0 || clipping_.clipvalue > 0 || global_scale != 1.0) {
+      clipped_.assign(g, g + n);
+      double scale = global_scale;
+      if (clipping_.clipnorm > 0) {
+        double sq = 0;
+        for (float x : clipped_) sq += double(x) * x;
+        const double norm = std::sqrt(sq);
+        if (norm > clipping_.clipnorm) scale = clipping_.clipnorm / norm;
+      }
+      for (float& x : clipped_) {
+        x = float(x * scale);
+        if (clipping_.clipvalue > 0) x = std::clamp(x, -clipping_.clipvalue, clipping_.clipvalue);
+      }
+      g = clipped_.data();
+    }
+    if (clipping_.weight_decay > 0) {
+      float* w = v->value.data<float>();
+      const float decay = clipping_.weight_decay * learning_rate_;
+      for (int64_t i = 0; i < n; ++i) w[i] -= w[i] * decay;
+    }
+    Update(*v, g);
+    if (v->constraint.has_value()) ApplyConstraint(*v->constraint, v->value);
+    v->MarkChanged();
+  }
+  ++iterations_;
+}
+
+}  // namespace kiln

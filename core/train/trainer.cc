@@ -1,0 +1,345 @@
+#include "core/train/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/base/status.h"
+#include "core/dnnl/engine.h"
+#include "core/graph/plan.h"
+#include "core/keras/regularizers.h"
+
+namespace kiln {
+namespace {
+
+// A running mean weighted by samples, as Keras's Mean metric with sample_weight=batch size.
+struct RunningMean {
+  double sum = 0, count = 0;
+  void Add(double value, double n) {
+    sum += value * n;
+    count += n;
+  }
+  double Result() const { return count == 0 ? 0.0 : sum / count; }
+};
+
+void GatherBatch(const Dataset& data, absl::Span<const int64_t> rows, ExecutionPlan& plan) {
+  for (size_t i = 0; i < data.x.size(); ++i) GatherRows(data.x[i], rows, plan.input_data(i));
+}
+
+Logs MakeLogs(const std::string& prefix, double loss, const std::vector<Metric>& metrics) {
+  Logs logs = {{absl::StrCat(prefix, "loss"), loss}};
+  for (const Metric& m : metrics) logs.emplace_back(absl::StrCat(prefix, m.name()), m.Result());
+  return logs;
+}
+
+}  // namespace
+
+absl::Status Trainer::Compile(const v1::CompileConfig& config) {
+  if (model_->output_values().size() != 1) {
+    return absl::UnimplementedError(absl::StrCat(
+        "compile: Kiln trains models with one output; model \"", model_->name(), "\" has ",
+        model_->output_values().size()));
+  }
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer,
+                        Optimizer::Create(config.optimizer(), "optimizer"));
+  KILN_ASSIGN_OR_RETURN(LossFunction loss, ResolveLoss(config.loss(), "loss"));
+  const Shape& out = model_->value_shapes()[model_->output_values()[0]];
+  for (int i = 0; i < config.metrics_size(); ++i) {
+    // Names are checked now; the accuracy flavour is settled against the data in fit.
+    KILN_RETURN_IF_ERROR(
+        ResolveMetric(config.metrics(i), out, out, absl::StrCat("metrics[", i, "]")).status());
+  }
+  optimizer_ = std::move(optimizer);
+  loss_ = loss;
+  metric_names_.assign(config.metrics().begin(), config.metrics().end());
+  compile_config_ = config;
+  compile_config_.mutable_optimizer()->CopyFrom(optimizer_->config());
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::CheckInputs(const Dataset& data) const {
+  KILN_RETURN_IF_ERROR(data.Validate());
+  const auto& inputs = model_->input_values();
+  if (data.x.size() != inputs.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("model \"", model_->name(), "\" has ",
+                                                   inputs.size(), " inputs but the data has ",
+                                                   data.x.size(), " feature tensors"));
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Shape& expected = model_->value_shapes()[inputs[i]];
+    const Shape& got = data.x[i].shape();
+    if (expected.WithoutBatch() != got.WithoutBatch()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Input ", i, " (\"", model_->input_names()[i], "\") of model \"", model_->name(),
+          "\" expects data of shape ", expected.ToString(), ", but received data of shape ",
+          got.ToString()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::CheckTargets(const Dataset& data) const {
+  if (data.y.empty()) return absl::InvalidArgumentError("the data set has no targets (y)");
+  const Shape& out = model_->value_shapes()[model_->output_values()[0]];
+  KILN_RETURN_IF_ERROR(loss_->CheckTargetShape(out, data.y.shape()));
+  if (loss_->kind == LossKind::kSparseCategoricalCrossentropy) {
+    const int64_t classes = out[out.rank() - 1];
+    for (float label : data.y.values<float>()) {
+      if (!(label >= 0 && label < float(classes)) || label != std::floor(label)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("Received a label value of ", label,
+                         " which is outside the valid range of [0, ", classes,
+                         "). Labels for sparse_categorical_crossentropy are class indices."));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Metric>> Trainer::ResolveMetrics(const Shape& target_shape) const {
+  const Shape& out = model_->value_shapes()[model_->output_values()[0]];
+  std::vector<Metric> metrics;
+  for (size_t i = 0; i < metric_names_.size(); ++i) {
+    KILN_ASSIGN_OR_RETURN(Metric m, ResolveMetric(metric_names_[i], out, target_shape,
+                                                  absl::StrCat("metrics[", i, "]")));
+    metrics.push_back(std::move(m));
+  }
+  return metrics;
+}
+
+std::vector<Variable*> Trainer::TrainableVariables() const {
+  std::vector<Variable*> out;
+  for (Layer* layer : model_->layers()) {
+    for (const auto& v : layer->variables()) {
+      if (v->trainable) out.push_back(v.get());
+    }
+  }
+  return out;
+}
+
+double Trainer::WeightPenalty(bool add_gradients) const {
+  double penalty = 0;
+  for (Variable* v : TrainableVariables()) {
+    if (!v->regularizer.has_value()) continue;
+    penalty += RegularizerPenalty(*v->regularizer, v->value.values<float>(), v->value.shape());
+    if (add_gradients) {
+      AddRegularizerGradient(*v->regularizer, v->value.values<float>(), v->value.shape(), 1.0,
+                             v->grad.values<float>());
+    }
+  }
+  return penalty;
+}
+
+absl::StatusOr<double> Trainer::TrainBatch(const Dataset& data, absl::Span<const int64_t> rows,
+                                           std::vector<Metric>& metrics, dnnl::stream& stream) {
+  KILN_ASSIGN_OR_RETURN(ExecutionPlan * plan, model_->GetPlan(int64_t(rows.size()), true));
+  GatherBatch(data, rows, *plan);
+  const int64_t target_row = loss_->TargetRowSize(plan->output_shape(0));
+  targets_.resize(rows.size() * target_row);
+  GatherRows(data.y, rows, targets_.data());
+  plan->Forward(stream);
+  const double loss = loss_->Compute(plan->output_data(0), targets_.data(), plan->output_shape(0),
+                                     plan->output_grad_data(0));
+  for (Metric& m : metrics) m.Update(plan->output_data(0), targets_.data(), plan->output_shape(0));
+  const double activity = plan->activity_penalty();
+  plan->Backward(stream);
+  const double penalty = WeightPenalty(/*add_gradients=*/true);
+  std::vector<Variable*> variables = TrainableVariables();
+  optimizer_->Apply(variables);
+  return loss + activity + penalty;
+}
+
+absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& config,
+                                     TrainingCallback* callback) {
+  if (!compiled()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "You must call `compile()` before using the model. (model \"", model_->name(), "\")"));
+  }
+  const int batch_size = config.has_batch_size() ? config.batch_size() : 32;
+  const int epochs = config.has_epochs() ? config.epochs() : 1;
+  const int validation_freq = config.has_validation_freq() ? config.validation_freq() : 1;
+  if (batch_size <= 0) {
+    return FieldError("batch_size", absl::StrCat("must be positive. Received: ", batch_size));
+  }
+  if (epochs <= 0) return FieldError("epochs", absl::StrCat("must be positive. Received: ", epochs));
+  if (validation_freq <= 0) {
+    return FieldError("validation_freq",
+                      absl::StrCat("must be positive. Received: ", validation_freq));
+  }
+  if (config.initial_epoch() < 0 || config.initial_epoch() >= epochs) {
+    return FieldError("initial_epoch", absl::StrCat("must be in [0, epochs). Received: ",
+                                                    config.initial_epoch()));
+  }
+  if (!(config.validation_split() >= 0 && config.validation_split() < 1)) {
+    return FieldError("validation_split",
+                      absl::StrCat("`validation_split` must be in [0, 1). Received: ",
+                                   config.validation_split()));
+  }
+  KILN_RETURN_IF_ERROR(CheckInputs(data));
+  KILN_RETURN_IF_ERROR(CheckTargets(data));
+
+  const int64_t n = data.size();
+  int64_t train_n = n;
+  if (config.validation_split() > 0) {
+    train_n = int64_t(std::floor(double(n) * (1.0 - double(config.validation_split()))));
+    if (train_n == 0 || train_n == n) {
+      return FieldError("validation_split",
+                        absl::StrCat("Training data contains ", n,
+                                     " samples, which is not sufficient to split it into a "
+                                     "validation and training set as specified by "
+                                     "`validation_split=",
+                                     config.validation_split(),
+                                     "`. Either provide more data, or a different value for the "
+                                     "`validation_split` argument."));
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<Metric> metrics, ResolveMetrics(data.y.shape()));
+
+  const uint64_t seed = config.has_seed() ? uint64_t(config.seed()) : std::random_device{}();
+  model_->set_seed(seed);
+  std::mt19937_64 shuffle_rng(seed);
+  dnnl::stream stream = NewStream();
+
+  FitInfo info;
+  info.initial_epoch = config.initial_epoch();
+  info.epochs = epochs;
+  info.batch_size = batch_size;
+  info.steps_per_epoch = (train_n + batch_size - 1) / batch_size;
+  info.train_samples = train_n;
+  info.validation_samples = n - train_n;
+  if (callback) callback->OnTrainBegin(info);
+
+  History history;
+  std::vector<int64_t> order(train_n);
+  const bool shuffle = !config.has_shuffle() || config.shuffle();
+  for (int epoch = config.initial_epoch(); epoch < epochs; ++epoch) {
+    if (callback) callback->OnEpochBegin(epoch);
+    std::iota(order.begin(), order.end(), 0);
+    if (shuffle) std::shuffle(order.begin(), order.end(), shuffle_rng);
+    for (Metric& m : metrics) m.Reset();
+    RunningMean loss_mean;
+    const absl::Time start = absl::Now();
+    for (int64_t step = 0; step < info.steps_per_epoch; ++step) {
+      if (callback && callback->StopRequested()) {
+        return absl::CancelledError(
+            absl::StrCat("fit cancelled at epoch ", epoch + 1, ", batch ", step));
+      }
+      const int64_t begin = step * batch_size;
+      const int64_t end = std::min<int64_t>(begin + batch_size, train_n);
+      absl::Span<const int64_t> rows(order.data() + begin, end - begin);
+      absl::StatusOr<double> batch_loss;
+      try {
+        batch_loss = TrainBatch(data, rows, metrics, stream);
+      } catch (const dnnl::error& e) {
+        return absl::InternalError(absl::StrCat("oneDNN failed during training: ", e.what()));
+      }
+      if (!batch_loss.ok()) return batch_loss.status();
+      loss_mean.Add(*batch_loss, double(rows.size()));
+      if (callback) {
+        const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+        callback->OnTrainBatchEnd(epoch, step, MakeLogs("", loss_mean.Result(), metrics),
+                                  seconds > 0 ? double(end) / seconds : 0.0);
+      }
+    }
+    Logs logs = MakeLogs("", loss_mean.Result(), metrics);
+    if (train_n < n && (epoch + 1) % validation_freq == 0) {
+      KILN_ASSIGN_OR_RETURN(Logs val,
+                            EvaluateRows(data, train_n, n, batch_size, callback, "val_"));
+      logs.insert(logs.end(), val.begin(), val.end());
+    }
+    history.epochs.push_back(epoch);
+    history.logs.push_back(logs);
+    if (callback) callback->OnEpochEnd(epoch, logs);
+  }
+  return history;
+}
+
+absl::StatusOr<Logs> Trainer::EvaluateRows(const Dataset& data, int64_t begin, int64_t end,
+                                           int batch_size, TrainingCallback* callback,
+                                           const std::string& prefix) {
+  KILN_ASSIGN_OR_RETURN(std::vector<Metric> metrics, ResolveMetrics(data.y.shape()));
+  dnnl::stream stream = NewStream();
+  RunningMean loss_mean;
+  const double weight_penalty = WeightPenalty(/*add_gradients=*/false);
+  std::vector<int64_t> rows;
+  for (int64_t first = begin; first < end; first += batch_size) {
+    if (callback && callback->StopRequested()) {
+      return absl::CancelledError("evaluation cancelled");
+    }
+    const int64_t last = std::min<int64_t>(first + batch_size, end);
+    rows.resize(last - first);
+    std::iota(rows.begin(), rows.end(), first);
+    KILN_ASSIGN_OR_RETURN(ExecutionPlan * plan, model_->GetPlan(int64_t(rows.size()), false));
+    GatherBatch(data, rows, *plan);
+    targets_.resize(rows.size() * loss_->TargetRowSize(plan->output_shape(0)));
+    GatherRows(data.y, rows, targets_.data());
+    try {
+      plan->Forward(stream);
+    } catch (const dnnl::error& e) {
+      return absl::InternalError(absl::StrCat("oneDNN failed during evaluation: ", e.what()));
+    }
+    const double loss =
+        loss_->Compute(plan->output_data(0), targets_.data(), plan->output_shape(0), nullptr);
+    loss_mean.Add(loss + plan->activity_penalty() + weight_penalty, double(rows.size()));
+    for (Metric& m : metrics) {
+      m.Update(plan->output_data(0), targets_.data(), plan->output_shape(0));
+    }
+  }
+  return MakeLogs(prefix, loss_mean.Result(), metrics);
+}
+
+absl::StatusOr<Logs> Trainer::Evaluate(const Dataset& data, const v1::EvaluateConfig& config,
+                                       TrainingCallback* callback) {
+  if (!compiled()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "You must call `compile()` before using the model. (model \"", model_->name(), "\")"));
+  }
+  const int batch_size = config.has_batch_size() ? config.batch_size() : 32;
+  if (batch_size <= 0) {
+    return FieldError("batch_size", absl::StrCat("must be positive. Received: ", batch_size));
+  }
+  KILN_RETURN_IF_ERROR(CheckInputs(data));
+  KILN_RETURN_IF_ERROR(CheckTargets(data));
+  return EvaluateRows(data, 0, data.size(), batch_size, callback, "");
+}
+
+absl::StatusOr<std::vector<Tensor>> Trainer::Predict(const Dataset& data,
+                                                     const v1::PredictConfig& config,
+                                                     TrainingCallback* callback) {
+  const int batch_size = config.has_batch_size() ? config.batch_size() : 32;
+  if (batch_size <= 0) {
+    return FieldError("batch_size", absl::StrCat("must be positive. Received: ", batch_size));
+  }
+  KILN_RETURN_IF_ERROR(CheckInputs(data));
+  const int64_t n = data.size();
+  std::vector<Tensor> outputs;
+  for (int v : model_->output_values()) {
+    outputs.emplace_back(DType::kFloat32, model_->value_shapes()[v].WithBatch(n));
+  }
+  dnnl::stream stream = NewStream();
+  std::vector<int64_t> rows;
+  for (int64_t first = 0; first < n; first += batch_size) {
+    if (callback && callback->StopRequested()) return absl::CancelledError("predict cancelled");
+    const int64_t last = std::min<int64_t>(first + batch_size, n);
+    rows.resize(last - first);
+    std::iota(rows.begin(), rows.end(), first);
+    KILN_ASSIGN_OR_RETURN(ExecutionPlan * plan, model_->GetPlan(int64_t(rows.size()), false));
+    GatherBatch(data, rows, *plan);
+    try {
+      plan->Forward(stream);
+    } catch (const dnnl::error& e) {
+      return absl::InternalError(absl::StrCat("oneDNN failed during prediction: ", e.what()));
+    }
+    for (size_t o = 0; o < outputs.size(); ++o) {
+      const int64_t row = outputs[o].num_elements() / n;
+      std::copy_n(plan->output_data(o), rows.size() * row,
+                  outputs[o].data<float>() + first * row);
+    }
+  }
+  return outputs;
+}
+
+}  // namespace kiln
