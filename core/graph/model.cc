@@ -134,7 +134,10 @@ absl::StatusOr<ExecutionPlan*> Model::GetPlan(int64_t batch, bool training) {
     }
   }
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<ExecutionPlan> plan,
-                        ExecutionPlan::Create(*this, batch, training, seed_));
+                        ExecutionPlan::Create(*this, batch,
+                                              PlanOptions{.training = training,
+                                                          .backward = training,
+                                                          .seed = seed_}));
   plans_.push_front(CachedPlan{batch, training, std::move(plan)});
   if (plans_.size() > kMaxCachedPlans) plans_.pop_back();
   return plans_.front().plan.get();

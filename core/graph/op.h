@@ -26,7 +26,11 @@
 namespace kiln {
 
 struct OpContext {
+  // Keras's `training` flag: BatchNormalization uses batch statistics, Dropout drops.
   bool training = false;
+  // The plan runs a backward pass: primitives are created for training propagation and keep
+  // what their backward pass needs.
+  bool backward = false;
   Arena* arena = nullptr;
   std::vector<dnnl::memory> inputs;
   // Per input: whether the plan wants its gradient (false for model inputs and for tensors that

@@ -13,16 +13,15 @@ ExecutionPlan::~ExecutionPlan() = default;
 
 absl::StatusOr<std::unique_ptr<ExecutionPlan>> ExecutionPlan::Create(const Model& model,
                                                                      int64_t batch,
-                                                                     bool training,
-                                                                     uint64_t seed) {
+                                                                     const PlanOptions& options) {
   if (batch <= 0) return absl::InvalidArgumentError("batch size must be positive");
   auto plan = absl::WrapUnique(new ExecutionPlan());
   plan->batch_ = batch;
-  plan->training_ = training;
-  plan->seed_ = seed;
+  plan->options_ = options;
+  plan->options_.input_gradients = options.backward && options.input_gradients;
   try {
     KILN_RETURN_IF_ERROR(plan->Build(model));
-    if (training) KILN_RETURN_IF_ERROR(plan->BuildBackward(model));
+    if (options.backward) KILN_RETURN_IF_ERROR(plan->BuildBackward(model));
   } catch (const dnnl::error& e) {
     return absl::InternalError(absl::StrCat("oneDNN could not build the plan: ", e.what()));
   }
@@ -35,7 +34,9 @@ absl::Status ExecutionPlan::Build(const Model& model) {
   for (int v : model.input_values()) {
     const Shape shape = shapes[v].WithBatch(batch_);
     values_[v].mem = AllocateMemory(PlainDesc(shape), arena_);
+    values_[v].requires_grad = options_.input_gradients;
     inputs_.push_back(values_[v].mem);
+    input_values_.push_back(v);
     input_shapes_.push_back(shape);
   }
   const auto& nodes = model.nodes();
@@ -44,13 +45,14 @@ absl::Status ExecutionPlan::Build(const Model& model) {
     bool has_trainable = false;
     for (const auto& variable : node.layer->variables()) has_trainable |= variable->trainable;
     OpContext context;
-    context.training = training_;
+    context.training = options_.training;
+    context.backward = options_.backward;
     context.arena = &arena_;
-    context.seed = seed_ ^ (0x9E3779B97F4A7C15ull * (n + 1));
+    context.seed = options_.seed ^ (0x9E3779B97F4A7C15ull * (n + 1));
     bool requires_grad = has_trainable;
     for (int v : node.inputs) {
       context.inputs.push_back(values_[v].mem);
-      context.input_needs_grad.push_back(training_ && values_[v].requires_grad);
+      context.input_needs_grad.push_back(options_.backward && values_[v].requires_grad);
       requires_grad |= values_[v].requires_grad;
     }
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<Op> op, node.layer->CreateOp(context));
@@ -68,7 +70,7 @@ absl::Status ExecutionPlan::Build(const Model& model) {
             ShapeOf(op->outputs()[k].get_desc()).ToString(), ", expected ", expected.ToString()));
       }
       values_[v].mem = op->outputs()[k];
-      values_[v].requires_grad = training_ && requires_grad;
+      values_[v].requires_grad = options_.backward && requires_grad;
       if (node.layer->activity_regularizer().has_value()) {
         const v1::Regularizer* r = &*node.layer->activity_regularizer();
         if (!IsElementwiseRegularizer(*r) && !IsPlain(values_[v].mem.get_desc())) {
@@ -109,6 +111,9 @@ absl::Status ExecutionPlan::BuildBackward(const Model& model) {
     if (values_[v].requires_grad) {
       values_[v].diff = AllocateMemory(values_[v].mem.get_desc(), arena_);
     }
+  }
+  for (int v : model.input_values()) {
+    if (values_[v].requires_grad) input_grads_.push_back(values_[v].diff);
   }
   // The loss's gradient for each output.
   for (OutputEdge& e : outputs_) {
@@ -212,6 +217,12 @@ void ExecutionPlan::Backward(dnnl::stream& stream) {
                          count));
     }
     ops_[n]->Backward(stream);
+  }
+  // Model inputs have no producing op: their gradients are assembled last.
+  for (int v : input_values_) {
+    Value& value = values_[v];
+    if (value.sum) value.sum->execute(stream, value.sum_args);
+    value.copy_in.Run(stream);
   }
   stream.wait();
 }

@@ -27,15 +27,22 @@ namespace kiln {
 
 class Model;
 
+struct PlanOptions {
+  bool training = false;  // Keras's training flag for the forward pass
+  bool backward = false;  // build the backward pass
+  bool input_gradients = false;  // with backward: also dLoss/dInput for every model input
+  uint64_t seed = 0;             // random ops (Dropout)
+};
+
 class ExecutionPlan {
  public:
   static absl::StatusOr<std::unique_ptr<ExecutionPlan>> Create(const Model& model,
-                                                               int64_t batch, bool training,
-                                                               uint64_t seed);
+                                                               int64_t batch,
+                                                               const PlanOptions& options);
   ~ExecutionPlan();
 
   int64_t batch_size() const { return batch_; }
-  bool training() const { return training_; }
+  bool training() const { return options_.training; }
 
   int num_inputs() const { return static_cast<int>(inputs_.size()); }
   int num_outputs() const { return static_cast<int>(outputs_.size()); }
@@ -48,6 +55,11 @@ class ExecutionPlan {
   // Training plans: dLoss/dOutput, plain, written by the caller before Backward.
   float* output_grad_data(int i) {
     return static_cast<float*>(outputs_[i].plain_grad.get_data_handle());
+  }
+
+  // Plans made with input_gradients: dLoss/dInput i after Backward, plain.
+  const float* input_grad_data(int i) const {
+    return static_cast<const float*>(input_grads_[i].get_data_handle());
   }
 
   void Forward(dnnl::stream& stream);
@@ -85,14 +97,14 @@ class ExecutionPlan {
   };
 
   int64_t batch_ = 0;
-  bool training_ = false;
-  uint64_t seed_ = 0;
+  PlanOptions options_;
   Arena arena_;
   std::vector<Value> values_;
   std::vector<std::unique_ptr<Op>> ops_;
   std::vector<std::vector<int>> op_outputs_;  // value indices per op
   std::vector<bool> run_backward_;
-  std::vector<dnnl::memory> inputs_;
+  std::vector<dnnl::memory> inputs_, input_grads_;
+  std::vector<int> input_values_;
   std::vector<Shape> input_shapes_, output_shapes_;
   std::vector<OutputEdge> outputs_;
   std::vector<ActivityTerm> activity_terms_;

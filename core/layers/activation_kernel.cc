@@ -79,7 +79,7 @@ struct ActivationKernel::Impl {
   bool backward_uses_dst = false;
   algorithm eltwise_algorithm = algorithm::undef;  // as created forward (use-dst kind if any)
   float alpha = 0, beta = 0;
-  Reorder copy;  // kIdentityCopy forward, and backward of linear
+  Reorder forward_copy, backward_copy;  // kIdentityCopy
 
   // kCustom on padded layouts: dense copies of the data.
   memory dense_src, dense_dst, dense_diff_dst, dense_diff_src;
@@ -137,7 +137,7 @@ absl::StatusOr<std::unique_ptr<ActivationKernel>> ActivationKernel::Create(
 
   if (activation.is_linear()) {
     impl->kind = Impl::Kind::kIdentityCopy;
-    impl->copy = Reorder(src, dst);
+    impl->forward_copy = Reorder(src, dst);
   } else if (!activation.is_pointwise()) {
     impl->kind = Impl::Kind::kSoftmax;
     const int axis = NormalizeAxis(activation.axis, md.data.ndims);
@@ -184,7 +184,7 @@ void ActivationKernel::Forward(dnnl::stream& stream) {
   Impl& m = *impl_;
   switch (m.kind) {
     case Impl::Kind::kIdentityCopy:
-      m.copy.Run(stream);
+      m.forward_copy.Run(stream);
       return;
     case Impl::Kind::kEltwise:
     case Impl::Kind::kSoftmax:
@@ -206,7 +206,7 @@ absl::Status ActivationKernel::PrepareBackward(const memory& diff_dst, const mem
   const memory::desc md = m.src.get_desc();
   switch (m.kind) {
     case Impl::Kind::kIdentityCopy:
-      m.copy = Reorder(diff_dst, diff_src);
+      m.backward_copy = Reorder(diff_dst, diff_src);
       break;
     case Impl::Kind::kEltwise: {
       dnnl::eltwise_backward::primitive_desc pd(
@@ -249,7 +249,7 @@ void ActivationKernel::Backward(dnnl::stream& stream) {
   Impl& m = *impl_;
   switch (m.kind) {
     case Impl::Kind::kIdentityCopy:
-      m.copy.Run(stream);
+      m.backward_copy.Run(stream);
       return;
     case Impl::Kind::kEltwise:
       m.backward.execute(stream, {{m.backward_uses_dst ? DNNL_ARG_DST : DNNL_ARG_SRC,

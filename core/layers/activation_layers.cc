@@ -21,7 +21,7 @@ class ActivationOp final : public Op {
     memory output = AllocateMemory(md, *arena_);
     outputs_ = {output};
     KILN_ASSIGN_OR_RETURN(kernel_, ActivationKernel::Create(activation, ctx.inputs[0], output,
-                                                            ctx.training, *arena_));
+                                                            ctx.backward, *arena_));
     return absl::OkStatus();
   }
 

@@ -50,7 +50,7 @@ class BatchNormOp final : public Op {
     if (gamma) flags_ |= normalization_flags::use_scale;
     if (beta) flags_ |= normalization_flags::use_shift;
     if (!use_batch_stats) flags_ |= normalization_flags::use_global_stats;
-    const prop_kind prop = ctx.training ? prop_kind::forward_training : prop_kind::forward_inference;
+    const prop_kind prop = ctx.backward ? prop_kind::forward_training : prop_kind::forward_inference;
     fwd_pd_ = dnnl::batch_normalization_forward::primitive_desc(
         dnnl::batch_normalization_forward::desc(prop, src_.get_desc(), epsilon_, flags_),
         CpuEngine());

@@ -98,10 +98,10 @@ absl::Status ConvolutionOp::Init(OpContext& ctx, const ConvolutionConfig& config
   const memory::desc bias_md =
       bias ? memory::desc({out_channels}, dt::f32, tag::a) : memory::desc();
 
-  const prop_kind prop = ctx.training ? prop_kind::forward_training : prop_kind::forward_inference;
+  const prop_kind prop = ctx.backward ? prop_kind::forward_training : prop_kind::forward_inference;
   dnnl::primitive_attr attr;
   std::optional<ActivationKernel::PostOp> post_op =
-      ActivationKernel::FusablePostOp(activation_, ctx.training);
+      ActivationKernel::FusablePostOp(activation_, ctx.backward);
   if (post_op.has_value()) {
     dnnl::post_ops ops;
     ops.append_eltwise(1.0f, post_op->algorithm, post_op->alpha, post_op->beta);
@@ -130,7 +130,7 @@ absl::Status ConvolutionOp::Init(OpContext& ctx, const ConvolutionConfig& config
   outputs_ = {View(output, ChannelsBackView(dst_md, channel_axis_))};
   if (activation_.is_linear() || activation_fused_) {
     conv_dst_ = output;
-    if (activation_fused_ && ctx.training) {
+    if (activation_fused_ && ctx.backward) {
       // Backward-only kernel: the post-op already applied the function; its derivative is
       // computed from the output.
       KILN_ASSIGN_OR_RETURN(activation_kernel_,
@@ -141,7 +141,7 @@ absl::Status ConvolutionOp::Init(OpContext& ctx, const ConvolutionConfig& config
     conv_dst_ = AllocateMemory(dst_md, *arena_);
     const memory pre = View(conv_dst_, outputs_[0].get_desc());
     KILN_ASSIGN_OR_RETURN(activation_kernel_, ActivationKernel::Create(activation_, pre,
-                                                                       outputs_[0], ctx.training,
+                                                                       outputs_[0], ctx.backward,
                                                                        *arena_));
   }
   return absl::OkStatus();

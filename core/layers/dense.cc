@@ -43,13 +43,13 @@ class DenseOp final : public Op {
     const memory::desc bias_md = bias ? memory::desc({units}, dt::f32, tag::a) : memory::desc();
 
     dnnl::primitive_attr attr;
-    auto post_op = ActivationKernel::FusablePostOp(activation, ctx.training);
+    auto post_op = ActivationKernel::FusablePostOp(activation, ctx.backward);
     if (post_op.has_value()) {
       dnnl::post_ops ops;
       ops.append_eltwise(1.0f, post_op->algorithm, post_op->alpha, post_op->beta);
       attr.set_post_ops(ops);
     }
-    const prop_kind prop = ctx.training ? prop_kind::forward_training : prop_kind::forward_inference;
+    const prop_kind prop = ctx.backward ? prop_kind::forward_training : prop_kind::forward_inference;
     const auto desc =
         bias ? dnnl::inner_product_forward::desc(prop, src_.get_desc(), weights_any_, bias_md,
                                                  dst_md_)
@@ -65,7 +65,7 @@ class DenseOp final : public Op {
     const bool fused = post_op.has_value();
     if (activation.is_linear() || fused) {
       dst_ = View(output, dst_md_);
-      if (fused && ctx.training) {
+      if (fused && ctx.backward) {
         KILN_ASSIGN_OR_RETURN(activation_,
                               ActivationKernel::Create(activation, output, output, true, *arena_));
       }
@@ -73,7 +73,7 @@ class DenseOp final : public Op {
       dst_ = AllocateMemory(dst_md_, *arena_);
       KILN_ASSIGN_OR_RETURN(activation_, ActivationKernel::Create(
                                              activation, View(dst_, output.get_desc()), output,
-                                             ctx.training, *arena_));
+                                             ctx.backward, *arena_));
       run_activation_forward_ = true;
     }
     return absl::OkStatus();

@@ -1,5 +1,7 @@
 #include "core/layers/layer.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "core/base/status.h"
 #include "core/keras/constraints.h"
@@ -71,6 +73,55 @@ Variable* Layer::variable(absl::string_view name) const {
     if (v->name == name) return v.get();
   }
   return nullptr;
+}
+
+namespace {
+
+absl::Status CheckWeightShape(const std::string& layer, const Variable& v, const Tensor& value) {
+  if (value.dtype() != DType::kFloat32) {
+    return absl::InvalidArgumentError(absl::StrCat("Layer ", layer, " weight ", v.name,
+                                                   " must be float32, got ",
+                                                   DTypeName(value.dtype())));
+  }
+  if (value.shape() != v.value.shape()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Layer ", layer, " weight shape ", v.value.shape().ToString(),
+        " is not compatible with provided weight shape ", value.shape().ToString(),
+        " (weight \"", v.name, "\")."));
+  }
+  return absl::OkStatus();
+}
+
+void CopyInto(Variable& v, const Tensor& value) {
+  std::copy_n(value.data<float>(), value.num_elements(), v.value.data<float>());
+  v.MarkChanged();
+}
+
+}  // namespace
+
+absl::Status Layer::SetWeights(absl::Span<const Tensor> weights) {
+  if (weights.size() != variables_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "You called `set_weights(weights)` on layer \"", name_, "\" with a weight list of "
+        "length ", weights.size(), ", but the layer was expecting ", variables_.size(),
+        " weights."));
+  }
+  for (size_t i = 0; i < weights.size(); ++i) {
+    KILN_RETURN_IF_ERROR(CheckWeightShape(name_, *variables_[i], weights[i]));
+  }
+  for (size_t i = 0; i < weights.size(); ++i) CopyInto(*variables_[i], weights[i]);
+  return absl::OkStatus();
+}
+
+absl::Status Layer::SetWeight(absl::string_view name, const Tensor& value) {
+  Variable* v = variable(name == "depthwise_kernel" ? "kernel" : name);
+  if (v == nullptr) {
+    return absl::NotFoundError(absl::StrCat("layer \"", name_, "\" has no weight named \"",
+                                            name, "\""));
+  }
+  KILN_RETURN_IF_ERROR(CheckWeightShape(name_, *v, value));
+  CopyInto(*v, value);
+  return absl::OkStatus();
 }
 
 int64_t Layer::CountParams() const {

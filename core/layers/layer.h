@@ -58,6 +58,12 @@ class Layer {
   Variable* variable(absl::string_view name) const;
   int64_t CountParams() const;
 
+  // Keras set_weights: one float32 tensor per variable, in variables() order and Keras layout.
+  // All shapes are checked before anything is written.
+  absl::Status SetWeights(absl::Span<const Tensor> weights);
+  // Sets one weight by name; "depthwise_kernel" (Keras 2's name) also finds "kernel".
+  absl::Status SetWeight(absl::string_view name, const Tensor& value);
+
   const std::optional<v1::Regularizer>& activity_regularizer() const {
     return activity_regularizer_;
   }

@@ -54,14 +54,14 @@ class PoolingOp final : public Op {
     alg_ = config.alg;
     global_ = config.global;
     dst_any_ = memory::desc(out, dt::f32, tag::any);
-    const prop_kind prop = ctx.training ? prop_kind::forward_training : prop_kind::forward_inference;
+    const prop_kind prop = ctx.backward ? prop_kind::forward_training : prop_kind::forward_inference;
     fwd_pd_ = dnnl::pooling_forward::primitive_desc(
         dnnl::pooling_forward::desc(prop, alg_, src_.get_desc(), dst_any_, strides_, kernel_,
                                     pad_l_, pad_r_),
         CpuEngine());
     fwd_ = dnnl::pooling_forward(fwd_pd_);
     dst_ = AllocateMemory(fwd_pd_.dst_desc(), *arena_);
-    if (ctx.training && alg_ == algorithm::pooling_max) {
+    if (ctx.backward && alg_ == algorithm::pooling_max) {
       workspace_ = AllocateMemory(fwd_pd_.workspace_desc(), *arena_);
     }
     if (config.global) {

@@ -1,0 +1,140 @@
+// ExecutionPlan: gradient sums for tensors with several uses, accumulation for shared layers,
+// residual blocks across blocked layouts, activity regularizers, and no allocation growth over
+// training steps.
+#include "core/graph/plan.h"
+
+#include <malloc.h>
+
+#include "core/dnnl/engine.h"
+#include "core/graph/model.h"
+#include "core/layers/registry.h"
+#include "gtest/gtest.h"
+#include "tests/unit/test_util.h"
+
+namespace kiln {
+namespace {
+
+class Builder {
+ public:
+  TensorId Input(Shape shape) { return *graph.AddInput(shape, ""); }
+  std::shared_ptr<kiln::Layer> NewLayer(const std::string& text) {
+    auto layer = CreateLayer(testing::ParseSpec(text), ++seed_);
+    EXPECT_TRUE(layer.ok()) << layer.status();
+    return *graph.AddLayer(std::move(*layer));
+  }
+  TensorId Call(const std::shared_ptr<kiln::Layer>& layer, std::vector<TensorId> in) {
+    auto out = graph.Call(layer, in);
+    EXPECT_TRUE(out.ok()) << out.status();
+    return (*out)[0];
+  }
+  TensorId Apply(const std::string& text, std::vector<TensorId> in) {
+    return Call(NewLayer(text), in);
+  }
+  std::unique_ptr<Model> Make(std::vector<TensorId> in, std::vector<TensorId> out) {
+    auto model = Model::Create(graph, in, out, "m");
+    EXPECT_TRUE(model.ok()) << model.status();
+    return std::move(*model);
+  }
+  Graph graph;
+
+ private:
+  uint64_t seed_ = 0;
+};
+
+TEST(PlanTest, TensorWithSeveralUsesSumsItsGradients) {
+  Builder b;
+  const TensorId x = b.Input(Shape{5});
+  const TensorId h = b.Apply("dense { units: 4 activation: \"tanh\" }", {x});
+  const TensorId p = b.Apply("dense { units: 3 }", {h});
+  const TensorId q = b.Apply("dense { units: 3 activation: \"sigmoid\" }", {h});
+  const TensorId s = b.Apply("add {}", {p, q, p});  // p used twice by one layer
+  auto model = b.Make({x}, {s});
+  testing::ExpectGradientsMatchFiniteDifferences(*model, {testing::RandomTensor(Shape{3, 5}, 1)},
+                                                 false, 2);
+}
+
+TEST(PlanTest, SharedLayerAccumulatesWeightGradients) {
+  Builder b;
+  const TensorId x1 = b.Input(Shape{4});
+  const TensorId x2 = b.Input(Shape{4});
+  auto shared = b.NewLayer("dense { units: 3 activation: \"tanh\" }");
+  const TensorId y1 = b.Call(shared, {x1});
+  const TensorId y2 = b.Call(shared, {x2});
+  const TensorId z = b.Call(shared, {b.Apply("dense { units: 4 }", {y2})});
+  auto model = b.Make({x1, x2}, {b.Apply("concatenate {}", {y1, z})});
+  testing::ExpectGradientsMatchFiniteDifferences(
+      *model, {testing::RandomTensor(Shape{2, 4}, 3), testing::RandomTensor(Shape{2, 4}, 4)},
+      false, 5);
+}
+
+TEST(PlanTest, ResidualBlockThroughBlockedLayouts) {
+  Builder b;
+  const TensorId x = b.Input(Shape{6, 6, 16});
+  TensorId h = b.Apply("conv2d { filters: 16 kernel_size: 3 padding: \"same\" }", {x});
+  h = b.Apply("batch_normalization {}", {h});
+  h = b.Apply("activation { activation: \"tanh\" }", {h});
+  h = b.Apply("depthwise_conv2d { kernel_size: 3 padding: \"same\" }", {h});
+  const TensorId sum = b.Apply("add {}", {h, x});
+  const TensorId pooled = b.Apply("global_average_pooling2d {}", {sum});
+  auto model = b.Make({x}, {pooled});
+  testing::ExpectGradientsMatchFiniteDifferences(
+      *model, {testing::RandomTensor(Shape{2, 6, 6, 16}, 6)}, true, 7, 3e-2);
+}
+
+TEST(PlanTest, ActivityRegularizerPenaltyIsDividedByBatchAndBackpropagates) {
+  Builder b;
+  const TensorId x = b.Input(Shape{3});
+  auto dense = b.NewLayer("dense { units: 2 activity_regularizer { l2 { l2: 0.5 } } }");
+  auto model = b.Make({x}, {b.Call(dense, {x})});
+  const Tensor input = testing::RandomTensor(Shape{4, 3}, 8);
+  auto plan = ExecutionPlan::Create(*model, 4, PlanOptions{.training = true, .backward = true});
+  ASSERT_TRUE(plan.ok());
+  dnnl::stream stream = NewStream();
+  std::copy_n(input.data<float>(), 12, (*plan)->input_data(0));
+  (*plan)->Forward(stream);
+  double sq = 0;
+  for (int i = 0; i < 8; ++i) sq += double((*plan)->output_data(0)[i]) * (*plan)->output_data(0)[i];
+  EXPECT_NEAR((*plan)->activity_penalty(), 0.5 * sq / 4, 1e-6);
+  // With a zero loss gradient, the kernel gradient is the penalty's: X^T (2 * 0.5 * Y / 4).
+  std::fill_n((*plan)->output_grad_data(0), 8, 0.0f);
+  (*plan)->Backward(stream);
+  const float* y = (*plan)->output_data(0);
+  const Tensor& grad = dense->variable("kernel")->grad;
+  for (int i = 0; i < 3; ++i) {
+    for (int o = 0; o < 2; ++o) {
+      double expected = 0;
+      for (int n = 0; n < 4; ++n) expected += input.data<float>()[n * 3 + i] * y[n * 2 + o] / 4;
+      EXPECT_NEAR(grad.data<float>()[i * 2 + o], expected, 1e-5);
+    }
+  }
+}
+
+TEST(PlanTest, TrainingStepsDoNotGrowTheHeap) {
+  Builder b;
+  const TensorId x = b.Input(Shape{16, 16, 8});
+  TensorId h = b.Apply("conv2d { filters: 32 kernel_size: 3 padding: \"same\" }", {x});
+  h = b.Apply("batch_normalization {}", {h});
+  h = b.Apply("relu {}", {h});
+  h = b.Apply("depthwise_conv2d { kernel_size: 3 strides: 2 padding: \"same\" }", {h});
+  h = b.Apply("max_pooling2d {}", {h});
+  h = b.Apply("flatten {}", {h});
+  h = b.Apply("dropout { rate: 0.5 }", {h});
+  auto model = b.Make({x}, {b.Apply("dense { units: 10 activation: \"softmax\" }", {h})});
+  auto plan = ExecutionPlan::Create(*model, 32, PlanOptions{.training = true, .backward = true});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  dnnl::stream stream = NewStream();
+  auto step = [&] {
+    (*plan)->Forward(stream);
+    std::fill_n((*plan)->output_grad_data(0), 320, 0.01f);
+    (*plan)->Backward(stream);
+  };
+  for (int i = 0; i < 3; ++i) step();
+  const size_t before = mallinfo2().uordblks;
+  for (int i = 0; i < 20; ++i) step();
+  const size_t after = mallinfo2().uordblks;
+  EXPECT_LE(after, before + 64 * 1024) << "heap grew by " << (after - before) << " bytes";
+  EXPECT_GT((*plan)->bytes(), size_t(32 * 16 * 16 * 32 * 4));
+}
+
+}  // namespace
+}  // namespace kiln
