@@ -25,9 +25,9 @@ struct Voidify {
 
 }  // namespace kiln::internal
 
-#define KILN_CHECK(condition)                   \
-  (condition) ? (void)0                         \
-              : ::kiln::internal::Voidify() &   \
+#define KILN_CHECK(condition)                 \
+  (condition) ? (void)0                       \
+              : ::kiln::internal::Voidify() & \
                     ::kiln::internal::CheckFailure(__FILE__, __LINE__, #condition).stream()
 
 #define KILN_CHECK_EQ(a, b) KILN_CHECK((a) == (b)) << (a) << " vs " << (b) << " "

@@ -23,10 +23,9 @@ absl::Status WithFieldPrefix(const absl::Status& status, absl::string_view prefi
   // The message starts with the old path; keep the rest of it.
   absl::string_view message = status.message();
   if (absl::StartsWith(message, *old_path)) message.remove_prefix(old_path->size());
-  const std::string path = old_path->empty() ? std::string(prefix)
-                           : (*old_path)[0] == '['
-                               ? absl::StrCat(prefix, *old_path)
-                               : absl::StrCat(prefix, ".", *old_path);
+  const std::string path = old_path->empty()       ? std::string(prefix)
+                           : (*old_path)[0] == '[' ? absl::StrCat(prefix, *old_path)
+                                                   : absl::StrCat(prefix, ".", *old_path);
   absl::Status out(status.code(), absl::StrCat(path, message));
   out.SetPayload(kFieldPathPayloadUrl, absl::Cord(path));
   return out;

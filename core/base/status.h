@@ -35,10 +35,10 @@ std::optional<std::string> FieldPathOf(const absl::Status& status);
 #define KILN_STATUS_CONCAT_(a, b) KILN_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define KILN_RETURN_IF_ERROR(expr)                \
-  do {                                            \
-    ::absl::Status kiln_status_ = (expr);         \
-    if (!kiln_status_.ok()) return kiln_status_;  \
+#define KILN_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    ::absl::Status kiln_status_ = (expr);        \
+    if (!kiln_status_.ok()) return kiln_status_; \
   } while (0)
 
 // `lhs = value` from an absl::StatusOr expression, or returns its error.

@@ -64,8 +64,7 @@ memory::desc ChannelsSecondView(const memory::desc& md, int channel_axis) {
 
 memory::desc ChannelsBackView(const memory::desc& md, int channel_axis) {
   if (channel_axis == 1) return md;
-  return md.permute_axes(
-      InversePermutation(AxisToSecondPermutation(md.data.ndims, channel_axis)));
+  return md.permute_axes(InversePermutation(AxisToSecondPermutation(md.data.ndims, channel_axis)));
 }
 
 memory AllocateMemory(const memory::desc& md, Arena& arena) {
@@ -80,8 +79,8 @@ memory WrapTensor(Tensor& tensor) {
 }
 
 Reorder::Reorder(const memory& src, const memory& dst, bool accumulate) : src_(src), dst_(dst) {
-  const bool same = src.get_desc() == dst.get_desc() &&
-                    src.get_data_handle() == dst.get_data_handle();
+  const bool same =
+      src.get_desc() == dst.get_desc() && src.get_data_handle() == dst.get_data_handle();
   noop_ = same && !accumulate;
   if (noop_) return;
   dnnl::primitive_attr attr;
@@ -111,6 +110,10 @@ memory StageTo(const memory& dst, const memory::desc& produced, Arena& arena, Re
   memory staged = AllocateMemory(produced, arena);
   *reorder = Reorder(staged, dst);
   return staged;
+}
+
+bool IsSlowImplementation(const std::string& impl_info) {
+  return impl_info.rfind("ref", 0) == 0 || impl_info.find("gemm:") != std::string::npos;
 }
 
 memory View(const memory& m, const memory::desc& md) {

@@ -9,6 +9,7 @@
 #define KILN_CORE_DNNL_MEMORY_H_
 
 #include <dnnl.hpp>
+#include <string>
 #include <vector>
 
 #include "core/tensor/arena.h"
@@ -69,6 +70,26 @@ memory StageFrom(const memory& src, const memory::desc& want, Arena& arena, Reor
 // Write side: `dst` itself when a primitive that produces `produced` can write it directly,
 // else a new buffer of `produced` and, in *reorder, the reorder that copies it into `dst`.
 memory StageTo(const memory& dst, const memory::desc& produced, Arena& arena, Reorder* reorder);
+
+// Whether oneDNN picked a slow general-purpose implementation ("ref:...", or im2col "gemm:...")
+// for a primitive descriptor, judged by its impl_info_str().
+bool IsSlowImplementation(const std::string& impl_info);
+
+// Builds the first primitive descriptor, of `attempts` candidates (make(0), make(1), ...), that
+// oneDNN implements with a fast kernel; the last candidate is taken whatever its kernel. Callers
+// order candidates from "the layouts the data already has" (no reorders) to format_tag::any.
+template <typename PrimitiveDesc, typename MakeFn>
+PrimitiveDesc ChoosePrimitiveDesc(const MakeFn& make, int attempts) {
+  for (int i = 0; i + 1 < attempts; ++i) {
+    try {
+      PrimitiveDesc pd = make(i);
+      if (!IsSlowImplementation(pd.impl_info_str())) return pd;
+    } catch (const dnnl::error&) {
+      // No implementation for this candidate.
+    }
+  }
+  return make(attempts - 1);
+}
 
 // The same buffer as `m`, described by `md` (a view: permuted axes or reshaped dims).
 memory View(const memory& m, const memory::desc& md);

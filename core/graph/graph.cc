@@ -23,8 +23,14 @@ absl::StatusOr<TensorId> Graph::AddInput(const Shape& shape, const std::string& 
                                               shape.ToString()));
     }
   }
+  if (!CheckedProduct(shape.dims()).has_value()) {
+    return FieldError("shape",
+                      absl::StrCat("an input of shape ", shape.ToString(), " has more than ",
+                                   kMaxTensorElements, " elements per sample"));
+  }
   if (!name.empty() && (input_names_.contains(name) || layers_by_name_.contains(name))) {
-    return FieldError("name", absl::StrCat("The name \"", name, "\" is already used in this "
+    return FieldError("name", absl::StrCat("The name \"", name,
+                                           "\" is already used in this "
                                            "graph. Names must be unique."));
   }
   GraphNode node;

@@ -26,15 +26,14 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(const Graph& graph,
     const SymbolicTensor* t = graph.tensor(inputs[i]);
     const std::string path = absl::StrCat("inputs[", i, "]");
     if (t == nullptr) {
-      return WithFieldPrefix(absl::NotFoundError(absl::StrCat("tensor ", inputs[i],
-                                                              " does not exist")),
-                             path);
+      return WithFieldPrefix(
+          absl::NotFoundError(absl::StrCat("tensor ", inputs[i], " does not exist")), path);
     }
     const GraphNode& producer = graph.nodes()[t->node];
     if (producer.layer != nullptr) {
-      return FieldError(path, absl::StrCat("tensor ", inputs[i], " is the output of layer \"",
-                                           producer.layer->name(),
-                                           "\"; a model's inputs must be input tensors"));
+      return FieldError(
+          path, absl::StrCat("tensor ", inputs[i], " is the output of layer \"",
+                             producer.layer->name(), "\"; a model's inputs must be input tensors"));
     }
     if (!input_set.insert(inputs[i]).second) {
       return FieldError(path, absl::StrCat("tensor ", inputs[i], " is listed twice"));
@@ -58,10 +57,9 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(const Graph& graph,
     const int n = graph.tensor(t)->node;
     const GraphNode& node = graph.nodes()[n];
     if (node.layer == nullptr && !input_set.contains(t)) {
-      const std::string at = consumer < 0 ? "the model's outputs"
-                                          : absl::StrCat("layer \"",
-                                                         graph.nodes()[consumer].layer->name(),
-                                                         "\"");
+      const std::string at =
+          consumer < 0 ? "the model's outputs"
+                       : absl::StrCat("layer \"", graph.nodes()[consumer].layer->name(), "\"");
       return FieldError("inputs", absl::StrCat("Graph disconnected: cannot obtain value for "
                                                "input \"",
                                                node.input_name, "\" (tensor ", t, ") at ", at,
@@ -126,6 +124,11 @@ int64_t Model::CountTrainableParams() const {
   return n;
 }
 
+void Model::Reseed(uint64_t seed) {
+  seed_ = seed;
+  plans_.remove_if([](const CachedPlan& p) { return p.training; });
+}
+
 absl::StatusOr<ExecutionPlan*> Model::GetPlan(int64_t batch, bool training) {
   for (auto it = plans_.begin(); it != plans_.end(); ++it) {
     if (it->batch == batch && it->training == training) {
@@ -133,11 +136,10 @@ absl::StatusOr<ExecutionPlan*> Model::GetPlan(int64_t batch, bool training) {
       return plans_.front().plan.get();
     }
   }
-  KILN_ASSIGN_OR_RETURN(std::unique_ptr<ExecutionPlan> plan,
-                        ExecutionPlan::Create(*this, batch,
-                                              PlanOptions{.training = training,
-                                                          .backward = training,
-                                                          .seed = seed_}));
+  KILN_ASSIGN_OR_RETURN(
+      std::unique_ptr<ExecutionPlan> plan,
+      ExecutionPlan::Create(
+          *this, batch, PlanOptions{.training = training, .backward = training, .seed = seed_}));
   plans_.push_front(CachedPlan{batch, training, std::move(plan)});
   if (plans_.size() > kMaxCachedPlans) plans_.pop_back();
   return plans_.front().plan.get();

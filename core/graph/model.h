@@ -54,8 +54,9 @@ class Model {
   // The plan for `batch` rows in training or inference mode, built on first use. The model
   // keeps the few most recently used plans.
   absl::StatusOr<ExecutionPlan*> GetPlan(int64_t batch, bool training);
-  // Seeds random ops (Dropout) of plans built from now on.
-  void set_seed(uint64_t seed) { seed_ = seed; }
+  // Restarts random ops (Dropout) from `seed`: cached training plans, whose ops carry their
+  // own random state, are dropped and rebuilt on next use.
+  void Reseed(uint64_t seed);
 
  private:
   Model() = default;

@@ -1,5 +1,7 @@
 #include "core/graph/plan.h"
 
+#include <unistd.h>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/status.h"
@@ -15,6 +17,7 @@ absl::StatusOr<std::unique_ptr<ExecutionPlan>> ExecutionPlan::Create(const Model
                                                                      int64_t batch,
                                                                      const PlanOptions& options) {
   if (batch <= 0) return absl::InvalidArgumentError("batch size must be positive");
+  KILN_RETURN_IF_ERROR(CheckSize(model, batch, options));
   auto plan = absl::WrapUnique(new ExecutionPlan());
   plan->batch_ = batch;
   plan->options_ = options;
@@ -26,6 +29,34 @@ absl::StatusOr<std::unique_ptr<ExecutionPlan>> ExecutionPlan::Create(const Model
     return absl::InternalError(absl::StrCat("oneDNN could not build the plan: ", e.what()));
   }
   return plan;
+}
+
+absl::Status ExecutionPlan::CheckSize(const Model& model, int64_t batch,
+                                      const PlanOptions& options) {
+  int64_t max_bytes = options.max_bytes;
+  if (max_bytes <= 0) max_bytes = int64_t(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE) / 2;
+  // Per value: the activation, a reordered copy at most, and in training its gradient and a
+  // per-use gradient - an upper bound that ignores in-place views.
+  const int64_t copies = options.backward ? 4 : 2;
+  int64_t estimate = 0;
+  for (const Shape& shape : model.value_shapes()) {
+    std::vector<int64_t> dims = shape.WithoutBatch().dims();
+    dims.push_back(batch);
+    const std::optional<int64_t> elements = CheckedProduct(dims);
+    if (!elements.has_value()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "a batch of ", batch, " would make a tensor of shape ", shape.WithBatch(batch).ToString(),
+          ", more than ", kMaxTensorElements, " elements; use a smaller batch_size"));
+    }
+    estimate += *elements * int64_t(sizeof(float)) * copies;
+  }
+  if (estimate > max_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "a ", options.backward ? "training" : "inference", " plan for batch size ", batch,
+        " of model \"", model.name(), "\" needs about ", estimate >> 20, " MiB, more than the ",
+        max_bytes >> 20, " MiB allowed; use a smaller batch_size"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ExecutionPlan::Build(const Model& model) {
@@ -73,10 +104,11 @@ absl::Status ExecutionPlan::Build(const Model& model) {
       values_[v].requires_grad = options_.backward && requires_grad;
       if (node.layer->activity_regularizer().has_value()) {
         const v1::Regularizer* r = &*node.layer->activity_regularizer();
+        // Layer::OutputShapes admits OrthogonalRegularizer on rank-2 outputs only; those are
+        // plain in every op, which the penalty's row/column indexing relies on.
         if (!IsElementwiseRegularizer(*r) && !IsPlain(values_[v].mem.get_desc())) {
-          return absl::UnimplementedError(absl::StrCat(
-              "layer \"", node.layer->name(),
-              "\": OrthogonalRegularizer as an activity regularizer needs a rank-2 output"));
+          return absl::InternalError(absl::StrCat("layer \"", node.layer->name(),
+                                                  "\": rank-2 output in a non-plain layout"));
         }
         activity_terms_.push_back(ActivityTerm{static_cast<int>(n), v, r});
       }
@@ -103,8 +135,8 @@ absl::Status ExecutionPlan::BuildBackward(const Model& model) {
   for (const Model::Node& node : nodes) {
     for (int v : node.inputs) uses[v] += values_[v].requires_grad ? 1 : 0;
   }
-  std::vector<bool> is_output(values_.size(), false);
-  for (const OutputEdge& e : outputs_) is_output[e.value] = true;
+  std::vector<int> output_count(values_.size(), 0);
+  for (const OutputEdge& e : outputs_) ++output_count[e.value];
 
   std::vector<std::vector<dnnl::memory>> sources(values_.size());
   for (size_t v = 0; v < values_.size(); ++v) {
@@ -122,7 +154,7 @@ absl::Status ExecutionPlan::BuildBackward(const Model& model) {
       e.plain_grad = AllocateMemory(e.plain.get_desc(), arena_);  // written, never read
       continue;
     }
-    if (uses[e.value] == 0 && IsPlain(value.mem.get_desc())) {
+    if (uses[e.value] == 0 && output_count[e.value] == 1 && IsPlain(value.mem.get_desc())) {
       e.plain_grad = value.diff;  // the caller writes the value's gradient directly
     } else {
       e.plain_grad = AllocateMemory(e.plain.get_desc(), arena_);
@@ -136,7 +168,7 @@ absl::Status ExecutionPlan::BuildBackward(const Model& model) {
     for (int v : nodes[n].inputs) {
       if (!values_[v].requires_grad) {
         diff_inputs[n].emplace_back();
-      } else if (uses[v] == 1 && !is_output[v]) {
+      } else if (uses[v] == 1 && output_count[v] == 0) {
         diff_inputs[n].push_back(values_[v].diff);
       } else {
         dnnl::memory target = AllocateMemory(values_[v].mem.get_desc(), arena_);
@@ -213,8 +245,7 @@ void ExecutionPlan::Backward(dnnl::stream& stream) {
           *term.regularizer,
           absl::MakeConstSpan(static_cast<const float*>(m.get_data_handle()), count),
           ShapeOf(m.get_desc()), 1.0 / double(batch_),
-          absl::MakeSpan(static_cast<float*>(values_[term.value].diff.get_data_handle()),
-                         count));
+          absl::MakeSpan(static_cast<float*>(values_[term.value].diff.get_data_handle()), count));
     }
     ops_[n]->Backward(stream);
   }

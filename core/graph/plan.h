@@ -28,16 +28,18 @@ namespace kiln {
 class Model;
 
 struct PlanOptions {
-  bool training = false;  // Keras's training flag for the forward pass
-  bool backward = false;  // build the backward pass
+  bool training = false;         // Keras's training flag for the forward pass
+  bool backward = false;         // build the backward pass
   bool input_gradients = false;  // with backward: also dLoss/dInput for every model input
   uint64_t seed = 0;             // random ops (Dropout)
+  // Refuse plans estimated to need more memory than this (RESOURCE_EXHAUSTED); 0 means half
+  // of the machine's physical memory.
+  int64_t max_bytes = 0;
 };
 
 class ExecutionPlan {
  public:
-  static absl::StatusOr<std::unique_ptr<ExecutionPlan>> Create(const Model& model,
-                                                               int64_t batch,
+  static absl::StatusOr<std::unique_ptr<ExecutionPlan>> Create(const Model& model, int64_t batch,
                                                                const PlanOptions& options);
   ~ExecutionPlan();
 
@@ -72,6 +74,8 @@ class ExecutionPlan {
 
  private:
   ExecutionPlan() = default;
+  // Checks tensor sizes and a rough upper bound of the plan's memory before allocating any.
+  static absl::Status CheckSize(const Model& model, int64_t batch, const PlanOptions& options);
   absl::Status Build(const Model& model);
   absl::Status BuildBackward(const Model& model);
 
@@ -86,7 +90,7 @@ class ExecutionPlan {
   };
   struct OutputEdge {
     int value;
-    dnnl::memory plain;       // Keras layout copy of the output
+    dnnl::memory plain;  // Keras layout copy of the output
     Reorder to_plain;
     dnnl::memory plain_grad;  // training: the caller's dLoss/dOutput
   };

@@ -12,8 +12,8 @@ absl::Status Dataset::Validate() const {
   if (n <= 0) return absl::InvalidArgumentError("the data set has no samples");
   auto check = [&](const Tensor& t, const std::string& what) -> absl::Status {
     if (t.dtype() != DType::kFloat32) {
-      return absl::InvalidArgumentError(absl::StrCat(what, " must be float32, got ",
-                                                     DTypeName(t.dtype())));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " must be float32, got ", DTypeName(t.dtype())));
     }
     if (t.shape().rank() == 0 || t.shape()[0] != n) {
       return absl::InvalidArgumentError(absl::StrCat(what, " has shape ", t.shape().ToString(),

@@ -51,8 +51,8 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) 
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr) {
     if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("no such file: ", path));
-    return absl::InvalidArgumentError(absl::StrCat("cannot open ", path, ": ",
-                                                   std::strerror(errno)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
   }
   std::string out;
   char buffer[1 << 16];
@@ -89,13 +89,32 @@ absl::StatusOr<Tensor> ParseIdx(absl::string_view bytes, absl::string_view sourc
   size_t width = 0;
   DType dtype = DType::kFloat32;
   switch (type) {
-    case 0x08: width = 1; dtype = DType::kUInt8; break;
-    case 0x09: width = 1; dtype = DType::kInt32; break;
-    case 0x0B: width = 2; dtype = DType::kInt32; break;
-    case 0x0C: width = 4; dtype = DType::kInt32; break;
-    case 0x0D: width = 4; dtype = DType::kFloat32; break;
-    case 0x0E: width = 8; dtype = DType::kFloat32; break;
-    default: return Malformed(source, absl::StrCat("unknown IDX data type 0x", absl::Hex(type)));
+    case 0x08:
+      width = 1;
+      dtype = DType::kUInt8;
+      break;
+    case 0x09:
+      width = 1;
+      dtype = DType::kInt32;
+      break;
+    case 0x0B:
+      width = 2;
+      dtype = DType::kInt32;
+      break;
+    case 0x0C:
+      width = 4;
+      dtype = DType::kInt32;
+      break;
+    case 0x0D:
+      width = 4;
+      dtype = DType::kFloat32;
+      break;
+    case 0x0E:
+      width = 8;
+      dtype = DType::kFloat32;
+      break;
+    default:
+      return Malformed(source, absl::StrCat("unknown IDX data type 0x", absl::Hex(type)));
   }
   const size_t offset = 4 + 4 * size_t(rank);
   if (bytes.size() - offset != size_t(n) * width) {
@@ -107,10 +126,18 @@ absl::StatusOr<Tensor> ParseIdx(absl::string_view bytes, absl::string_view sourc
   for (int64_t i = 0; i < n; ++i) {
     const unsigned char* e = d + i * width;
     switch (type) {
-      case 0x08: out.data<uint8_t>()[i] = e[0]; break;
-      case 0x09: out.data<int32_t>()[i] = int8_t(e[0]); break;
-      case 0x0B: out.data<int32_t>()[i] = int16_t((e[0] << 8) | e[1]); break;
-      case 0x0C: out.data<int32_t>()[i] = int32_t(BigEndian32(e)); break;
+      case 0x08:
+        out.data<uint8_t>()[i] = e[0];
+        break;
+      case 0x09:
+        out.data<int32_t>()[i] = int8_t(e[0]);
+        break;
+      case 0x0B:
+        out.data<int32_t>()[i] = int16_t((e[0] << 8) | e[1]);
+        break;
+      case 0x0C:
+        out.data<int32_t>()[i] = int32_t(BigEndian32(e));
+        break;
       case 0x0D: {
         const uint32_t bits = BigEndian32(e);
         std::memcpy(&out.data<float>()[i], &bits, 4);
@@ -170,20 +197,35 @@ absl::StatusOr<Tensor> ParseNpy(absl::string_view bytes, absl::string_view sourc
   }
   KILN_ASSIGN_OR_RETURN(int64_t n, CountElements(dims, source));
   if (descr.size() < 3 || descr[0] == '>') {
-    return Malformed(source, absl::StrCat("unsupported NPY dtype '", descr,
-                                          "' (big-endian or unknown)"));
+    return Malformed(source,
+                     absl::StrCat("unsupported NPY dtype '", descr, "' (big-endian or unknown)"));
   }
   const absl::string_view kind = descr.substr(1);
   size_t width = 0;
   DType dtype;
-  if (kind == "f4") { width = 4; dtype = DType::kFloat32; }
-  else if (kind == "f8") { width = 8; dtype = DType::kFloat32; }
-  else if (kind == "i1") { width = 1; dtype = DType::kInt32; }
-  else if (kind == "i2") { width = 2; dtype = DType::kInt32; }
-  else if (kind == "i4") { width = 4; dtype = DType::kInt32; }
-  else if (kind == "i8") { width = 8; dtype = DType::kInt64; }
-  else if (kind == "u1" || kind == "b1") { width = 1; dtype = DType::kUInt8; }
-  else return Malformed(source, absl::StrCat("unsupported NPY dtype '", descr, "'"));
+  if (kind == "f4") {
+    width = 4;
+    dtype = DType::kFloat32;
+  } else if (kind == "f8") {
+    width = 8;
+    dtype = DType::kFloat32;
+  } else if (kind == "i1") {
+    width = 1;
+    dtype = DType::kInt32;
+  } else if (kind == "i2") {
+    width = 2;
+    dtype = DType::kInt32;
+  } else if (kind == "i4") {
+    width = 4;
+    dtype = DType::kInt32;
+  } else if (kind == "i8") {
+    width = 8;
+    dtype = DType::kInt64;
+  } else if (kind == "u1" || kind == "b1") {
+    width = 1;
+    dtype = DType::kUInt8;
+  } else
+    return Malformed(source, absl::StrCat("unsupported NPY dtype '", descr, "'"));
   const size_t data_offset = offset + header_len;
   if (bytes.size() - data_offset != size_t(n) * width) {
     return Malformed(source, absl::StrCat("NPY data has ", bytes.size() - data_offset,
@@ -193,13 +235,20 @@ absl::StatusOr<Tensor> ParseNpy(absl::string_view bytes, absl::string_view sourc
   const char* d = bytes.data() + data_offset;
   for (int64_t i = 0; i < n; ++i) {
     const char* e = d + i * width;
-    if (kind == "f4") out.data<float>()[i] = LoadLittle<float>(e);
-    else if (kind == "f8") out.data<float>()[i] = float(LoadLittle<double>(e));
-    else if (kind == "i1") out.data<int32_t>()[i] = LoadLittle<int8_t>(e);
-    else if (kind == "i2") out.data<int32_t>()[i] = LoadLittle<int16_t>(e);
-    else if (kind == "i4") out.data<int32_t>()[i] = LoadLittle<int32_t>(e);
-    else if (kind == "i8") out.data<int64_t>()[i] = LoadLittle<int64_t>(e);
-    else out.data<uint8_t>()[i] = LoadLittle<uint8_t>(e);
+    if (kind == "f4")
+      out.data<float>()[i] = LoadLittle<float>(e);
+    else if (kind == "f8")
+      out.data<float>()[i] = float(LoadLittle<double>(e));
+    else if (kind == "i1")
+      out.data<int32_t>()[i] = LoadLittle<int8_t>(e);
+    else if (kind == "i2")
+      out.data<int32_t>()[i] = LoadLittle<int16_t>(e);
+    else if (kind == "i4")
+      out.data<int32_t>()[i] = LoadLittle<int32_t>(e);
+    else if (kind == "i8")
+      out.data<int64_t>()[i] = LoadLittle<int64_t>(e);
+    else
+      out.data<uint8_t>()[i] = LoadLittle<uint8_t>(e);
   }
   return out;
 }
@@ -252,8 +301,9 @@ absl::StatusOr<Tensor> ReadArrayFile(const std::string& path) {
     return ParseIdx(bytes, path);
   }
   return absl::InvalidArgumentError(
-      absl::StrCat(path, ": unknown format; use a .npy, .csv or IDX (.idx, *-ubyte) file, "
-                         "optionally gzip-compressed (.gz)"));
+      absl::StrCat(path,
+                   ": unknown format; use a .npy, .csv or IDX (.idx, *-ubyte) file, "
+                   "optionally gzip-compressed (.gz)"));
 }
 
 }  // namespace kiln

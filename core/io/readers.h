@@ -17,8 +17,7 @@
 namespace kiln {
 
 // The whole file, gunzipped if it starts with the gzip magic. `max_bytes` bounds the result.
-absl::StatusOr<std::string> ReadFile(const std::string& path,
-                                     size_t max_bytes = size_t{4} << 30);
+absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes = size_t{4} << 30);
 
 // IDX: big-endian header (0, 0, type, rank), rank big-endian int32 dims, then the data.
 // uint8 and int8 become uint8 / int32 tensors, int16/int32 int32, float/double float32.

@@ -19,17 +19,26 @@ double Softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::l
 
 absl::StatusOr<Activation> ParseActivation(absl::string_view name, absl::string_view path) {
   static const auto* kinds = new absl::flat_hash_map<std::string, ActivationKind>{
-      {"linear", ActivationKind::kLinear},        {"relu", ActivationKind::kRelu},
-      {"relu6", ActivationKind::kRelu},           {"leaky_relu", ActivationKind::kRelu},
-      {"elu", ActivationKind::kElu},              {"selu", ActivationKind::kSelu},
-      {"gelu", ActivationKind::kGelu},            {"sigmoid", ActivationKind::kSigmoid},
+      {"linear", ActivationKind::kLinear},
+      {"relu", ActivationKind::kRelu},
+      {"relu6", ActivationKind::kRelu},
+      {"leaky_relu", ActivationKind::kRelu},
+      {"elu", ActivationKind::kElu},
+      {"selu", ActivationKind::kSelu},
+      {"gelu", ActivationKind::kGelu},
+      {"sigmoid", ActivationKind::kSigmoid},
       {"hard_sigmoid", ActivationKind::kHardSigmoid},
-      {"tanh", ActivationKind::kTanh},            {"softmax", ActivationKind::kSoftmax},
+      {"tanh", ActivationKind::kTanh},
+      {"softmax", ActivationKind::kSoftmax},
       {"log_softmax", ActivationKind::kLogSoftmax},
-      {"softplus", ActivationKind::kSoftplus},    {"softsign", ActivationKind::kSoftsign},
-      {"silu", ActivationKind::kSilu},            {"swish", ActivationKind::kSilu},
-      {"hard_silu", ActivationKind::kHardSilu},   {"hard_swish", ActivationKind::kHardSilu},
-      {"mish", ActivationKind::kMish},            {"exponential", ActivationKind::kExponential},
+      {"softplus", ActivationKind::kSoftplus},
+      {"softsign", ActivationKind::kSoftsign},
+      {"silu", ActivationKind::kSilu},
+      {"swish", ActivationKind::kSilu},
+      {"hard_silu", ActivationKind::kHardSilu},
+      {"hard_swish", ActivationKind::kHardSilu},
+      {"mish", ActivationKind::kMish},
+      {"exponential", ActivationKind::kExponential},
   };
   if (name.empty()) return Activation();
   auto it = kinds->find(name);

@@ -19,11 +19,12 @@ absl::StatusOr<std::array<int, 2>> StandardizePair(const IntList& values, absl::
                                          "`: a list of 1 or 2 integers."));
   }
   // Keras prints an int as itself and a list in brackets.
-  const std::string received =
-      values.size() == 1 ? absl::StrCat(values[0])
-                         : absl::StrCat("[", absl::StrJoin(values, ", "), "]");
-  std::string message = absl::StrCat("The `", arg_name, "` argument must be a tuple of 2 integers. ",
-                                     "Received ", arg_name, "=", received);
+  const std::string received = values.size() == 1
+                                   ? absl::StrCat(values[0])
+                                   : absl::StrCat("[", absl::StrJoin(values, ", "), "]");
+  std::string message =
+      absl::StrCat("The `", arg_name, "` argument must be a tuple of 2 integers. ", "Received ",
+                   arg_name, "=", received);
   if (values.size() > 2) return FieldError(path, message);
   std::array<int, 2> pair = {values[0], values[values.size() == 1 ? 0 : 1]};
   std::set<int> bad;
@@ -47,8 +48,7 @@ absl::StatusOr<Padding> StandardizePadding(absl::string_view value, absl::string
                                        lower));
 }
 
-absl::StatusOr<DataFormat> StandardizeDataFormat(absl::string_view value,
-                                                 absl::string_view path) {
+absl::StatusOr<DataFormat> StandardizeDataFormat(absl::string_view value, absl::string_view path) {
   const std::string lower = absl::AsciiStrToLower(value);
   if (lower.empty() || lower == "channels_last") return DataFormat::kChannelsLast;
   if (lower == "channels_first") return DataFormat::kChannelsFirst;

@@ -28,8 +28,7 @@ absl::StatusOr<std::array<int, 2>> StandardizePair(const IntList& values, absl::
 // "valid"/"same", case-insensitive; empty is "valid".
 absl::StatusOr<Padding> StandardizePadding(absl::string_view value, absl::string_view path);
 // "channels_last"/"channels_first", case-insensitive; empty is "channels_last".
-absl::StatusOr<DataFormat> StandardizeDataFormat(absl::string_view value,
-                                                 absl::string_view path);
+absl::StatusOr<DataFormat> StandardizeDataFormat(absl::string_view value, absl::string_view path);
 // Empty or "float32" (the only dtype Kiln computes in).
 absl::Status CheckDType(absl::string_view value, absl::string_view path);
 

@@ -20,10 +20,14 @@ std::vector<int> AxesOf(const google::protobuf::RepeatedField<int32_t>& axis) {
 
 std::vector<int> ConstraintAxes(const v1::Constraint& c) {
   switch (c.kind_case()) {
-    case Kind::kMaxNorm: return AxesOf(c.max_norm().axis());
-    case Kind::kMinMaxNorm: return AxesOf(c.min_max_norm().axis());
-    case Kind::kUnitNorm: return AxesOf(c.unit_norm().axis());
-    default: return {};
+    case Kind::kMaxNorm:
+      return AxesOf(c.max_norm().axis());
+    case Kind::kMinMaxNorm:
+      return AxesOf(c.min_max_norm().axis());
+    case Kind::kUnitNorm:
+      return AxesOf(c.unit_norm().axis());
+    default:
+      return {};
   }
 }
 
@@ -154,7 +158,8 @@ absl::Status CheckConstraintShape(const v1::Constraint& c, const Shape& shape,
                                   absl::string_view path) {
   for (int axis : ConstraintAxes(c)) {
     if (axis < -shape.rank() || axis >= shape.rank()) {
-      return FieldError(path, absl::StrCat("axis ", axis, " is out of bounds for a weight of "
+      return FieldError(path, absl::StrCat("axis ", axis,
+                                           " is out of bounds for a weight of "
                                            "shape ",
                                            shape.ToString()));
     }

@@ -61,23 +61,54 @@ Kind KindForName(absl::string_view name) {
 v1::Initializer FromKind(Kind kind) {
   v1::Initializer out;
   switch (kind) {
-    case Kind::kZeros: out.mutable_zeros(); break;
-    case Kind::kOnes: out.mutable_ones(); break;
-    case Kind::kConstant: out.mutable_constant(); break;
-    case Kind::kRandomNormal: out.mutable_random_normal(); break;
-    case Kind::kRandomUniform: out.mutable_random_uniform(); break;
-    case Kind::kTruncatedNormal: out.mutable_truncated_normal(); break;
-    case Kind::kVarianceScaling: out.mutable_variance_scaling(); break;
-    case Kind::kGlorotNormal: out.mutable_glorot_normal(); break;
-    case Kind::kGlorotUniform: out.mutable_glorot_uniform(); break;
-    case Kind::kHeNormal: out.mutable_he_normal(); break;
-    case Kind::kHeUniform: out.mutable_he_uniform(); break;
-    case Kind::kLecunNormal: out.mutable_lecun_normal(); break;
-    case Kind::kLecunUniform: out.mutable_lecun_uniform(); break;
-    case Kind::kOrthogonal: out.mutable_orthogonal(); break;
-    case Kind::kIdentity: out.mutable_identity(); break;
+    case Kind::kZeros:
+      out.mutable_zeros();
+      break;
+    case Kind::kOnes:
+      out.mutable_ones();
+      break;
+    case Kind::kConstant:
+      out.mutable_constant();
+      break;
+    case Kind::kRandomNormal:
+      out.mutable_random_normal();
+      break;
+    case Kind::kRandomUniform:
+      out.mutable_random_uniform();
+      break;
+    case Kind::kTruncatedNormal:
+      out.mutable_truncated_normal();
+      break;
+    case Kind::kVarianceScaling:
+      out.mutable_variance_scaling();
+      break;
+    case Kind::kGlorotNormal:
+      out.mutable_glorot_normal();
+      break;
+    case Kind::kGlorotUniform:
+      out.mutable_glorot_uniform();
+      break;
+    case Kind::kHeNormal:
+      out.mutable_he_normal();
+      break;
+    case Kind::kHeUniform:
+      out.mutable_he_uniform();
+      break;
+    case Kind::kLecunNormal:
+      out.mutable_lecun_normal();
+      break;
+    case Kind::kLecunUniform:
+      out.mutable_lecun_uniform();
+      break;
+    case Kind::kOrthogonal:
+      out.mutable_orthogonal();
+      break;
+    case Kind::kIdentity:
+      out.mutable_identity();
+      break;
     case Kind::kName:
-    case Kind::KIND_NOT_SET: break;
+    case Kind::KIND_NOT_SET:
+      break;
   }
   return out;
 }
@@ -104,7 +135,8 @@ std::optional<VarianceScalingParams> AsVarianceScaling(const v1::Initializer& in
       return VarianceScalingParams{vs.has_scale() ? vs.scale() : 1.0, mode, dist, seed_of(vs)};
     }
     case Kind::kGlorotNormal:
-      return VarianceScalingParams{1.0, "fan_avg", "truncated_normal", seed_of(init.glorot_normal())};
+      return VarianceScalingParams{1.0, "fan_avg", "truncated_normal",
+                                   seed_of(init.glorot_normal())};
     case Kind::kGlorotUniform:
       return VarianceScalingParams{1.0, "fan_avg", "uniform", seed_of(init.glorot_uniform())};
     case Kind::kHeNormal:
@@ -188,17 +220,17 @@ absl::StatusOr<v1::Initializer> ResolveInitializer(const v1::Initializer& spec,
   if (spec.kind_case() == Kind::kName) {
     const Kind kind = KindForName(spec.name());
     if (kind == Kind::KIND_NOT_SET) {
-      return FieldError(path, absl::StrCat("Could not interpret initializer identifier: ",
-                                           spec.name()));
+      return FieldError(path,
+                        absl::StrCat("Could not interpret initializer identifier: ", spec.name()));
     }
     return FromKind(kind);
   }
   if (spec.kind_case() == Kind::kVarianceScaling) {
     const auto& vs = spec.variance_scaling();
     if (vs.has_scale() && !(vs.scale() > 0)) {
-      return FieldError(absl::StrCat(path, ".variance_scaling.scale"),
-                        absl::StrCat("Argument `scale` must be positive float. Received: scale=",
-                                     vs.scale()));
+      return FieldError(
+          absl::StrCat(path, ".variance_scaling.scale"),
+          absl::StrCat("Argument `scale` must be positive float. Received: scale=", vs.scale()));
     }
     const std::optional<VarianceScalingParams> p = AsVarianceScaling(spec);
     if (p->mode != "fan_in" && p->mode != "fan_out" && p->mode != "fan_avg") {
@@ -316,23 +348,39 @@ void RunInitializer(const v1::Initializer& init, uint64_t fallback_seed, Tensor&
 
 absl::string_view InitializerClassName(const v1::Initializer& init) {
   switch (init.kind_case()) {
-    case Kind::kZeros: return "Zeros";
-    case Kind::kOnes: return "Ones";
-    case Kind::kConstant: return "Constant";
-    case Kind::kRandomNormal: return "RandomNormal";
-    case Kind::kRandomUniform: return "RandomUniform";
-    case Kind::kTruncatedNormal: return "TruncatedNormal";
-    case Kind::kVarianceScaling: return "VarianceScaling";
-    case Kind::kGlorotNormal: return "GlorotNormal";
-    case Kind::kGlorotUniform: return "GlorotUniform";
-    case Kind::kHeNormal: return "HeNormal";
-    case Kind::kHeUniform: return "HeUniform";
-    case Kind::kLecunNormal: return "LecunNormal";
-    case Kind::kLecunUniform: return "LecunUniform";
-    case Kind::kOrthogonal: return "Orthogonal";
-    case Kind::kIdentity: return "Identity";
+    case Kind::kZeros:
+      return "Zeros";
+    case Kind::kOnes:
+      return "Ones";
+    case Kind::kConstant:
+      return "Constant";
+    case Kind::kRandomNormal:
+      return "RandomNormal";
+    case Kind::kRandomUniform:
+      return "RandomUniform";
+    case Kind::kTruncatedNormal:
+      return "TruncatedNormal";
+    case Kind::kVarianceScaling:
+      return "VarianceScaling";
+    case Kind::kGlorotNormal:
+      return "GlorotNormal";
+    case Kind::kGlorotUniform:
+      return "GlorotUniform";
+    case Kind::kHeNormal:
+      return "HeNormal";
+    case Kind::kHeUniform:
+      return "HeUniform";
+    case Kind::kLecunNormal:
+      return "LecunNormal";
+    case Kind::kLecunUniform:
+      return "LecunUniform";
+    case Kind::kOrthogonal:
+      return "Orthogonal";
+    case Kind::kIdentity:
+      return "Identity";
     case Kind::kName:
-    case Kind::KIND_NOT_SET: break;
+    case Kind::KIND_NOT_SET:
+      break;
   }
   return "";
 }

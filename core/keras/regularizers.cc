@@ -13,9 +13,9 @@ using Kind = v1::Regularizer::KindCase;
 
 absl::Status ValidatePenalty(double value, absl::string_view name, absl::string_view path) {
   if (std::isfinite(value) && value >= 0) return absl::OkStatus();
-  return FieldError(path, absl::StrCat("Invalid value for argument ", name,
-                                       ": expected a non-negative float.Received: ", name, "=",
-                                       value));
+  return FieldError(path,
+                    absl::StrCat("Invalid value for argument ", name,
+                                 ": expected a non-negative float.Received: ", name, "=", value));
 }
 
 struct ElementwiseFactors {
@@ -38,9 +38,9 @@ ElementwiseFactors FactorsOf(const v1::Regularizer& r) {
 // Rows (or columns) of a 2-D weight, L2-normalised as keras.ops.normalize does
 // (x * min(rsqrt(sum x^2), 1/epsilon)).
 struct Normalized {
-  std::vector<double> u;       // size x len, row i at u[i*len]
-  std::vector<double> inv;     // the factor applied to each vector
-  std::vector<bool> clamped;   // true where the 1/epsilon bound applied
+  std::vector<double> u;      // size x len, row i at u[i*len]
+  std::vector<double> inv;    // the factor applied to each vector
+  std::vector<bool> clamped;  // true where the 1/epsilon bound applied
   int64_t size = 0, len = 0;
 };
 
@@ -101,8 +101,7 @@ absl::StatusOr<std::optional<v1::Regularizer>> ResolveRegularizer(const v1::Regu
       } else if (name == "orthogonal_regularizer" || name == "OrthogonalRegularizer") {
         out.mutable_orthogonal_regularizer();
       } else {
-        return FieldError(path,
-                          absl::StrCat("Could not interpret regularizer identifier: ", name));
+        return FieldError(path, absl::StrCat("Could not interpret regularizer identifier: ", name));
       }
       return out;
     }
@@ -179,8 +178,8 @@ double RegularizerPenalty(const v1::Regularizer& r, absl::Span<const float> w, c
   return scale * OrthogonalFactor(o) * 0.5 * sum / pairs;
 }
 
-void AddRegularizerGradient(const v1::Regularizer& r, absl::Span<const float> w,
-                            const Shape& shape, double scale, absl::Span<float> grad) {
+void AddRegularizerGradient(const v1::Regularizer& r, absl::Span<const float> w, const Shape& shape,
+                            double scale, absl::Span<float> grad) {
   if (IsElementwiseRegularizer(r)) {
     const ElementwiseFactors f = FactorsOf(r);
     const float a = float(scale * f.l1), b = float(2.0 * scale * f.l2);
@@ -211,8 +210,8 @@ void AddRegularizerGradient(const v1::Regularizer& r, absl::Span<const float> w,
     double proj = 0;  // u_i . du
     for (int64_t k = 0; k < n.len; ++k) proj += n.u[i * n.len + k] * du[k];
     for (int64_t k = 0; k < n.len; ++k) {
-      const double g = n.clamped[i] ? n.inv[i] * du[k]
-                                    : n.inv[i] * (du[k] - n.u[i * n.len + k] * proj);
+      const double g =
+          n.clamped[i] ? n.inv[i] * du[k] : n.inv[i] * (du[k] - n.u[i * n.len + k] * proj);
       const int64_t index = rows ? i * cols + k : k * cols + i;
       grad[index] += float(g);
     }

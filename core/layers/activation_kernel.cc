@@ -28,8 +28,8 @@ std::optional<EltwiseChoice> EltwiseFor(const Activation& a) {
                              a.negative_slope, 0, true};
       }
       if (a.negative_slope == 0) {
-        return EltwiseChoice{algorithm::eltwise_clip_v2,
-                             algorithm::eltwise_clip_v2_use_dst_for_bwd, 0, a.max_value, true};
+        return EltwiseChoice{algorithm::eltwise_clip_v2, algorithm::eltwise_clip_v2_use_dst_for_bwd,
+                             0, a.max_value, true};
       }
       return std::nullopt;
     case ActivationKind::kElu:
@@ -38,11 +38,11 @@ std::optional<EltwiseChoice> EltwiseFor(const Activation& a) {
     case ActivationKind::kGelu:
       return EltwiseChoice{algorithm::eltwise_gelu_erf, algorithm::eltwise_gelu_erf};
     case ActivationKind::kSigmoid:
-      return EltwiseChoice{algorithm::eltwise_logistic,
-                           algorithm::eltwise_logistic_use_dst_for_bwd, 0, 0, true};
+      return EltwiseChoice{algorithm::eltwise_logistic, algorithm::eltwise_logistic_use_dst_for_bwd,
+                           0, 0, true};
     case ActivationKind::kTanh:
-      return EltwiseChoice{algorithm::eltwise_tanh, algorithm::eltwise_tanh_use_dst_for_bwd, 0,
-                           0, true};
+      return EltwiseChoice{algorithm::eltwise_tanh, algorithm::eltwise_tanh_use_dst_for_bwd, 0, 0,
+                           true};
     case ActivationKind::kSoftplus:
       return EltwiseChoice{algorithm::eltwise_soft_relu, algorithm::eltwise_soft_relu};
     case ActivationKind::kSilu:
@@ -155,14 +155,13 @@ absl::StatusOr<std::unique_ptr<ActivationKernel>> ActivationKernel::Create(
     impl->backward_uses_dst = choice->backward_uses_dst;
     // The forward algorithm of a use-dst pair must be the use-dst kind too, so the backward
     // primitive descriptor's hint matches.
-    const algorithm fwd_alg = (training && choice->backward_uses_dst) ? choice->backward
-                                                                      : choice->forward;
+    const algorithm fwd_alg =
+        (training && choice->backward_uses_dst) ? choice->backward : choice->forward;
     impl->eltwise_algorithm = fwd_alg;
     impl->alpha = choice->alpha;
     impl->beta = choice->beta;
     impl->eltwise_pd = dnnl::eltwise_forward::primitive_desc(
-        dnnl::eltwise_forward::desc(prop, fwd_alg, md, choice->alpha, choice->beta),
-        CpuEngine());
+        dnnl::eltwise_forward::desc(prop, fwd_alg, md, choice->alpha, choice->beta), CpuEngine());
     impl->forward = dnnl::eltwise_forward(impl->eltwise_pd);
   } else {
     impl->kind = Impl::Kind::kCustom;

@@ -23,8 +23,8 @@ class ActivationKernel {
   // (in place) only when !BackwardNeedsSrc(activation).
   static absl::StatusOr<std::unique_ptr<ActivationKernel>> Create(const Activation& activation,
                                                                   const memory& src,
-                                                                  const memory& dst,
-                                                                  bool training, Arena& arena);
+                                                                  const memory& dst, bool training,
+                                                                  Arena& arena);
 
   // Whether the backward pass reads the forward input (else it reads the forward output).
   static bool BackwardNeedsSrc(const Activation& activation);

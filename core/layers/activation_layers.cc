@@ -5,8 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/status.h"
 #include "core/dnnl/memory.h"
-#include "core/layers/activation_kernel.h"
 #include "core/keras/args.h"
+#include "core/layers/activation_kernel.h"
 #include "core/layers/factories.h"
 
 namespace kiln {
@@ -62,10 +62,9 @@ class ActivationLayerBase : public Layer {
     if (!activation_.is_pointwise()) {
       KILN_RETURN_IF_ERROR(CheckMinRank(in, 0, 2));
       if (activation_.axis >= in.rank() || activation_.axis < -in.rank()) {
-        return absl::InvalidArgumentError(absl::StrCat("Layer \"", name(), "\": axis ",
-                                                       activation_.axis,
-                                                       " is out of bounds for an input of shape ",
-                                                       in.ToString()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("Layer \"", name(), "\": axis ", activation_.axis,
+                         " is out of bounds for an input of shape ", in.ToString()));
       }
     }
     return std::vector<Shape>{in};
@@ -124,8 +123,7 @@ class ReLULayer final : public ActivationLayerBase {
     }
     activation_ = GeneralizedRelu(
         s.negative_slope(),
-        s.has_max_value() ? s.max_value() : std::numeric_limits<float>::infinity(),
-        s.threshold());
+        s.has_max_value() ? s.max_value() : std::numeric_limits<float>::infinity(), s.threshold());
     return CheckDType(s.dtype(), FieldPath("dtype"));
   }
 };
@@ -154,8 +152,7 @@ absl::StatusOr<std::unique_ptr<Layer>> Make(const v1::LayerSpec& spec, uint64_t 
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Layer>> CreateActivation(const v1::LayerSpec& spec,
-                                                        uint64_t seed) {
+absl::StatusOr<std::unique_ptr<Layer>> CreateActivation(const v1::LayerSpec& spec, uint64_t seed) {
   return Make<ActivationLayer>(spec, seed);
 }
 absl::StatusOr<std::unique_ptr<Layer>> CreateReLU(const v1::LayerSpec& spec, uint64_t seed) {

@@ -6,10 +6,10 @@
 #include "core/base/status.h"
 #include "core/dnnl/engine.h"
 #include "core/dnnl/memory.h"
+#include "core/keras/args.h"
 #include "core/keras/constraints.h"
 #include "core/keras/initializers.h"
 #include "core/keras/regularizers.h"
-#include "core/keras/args.h"
 #include "core/layers/factories.h"
 
 namespace kiln {
@@ -30,9 +30,8 @@ struct BatchNormConfig {
 
 class BatchNormOp final : public Op {
  public:
-  absl::Status Init(OpContext& ctx, const BatchNormConfig& config, Variable* gamma,
-                    Variable* beta, Variable* moving_mean, Variable* moving_variance,
-                    bool use_batch_stats) {
+  absl::Status Init(OpContext& ctx, const BatchNormConfig& config, Variable* gamma, Variable* beta,
+                    Variable* moving_mean, Variable* moving_variance, bool use_batch_stats) {
     arena_ = ctx.arena;
     gamma_ = gamma;
     beta_ = beta;
@@ -50,7 +49,9 @@ class BatchNormOp final : public Op {
     if (gamma) flags_ |= normalization_flags::use_scale;
     if (beta) flags_ |= normalization_flags::use_shift;
     if (!use_batch_stats) flags_ |= normalization_flags::use_global_stats;
-    const prop_kind prop = ctx.backward ? prop_kind::forward_training : prop_kind::forward_inference;
+    // Batch statistics need forward_training: forward_inference does not output them.
+    const prop_kind prop = ctx.backward || use_batch_stats ? prop_kind::forward_training
+                                                           : prop_kind::forward_inference;
     fwd_pd_ = dnnl::batch_normalization_forward::primitive_desc(
         dnnl::batch_normalization_forward::desc(prop, src_.get_desc(), epsilon_, flags_),
         CpuEngine());
@@ -87,8 +88,7 @@ class BatchNormOp final : public Op {
   }
 
   absl::Status PrepareBackward(const std::vector<memory>& diff_outputs,
-                               const std::vector<memory>& diff_inputs,
-                               bool accumulate) override {
+                               const std::vector<memory>& diff_inputs, bool accumulate) override {
     const bool weight_grads = (gamma_ && gamma_->trainable) || (beta_ && beta_->trainable);
     const bool data_grad = input_needs_grad_ && diff_inputs[0];
     if (!weight_grads && !data_grad) return absl::OkStatus();
@@ -100,8 +100,7 @@ class BatchNormOp final : public Op {
         CpuEngine(), fwd_pd_);
     bwd_ = dnnl::batch_normalization_backward(pd);
     if (data_grad) {
-      memory view =
-          View(diff_inputs[0], ChannelsSecondView(diff_inputs[0].get_desc(), axis_));
+      memory view = View(diff_inputs[0], ChannelsSecondView(diff_inputs[0].get_desc(), axis_));
       diff_src_ = StageTo(view, pd.diff_src_desc(), *arena_, &diff_src_reorder_);
     } else {
       diff_src_ = AllocateMemory(pd.diff_src_desc(), *arena_);  // computed anyway, unused
@@ -110,8 +109,8 @@ class BatchNormOp final : public Op {
     if (gamma_ && prop == prop_kind::backward) {
       diff_scale_ = AllocateMemory(stat_md, *arena_);
       if (gamma_->trainable) {
-        to_gamma_grad_ = Reorder(diff_scale_, WrapMemory(stat_md, gamma_->grad.raw_data()),
-                                 accumulate);
+        to_gamma_grad_ =
+            Reorder(diff_scale_, WrapMemory(stat_md, gamma_->grad.raw_data()), accumulate);
       }
     }
     if (beta_ && prop == prop_kind::backward) {
@@ -187,9 +186,9 @@ class BatchNormalizationLayer final : public Layer {
     config_.momentum = s.has_momentum() ? s.momentum() : 0.99f;
     config_.epsilon = s.has_epsilon() ? s.epsilon() : 1e-3f;
     if (!(config_.momentum >= 0 && config_.momentum <= 1)) {
-      return FieldError(FieldPath("momentum"),
-                        absl::StrCat("Expected 0 <= momentum <= 1. Received: momentum=",
-                                     config_.momentum));
+      return FieldError(
+          FieldPath("momentum"),
+          absl::StrCat("Expected 0 <= momentum <= 1. Received: momentum=", config_.momentum));
     }
     if (!(config_.epsilon > 0)) {
       return FieldError(FieldPath("epsilon"),
@@ -208,8 +207,8 @@ class BatchNormalizationLayer final : public Layer {
                                              FieldPath("moving_variance_initializer")));
     KILN_ASSIGN_OR_RETURN(beta_reg_,
                           ResolveRegularizer(s.beta_regularizer(), FieldPath("beta_regularizer")));
-    KILN_ASSIGN_OR_RETURN(gamma_reg_, ResolveRegularizer(s.gamma_regularizer(),
-                                                         FieldPath("gamma_regularizer")));
+    KILN_ASSIGN_OR_RETURN(
+        gamma_reg_, ResolveRegularizer(s.gamma_regularizer(), FieldPath("gamma_regularizer")));
     KILN_ASSIGN_OR_RETURN(beta_constraint_,
                           ResolveConstraint(s.beta_constraint(), FieldPath("beta_constraint")));
     KILN_ASSIGN_OR_RETURN(gamma_constraint_,
@@ -244,8 +243,11 @@ class BatchNormalizationLayer final : public Layer {
                                                      input.ToString()));
     }
     if (built()) {
-      const int a = NormalizeAxis(config_.axis, rank);
-      KILN_RETURN_IF_ERROR(CheckAxisValue(input, 0, config_.axis, built_input_shapes()[0][a]));
+      // Keras's InputSpec fixes the rank as well as the size of the normalised axis.
+      const Shape& built_shape = built_input_shapes()[0];
+      KILN_RETURN_IF_ERROR(CheckRank(input, 0, built_shape.rank()));
+      KILN_RETURN_IF_ERROR(
+          CheckAxisValue(input, 0, config_.axis, built_shape[NormalizeAxis(config_.axis, rank)]));
     }
     return std::vector<Shape>{input};
   }

@@ -42,22 +42,21 @@ class Conv2DLayer final : public Layer {
                                      "number of groups. Received: groups=",
                                      groups_, ", filters=", filters_, "."));
     }
-    KILN_ASSIGN_OR_RETURN(config_, ParseConvGeometry(s.kernel_size(), s.strides(),
-                                                     s.dilation_rate(), s.padding(),
-                                                     s.data_format(), s.activation(), kField));
+    KILN_ASSIGN_OR_RETURN(
+        config_, ParseConvGeometry(s.kernel_size(), s.strides(), s.dilation_rate(), s.padding(),
+                                   s.data_format(), s.activation(), kField));
     use_bias_ = s.has_use_bias() ? s.use_bias() : true;
-    KILN_ASSIGN_OR_RETURN(kernel_init_, ResolveInitializer(s.kernel_initializer(),
-                                                           "glorot_uniform",
+    KILN_ASSIGN_OR_RETURN(kernel_init_, ResolveInitializer(s.kernel_initializer(), "glorot_uniform",
                                                            FieldPath("kernel_initializer")));
     KILN_ASSIGN_OR_RETURN(bias_init_, ResolveInitializer(s.bias_initializer(), "zeros",
                                                          FieldPath("bias_initializer")));
-    KILN_ASSIGN_OR_RETURN(kernel_reg_, ResolveRegularizer(s.kernel_regularizer(),
-                                                          FieldPath("kernel_regularizer")));
+    KILN_ASSIGN_OR_RETURN(
+        kernel_reg_, ResolveRegularizer(s.kernel_regularizer(), FieldPath("kernel_regularizer")));
     KILN_ASSIGN_OR_RETURN(bias_reg_,
                           ResolveRegularizer(s.bias_regularizer(), FieldPath("bias_regularizer")));
-    KILN_ASSIGN_OR_RETURN(activity_regularizer_,
-                          ResolveRegularizer(s.activity_regularizer(),
-                                             FieldPath("activity_regularizer")));
+    KILN_ASSIGN_OR_RETURN(
+        activity_regularizer_,
+        ResolveRegularizer(s.activity_regularizer(), FieldPath("activity_regularizer")));
     KILN_ASSIGN_OR_RETURN(kernel_constraint_,
                           ResolveConstraint(s.kernel_constraint(), FieldPath("kernel_constraint")));
     KILN_ASSIGN_OR_RETURN(bias_constraint_,
@@ -80,8 +79,8 @@ class Conv2DLayer final : public Layer {
     KILN_RETURN_IF_ERROR(CheckRank(input, 0, 4));
     const int axis = ChannelAxisOf(config_.data_format);
     if (built()) {
-      KILN_RETURN_IF_ERROR(CheckAxisValue(input, 0, axis == 3 ? -1 : 1,
-                                          built_input_shapes()[0][axis]));
+      KILN_RETURN_IF_ERROR(
+          CheckAxisValue(input, 0, axis == 3 ? -1 : 1, built_input_shapes()[0][axis]));
     }
     const int64_t channels = input[axis];
     if (channels % groups_ != 0) {

@@ -20,17 +20,17 @@ absl::StatusOr<ConvolutionConfig> ParseConvGeometry(
                         StandardizePair(dilation_rate, absl::StrCat(prefix, ".dilation_rate"),
                                         "dilation_rate", false, &kOnes));
   KILN_ASSIGN_OR_RETURN(c.padding, StandardizePadding(padding, absl::StrCat(prefix, ".padding")));
-  KILN_ASSIGN_OR_RETURN(c.data_format, StandardizeDataFormat(
-                                           data_format, absl::StrCat(prefix, ".data_format")));
+  KILN_ASSIGN_OR_RETURN(c.data_format,
+                        StandardizeDataFormat(data_format, absl::StrCat(prefix, ".data_format")));
   // Keras 2.12-3.14 reject this pair (earlier versions gave wrong shapes, keras#16930); the
   // card documents the two as incompatible, so Kiln rejects it too.
   if (std::max(c.strides[0], c.strides[1]) > 1 &&
       std::max(c.dilation_rate[0], c.dilation_rate[1]) > 1) {
-    return FieldError(absl::StrCat(prefix, ".strides"),
-                      absl::StrCat("`strides > 1` not supported in conjunction with "
-                                   "`dilation_rate > 1`. Received: strides=",
-                                   PairRepr(c.strides),
-                                   " and dilation_rate=", PairRepr(c.dilation_rate)));
+    return FieldError(
+        absl::StrCat(prefix, ".strides"),
+        absl::StrCat("`strides > 1` not supported in conjunction with "
+                     "`dilation_rate > 1`. Received: strides=",
+                     PairRepr(c.strides), " and dilation_rate=", PairRepr(c.dilation_rate)));
   }
   KILN_ASSIGN_OR_RETURN(c.activation,
                         ParseActivation(activation, absl::StrCat(prefix, ".activation")));

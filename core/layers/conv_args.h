@@ -20,9 +20,7 @@ absl::StatusOr<ConvolutionConfig> ParseConvGeometry(
     const std::string& prefix);
 
 // Channel axis of a rank-4 input in `format`.
-inline int ChannelAxisOf(DataFormat format) {
-  return format == DataFormat::kChannelsLast ? 3 : 1;
-}
+inline int ChannelAxisOf(DataFormat format) { return format == DataFormat::kChannelsLast ? 3 : 1; }
 
 // Output shape of a 2-D convolution producing `out_channels` channels, or Keras's "Computed
 // output size would be zero or negative" error for `valid` padding.

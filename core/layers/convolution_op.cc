@@ -47,7 +47,7 @@ class ConvolutionOp : public Op {
   memory input_view_;  // (N, C, H, W) view of the input
   memory src_;         // input in fwd_pd_'s layout
   Reorder src_reorder_;
-  memory conv_dst_;    // what the primitive writes: pre-activation, or the output when fused
+  memory conv_dst_;  // what the primitive writes: pre-activation, or the output when fused
   Activation activation_;
   std::unique_ptr<ActivationKernel> activation_kernel_;
   bool activation_fused_ = false;
@@ -63,8 +63,8 @@ class ConvolutionOp : public Op {
   bool compute_weight_grads_ = false;
 };
 
-absl::Status ConvolutionOp::Init(OpContext& ctx, const ConvolutionConfig& config,
-                                 Variable* kernel, Variable* bias) {
+absl::Status ConvolutionOp::Init(OpContext& ctx, const ConvolutionConfig& config, Variable* kernel,
+                                 Variable* bias) {
   arena_ = ctx.arena;
   kernel_ = kernel;
   bias_ = bias;
@@ -108,14 +108,26 @@ absl::Status ConvolutionOp::Init(OpContext& ctx, const ConvolutionConfig& config
     attr.set_post_ops(ops);
     activation_fused_ = true;
   }
-  const dnnl::convolution_forward::desc desc =
-      bias ? dnnl::convolution_forward::desc(prop, algorithm::convolution_direct, src_any_,
-                                             weights_any_, bias_md, dst_any_, strides_, dilates_,
-                                             pad_l_, pad_r_)
-           : dnnl::convolution_forward::desc(prop, algorithm::convolution_direct, src_any_,
-                                             weights_any_, dst_any_, strides_, dilates_, pad_l_,
-                                             pad_r_);
-  fwd_pd_ = dnnl::convolution_forward::primitive_desc(desc, attr, CpuEngine());
+  // Candidates: the layout the input already has (no reorder per step), first as asked, then
+  // as forward_training - oneDNN 2.6 has its blocked depthwise kernel only for that prop kind,
+  // which for a convolution computes the same without any workspace; finally format_tag::any.
+  // Plain NCHW input skips to the last: oneDNN has only im2col for it.
+  const memory::desc input_md = input_view_.get_desc();
+  const bool try_input_layout = input_md != memory::desc(in, dt::f32, tag::nchw);
+  fwd_pd_ = ChoosePrimitiveDesc<dnnl::convolution_forward::primitive_desc>(
+      [&](int attempt) {
+        const bool last = attempt == 2 || !try_input_layout;
+        const memory::desc& src = last ? src_any_ : input_md;
+        const prop_kind p = attempt == 1 ? prop_kind::forward_training : prop;
+        const auto desc = bias ? dnnl::convolution_forward::desc(
+                                     p, algorithm::convolution_direct, src, weights_any_, bias_md,
+                                     dst_any_, strides_, dilates_, pad_l_, pad_r_)
+                               : dnnl::convolution_forward::desc(
+                                     p, algorithm::convolution_direct, src, weights_any_, dst_any_,
+                                     strides_, dilates_, pad_l_, pad_r_);
+        return dnnl::convolution_forward::primitive_desc(desc, attr, CpuEngine());
+      },
+      try_input_layout ? 3 : 1);
   fwd_ = dnnl::convolution_forward(fwd_pd_);
 
   keras_weights_ = WrapMemory(keras_weights_md, kernel->value.raw_data());
@@ -133,16 +145,16 @@ absl::Status ConvolutionOp::Init(OpContext& ctx, const ConvolutionConfig& config
     if (activation_fused_ && ctx.backward) {
       // Backward-only kernel: the post-op already applied the function; its derivative is
       // computed from the output.
-      KILN_ASSIGN_OR_RETURN(activation_kernel_,
-                            ActivationKernel::Create(activation_, outputs_[0], outputs_[0], true,
-                                                     *arena_));
+      KILN_ASSIGN_OR_RETURN(
+          activation_kernel_,
+          ActivationKernel::Create(activation_, outputs_[0], outputs_[0], true, *arena_));
     }
   } else {
     conv_dst_ = AllocateMemory(dst_md, *arena_);
     const memory pre = View(conv_dst_, outputs_[0].get_desc());
-    KILN_ASSIGN_OR_RETURN(activation_kernel_, ActivationKernel::Create(activation_, pre,
-                                                                       outputs_[0], ctx.backward,
-                                                                       *arena_));
+    KILN_ASSIGN_OR_RETURN(
+        activation_kernel_,
+        ActivationKernel::Create(activation_, pre, outputs_[0], ctx.backward, *arena_));
   }
   return absl::OkStatus();
 }
@@ -179,14 +191,21 @@ absl::Status ConvolutionOp::PrepareBackward(const std::vector<memory>& diff_outp
   if (compute_weight_grads_) {
     const memory::desc diff_bias_any =
         bias_ ? memory::desc({dst_any_.dims()[1]}, dt::f32, tag::a) : memory::desc();
-    const auto desc =
-        bias_ ? dnnl::convolution_backward_weights::desc(
-                    algorithm::convolution_direct, src_any_, weights_any_, diff_bias_any,
-                    dst_any_, strides_, dilates_, pad_l_, pad_r_)
-              : dnnl::convolution_backward_weights::desc(algorithm::convolution_direct, src_any_,
-                                                         weights_any_, dst_any_, strides_,
-                                                         dilates_, pad_l_, pad_r_);
-    dnnl::convolution_backward_weights::primitive_desc pd(desc, CpuEngine(), fwd_pd_);
+    // The layouts the forward pass left its data in, if oneDNN computes well from them.
+    const auto pd = ChoosePrimitiveDesc<dnnl::convolution_backward_weights::primitive_desc>(
+        [&](int attempt) {
+          const bool preferred = attempt == 0;
+          const memory::desc src = preferred ? src_.get_desc() : src_any_;
+          const memory::desc diff_dst = preferred ? diff_conv_dst_.get_desc() : dst_any_;
+          const auto desc = bias_ ? dnnl::convolution_backward_weights::desc(
+                                        algorithm::convolution_direct, src, weights_any_,
+                                        diff_bias_any, diff_dst, strides_, dilates_, pad_l_, pad_r_)
+                                  : dnnl::convolution_backward_weights::desc(
+                                        algorithm::convolution_direct, src, weights_any_, diff_dst,
+                                        strides_, dilates_, pad_l_, pad_r_);
+          return dnnl::convolution_backward_weights::primitive_desc(desc, CpuEngine(), fwd_pd_);
+        },
+        2);
     bwd_weights_ = dnnl::convolution_backward_weights(pd);
     bw_src_ = StageFrom(src_, pd.src_desc(), *arena_, &bw_src_reorder_);
     bw_diff_dst_ = StageFrom(diff_conv_dst_, pd.diff_dst_desc(), *arena_, &bw_diff_dst_reorder_);
@@ -196,27 +215,33 @@ absl::Status ConvolutionOp::PrepareBackward(const std::vector<memory>& diff_outp
                 accumulate_weight_grads);
     if (bias_) {
       diff_bias_ = AllocateMemory(pd.diff_bias_desc(), *arena_);
-      diff_bias_to_grad_ = Reorder(diff_bias_, WrapMemory(diff_bias_.get_desc(),
-                                                          bias_->grad.raw_data()),
-                                   accumulate_weight_grads);
+      diff_bias_to_grad_ =
+          Reorder(diff_bias_, WrapMemory(diff_bias_.get_desc(), bias_->grad.raw_data()),
+                  accumulate_weight_grads);
     }
   }
 
   if (input_needs_grad_ && diff_inputs[0]) {
     const memory diff_in_view =
         View(diff_inputs[0], ChannelsSecondView(diff_inputs[0].get_desc(), channel_axis_));
-    dnnl::convolution_backward_data::primitive_desc pd(
-        dnnl::convolution_backward_data::desc(algorithm::convolution_direct, src_any_,
-                                              weights_any_, dst_any_, strides_, dilates_, pad_l_,
-                                              pad_r_),
-        CpuEngine(), fwd_pd_);
+    const auto pd = ChoosePrimitiveDesc<dnnl::convolution_backward_data::primitive_desc>(
+        [&](int attempt) {
+          const bool preferred = attempt == 0;
+          const memory::desc diff_src = preferred ? diff_in_view.get_desc() : src_any_;
+          const memory::desc diff_dst = preferred ? diff_conv_dst_.get_desc() : dst_any_;
+          return dnnl::convolution_backward_data::primitive_desc(
+              dnnl::convolution_backward_data::desc(algorithm::convolution_direct, diff_src,
+                                                    weights_any_, diff_dst, strides_, dilates_,
+                                                    pad_l_, pad_r_),
+              CpuEngine(), fwd_pd_);
+        },
+        2);
     bwd_data_ = dnnl::convolution_backward_data(pd);
     bd_weights_ = StageFrom(weights_, pd.weights_desc(), *arena_, &bd_weights_reorder_);
     if (bw_diff_dst_ && bw_diff_dst_.get_desc() == pd.diff_dst_desc()) {
       bd_diff_dst_ = bw_diff_dst_;  // already staged for the weights pass
     } else {
-      bd_diff_dst_ =
-          StageFrom(diff_conv_dst_, pd.diff_dst_desc(), *arena_, &bd_diff_dst_reorder_);
+      bd_diff_dst_ = StageFrom(diff_conv_dst_, pd.diff_dst_desc(), *arena_, &bd_diff_dst_reorder_);
     }
     bd_diff_src_ = StageTo(diff_in_view, pd.diff_src_desc(), *arena_, &bd_diff_src_reorder_);
   }
@@ -255,9 +280,9 @@ memory::desc KerasKernelDesc(const Shape& ks, int64_t groups) {
                         memory::dims{1, out, kw * in_per_group * out, in_per_group * out});
   }
   const int64_t out_per_group = out / groups;
-  return memory::desc({groups, out_per_group, in_per_group, kh, kw}, dt::f32,
-                      memory::dims{out_per_group, 1, out, kw * in_per_group * out,
-                                   in_per_group * out});
+  return memory::desc(
+      {groups, out_per_group, in_per_group, kh, kw}, dt::f32,
+      memory::dims{out_per_group, 1, out, kw * in_per_group * out, in_per_group * out});
 }
 
 absl::StatusOr<std::unique_ptr<Op>> CreateConvolutionOp(OpContext& context,

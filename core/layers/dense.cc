@@ -4,11 +4,11 @@
 #include "core/base/status.h"
 #include "core/dnnl/engine.h"
 #include "core/dnnl/memory.h"
+#include "core/keras/args.h"
 #include "core/keras/constraints.h"
 #include "core/keras/initializers.h"
 #include "core/keras/regularizers.h"
 #include "core/layers/activation_kernel.h"
-#include "core/keras/args.h"
 #include "core/layers/factories.h"
 
 namespace kiln {
@@ -49,7 +49,8 @@ class DenseOp final : public Op {
       ops.append_eltwise(1.0f, post_op->algorithm, post_op->alpha, post_op->beta);
       attr.set_post_ops(ops);
     }
-    const prop_kind prop = ctx.backward ? prop_kind::forward_training : prop_kind::forward_inference;
+    const prop_kind prop =
+        ctx.backward ? prop_kind::forward_training : prop_kind::forward_inference;
     const auto desc =
         bias ? dnnl::inner_product_forward::desc(prop, src_.get_desc(), weights_any_, bias_md,
                                                  dst_md_)
@@ -71,9 +72,9 @@ class DenseOp final : public Op {
       }
     } else {
       dst_ = AllocateMemory(dst_md_, *arena_);
-      KILN_ASSIGN_OR_RETURN(activation_, ActivationKernel::Create(
-                                             activation, View(dst_, output.get_desc()), output,
-                                             ctx.backward, *arena_));
+      KILN_ASSIGN_OR_RETURN(
+          activation_, ActivationKernel::Create(activation, View(dst_, output.get_desc()), output,
+                                                ctx.backward, *arena_));
       run_activation_forward_ = true;
     }
     return absl::OkStatus();
@@ -93,8 +94,7 @@ class DenseOp final : public Op {
   }
 
   absl::Status PrepareBackward(const std::vector<memory>& diff_outputs,
-                               const std::vector<memory>& diff_inputs,
-                               bool accumulate) override {
+                               const std::vector<memory>& diff_inputs, bool accumulate) override {
     memory diff_out = diff_outputs[0];
     if (activation_) {
       memory diff_pre = AllocateMemory(diff_out.get_desc(), *arena_);
@@ -108,13 +108,13 @@ class DenseOp final : public Op {
           bias_ ? memory::desc({dst_md_.dims()[1]}, dt::f32, tag::a) : memory::desc();
       const auto desc = bias_ ? dnnl::inner_product_backward_weights::desc(
                                     src_.get_desc(), weights_any_, diff_bias_md, dst_md_)
-                              : dnnl::inner_product_backward_weights::desc(
-                                    src_.get_desc(), weights_any_, dst_md_);
+                              : dnnl::inner_product_backward_weights::desc(src_.get_desc(),
+                                                                           weights_any_, dst_md_);
       dnnl::inner_product_backward_weights::primitive_desc pd(desc, CpuEngine(), fwd_pd_);
       bwd_weights_ = dnnl::inner_product_backward_weights(pd);
       diff_weights_ = AllocateMemory(pd.diff_weights_desc(), *arena_);
-      to_kernel_grad_ = Reorder(diff_weights_,
-                                WrapMemory(keras_weights_md_, kernel_->grad.raw_data()), accumulate);
+      to_kernel_grad_ = Reorder(
+          diff_weights_, WrapMemory(keras_weights_md_, kernel_->grad.raw_data()), accumulate);
       if (bias_) {
         diff_bias_ = AllocateMemory(diff_bias_md, *arena_);
         to_bias_grad_ =
@@ -195,18 +195,17 @@ class DenseLayer final : public Layer {
     }
     KILN_ASSIGN_OR_RETURN(activation_, ParseActivation(s.activation(), FieldPath("activation")));
     use_bias_ = s.has_use_bias() ? s.use_bias() : true;
-    KILN_ASSIGN_OR_RETURN(kernel_init_, ResolveInitializer(s.kernel_initializer(),
-                                                           "glorot_uniform",
+    KILN_ASSIGN_OR_RETURN(kernel_init_, ResolveInitializer(s.kernel_initializer(), "glorot_uniform",
                                                            FieldPath("kernel_initializer")));
     KILN_ASSIGN_OR_RETURN(bias_init_, ResolveInitializer(s.bias_initializer(), "zeros",
                                                          FieldPath("bias_initializer")));
-    KILN_ASSIGN_OR_RETURN(kernel_reg_, ResolveRegularizer(s.kernel_regularizer(),
-                                                          FieldPath("kernel_regularizer")));
+    KILN_ASSIGN_OR_RETURN(
+        kernel_reg_, ResolveRegularizer(s.kernel_regularizer(), FieldPath("kernel_regularizer")));
     KILN_ASSIGN_OR_RETURN(bias_reg_,
                           ResolveRegularizer(s.bias_regularizer(), FieldPath("bias_regularizer")));
-    KILN_ASSIGN_OR_RETURN(activity_regularizer_,
-                          ResolveRegularizer(s.activity_regularizer(),
-                                             FieldPath("activity_regularizer")));
+    KILN_ASSIGN_OR_RETURN(
+        activity_regularizer_,
+        ResolveRegularizer(s.activity_regularizer(), FieldPath("activity_regularizer")));
     KILN_ASSIGN_OR_RETURN(kernel_constraint_,
                           ResolveConstraint(s.kernel_constraint(), FieldPath("kernel_constraint")));
     KILN_ASSIGN_OR_RETURN(bias_constraint_,
@@ -216,8 +215,8 @@ class DenseLayer final : public Layer {
 
   absl::StatusOr<std::unique_ptr<Op>> CreateOp(OpContext& context) override {
     auto op = std::make_unique<DenseOp>();
-    KILN_RETURN_IF_ERROR(op->Init(context, activation_, variable("kernel"),
-                                  use_bias_ ? variable("bias") : nullptr));
+    KILN_RETURN_IF_ERROR(
+        op->Init(context, activation_, variable("kernel"), use_bias_ ? variable("bias") : nullptr));
     return op;
   }
 

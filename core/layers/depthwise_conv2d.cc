@@ -25,9 +25,9 @@ class DepthwiseConv2DLayer final : public Layer {
   absl::Status Init() {
     const v1::DepthwiseConv2D& s = spec().depthwise_conv2d();
     const std::string prefix = kField;
-    KILN_ASSIGN_OR_RETURN(config_, ParseConvGeometry(s.kernel_size(), s.strides(),
-                                                     s.dilation_rate(), s.padding(),
-                                                     s.data_format(), s.activation(), prefix));
+    KILN_ASSIGN_OR_RETURN(
+        config_, ParseConvGeometry(s.kernel_size(), s.strides(), s.dilation_rate(), s.padding(),
+                                   s.data_format(), s.activation(), prefix));
     depth_multiplier_ = s.has_depth_multiplier() ? s.depth_multiplier() : 1;
     if (depth_multiplier_ <= 0) {
       return FieldError(FieldPath("depth_multiplier"),
@@ -45,9 +45,9 @@ class DepthwiseConv2DLayer final : public Layer {
                                                           FieldPath("depthwise_regularizer")));
     KILN_ASSIGN_OR_RETURN(bias_reg_,
                           ResolveRegularizer(s.bias_regularizer(), FieldPath("bias_regularizer")));
-    KILN_ASSIGN_OR_RETURN(activity_regularizer_,
-                          ResolveRegularizer(s.activity_regularizer(),
-                                             FieldPath("activity_regularizer")));
+    KILN_ASSIGN_OR_RETURN(
+        activity_regularizer_,
+        ResolveRegularizer(s.activity_regularizer(), FieldPath("activity_regularizer")));
     KILN_ASSIGN_OR_RETURN(kernel_constraint_, ResolveConstraint(s.depthwise_constraint(),
                                                                 FieldPath("depthwise_constraint")));
     KILN_ASSIGN_OR_RETURN(bias_constraint_,
@@ -71,13 +71,12 @@ class DepthwiseConv2DLayer final : public Layer {
     KILN_RETURN_IF_ERROR(CheckRank(input, 0, 4));
     const int axis = ChannelAxisOf(config_.data_format);
     if (built()) {
-      KILN_RETURN_IF_ERROR(CheckAxisValue(input, 0, axis == 3 ? -1 : 1,
-                                          built_input_shapes()[0][axis]));
+      KILN_RETURN_IF_ERROR(
+          CheckAxisValue(input, 0, axis == 3 ? -1 : 1, built_input_shapes()[0][axis]));
     }
     const int64_t channels = input[axis];
-    KILN_ASSIGN_OR_RETURN(
-        Shape out, ConvOutputShape(input, config_, channels * depth_multiplier_,
-                                   KernelShape(channels)));
+    KILN_ASSIGN_OR_RETURN(Shape out, ConvOutputShape(input, config_, channels * depth_multiplier_,
+                                                     KernelShape(channels)));
     return std::vector<Shape>{out};
   }
 

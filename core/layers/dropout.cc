@@ -87,7 +87,6 @@ class DropoutOp final : public Op {
     to_diff_input_.Run(stream);
   }
 
-
  private:
   // mask = 1/(1-rate) where kept, else 0; one draw per noise_shape cell.
   void FillMask() {

@@ -26,8 +26,7 @@ absl::StatusOr<std::unique_ptr<Layer>> CreateSoftmax(const v1::LayerSpec&, uint6
 absl::StatusOr<std::unique_ptr<Layer>> CreateBatchNormalization(const v1::LayerSpec&, uint64_t);
 absl::StatusOr<std::unique_ptr<Layer>> CreateMaxPooling2D(const v1::LayerSpec&, uint64_t);
 absl::StatusOr<std::unique_ptr<Layer>> CreateAveragePooling2D(const v1::LayerSpec&, uint64_t);
-absl::StatusOr<std::unique_ptr<Layer>> CreateGlobalAveragePooling2D(const v1::LayerSpec&,
-                                                                    uint64_t);
+absl::StatusOr<std::unique_ptr<Layer>> CreateGlobalAveragePooling2D(const v1::LayerSpec&, uint64_t);
 absl::StatusOr<std::unique_ptr<Layer>> CreateDropout(const v1::LayerSpec&, uint64_t);
 absl::StatusOr<std::unique_ptr<Layer>> CreateAdd(const v1::LayerSpec&, uint64_t);
 absl::StatusOr<std::unique_ptr<Layer>> CreateConcatenate(const v1::LayerSpec&, uint64_t);

@@ -51,7 +51,19 @@ absl::StatusOr<std::vector<Shape>> Layer::OutputShapes(absl::Span<const Shape> i
         absl::StrCat("A merge layer should be called on a list of at least ", min_inputs(),
                      " inputs. Got ", n, " inputs. (layer \"", name_, "\")"));
   }
-  return ComputeOutputShapes(inputs);
+  KILN_ASSIGN_OR_RETURN(std::vector<Shape> outputs, ComputeOutputShapes(inputs));
+  for (const Shape& out : outputs) {
+    if (!CheckedProduct(out.WithoutBatch().dims()).has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer \"", name_, "\" would produce a tensor of shape ", out.ToString(),
+                       ", more than ", kMaxTensorElements, " elements per sample"));
+    }
+    if (activity_regularizer_.has_value()) {
+      KILN_RETURN_IF_ERROR(
+          CheckRegularizerShape(*activity_regularizer_, out, FieldPath("activity_regularizer")));
+    }
+  }
+  return outputs;
 }
 
 absl::Status Layer::BuildIfNeeded(absl::Span<const Shape> inputs) {
@@ -79,15 +91,14 @@ namespace {
 
 absl::Status CheckWeightShape(const std::string& layer, const Variable& v, const Tensor& value) {
   if (value.dtype() != DType::kFloat32) {
-    return absl::InvalidArgumentError(absl::StrCat("Layer ", layer, " weight ", v.name,
-                                                   " must be float32, got ",
-                                                   DTypeName(value.dtype())));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Layer ", layer, " weight ", v.name, " must be float32, got ", DTypeName(value.dtype())));
   }
   if (value.shape() != v.value.shape()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Layer ", layer, " weight shape ", v.value.shape().ToString(),
-        " is not compatible with provided weight shape ", value.shape().ToString(),
-        " (weight \"", v.name, "\")."));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Layer ", layer, " weight shape ", v.value.shape().ToString(),
+                     " is not compatible with provided weight shape ", value.shape().ToString(),
+                     " (weight \"", v.name, "\")."));
   }
   return absl::OkStatus();
 }
@@ -102,9 +113,10 @@ void CopyInto(Variable& v, const Tensor& value) {
 absl::Status Layer::SetWeights(absl::Span<const Tensor> weights) {
   if (weights.size() != variables_.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "You called `set_weights(weights)` on layer \"", name_, "\" with a weight list of "
-        "length ", weights.size(), ", but the layer was expecting ", variables_.size(),
-        " weights."));
+        "You called `set_weights(weights)` on layer \"", name_,
+        "\" with a weight list of "
+        "length ",
+        weights.size(), ", but the layer was expecting ", variables_.size(), " weights."));
   }
   for (size_t i = 0; i < weights.size(); ++i) {
     KILN_RETURN_IF_ERROR(CheckWeightShape(name_, *variables_[i], weights[i]));
@@ -116,8 +128,8 @@ absl::Status Layer::SetWeights(absl::Span<const Tensor> weights) {
 absl::Status Layer::SetWeight(absl::string_view name, const Tensor& value) {
   Variable* v = variable(name == "depthwise_kernel" ? "kernel" : name);
   if (v == nullptr) {
-    return absl::NotFoundError(absl::StrCat("layer \"", name_, "\" has no weight named \"",
-                                            name, "\""));
+    return absl::NotFoundError(
+        absl::StrCat("layer \"", name_, "\" has no weight named \"", name, "\""));
   }
   KILN_RETURN_IF_ERROR(CheckWeightShape(name_, *v, value));
   CopyInto(*v, value);
@@ -137,6 +149,11 @@ absl::StatusOr<Variable*> Layer::AddWeight(std::string name, Shape shape,
                                            absl::string_view regularizer_field,
                                            std::optional<v1::Constraint> constraint,
                                            absl::string_view constraint_field, bool trainable) {
+  if (!CheckedProduct(shape.dims(), kMaxWeightElements).has_value()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("weight \"", name, "\" of layer \"", name_, "\" would have shape ",
+                     shape.ToString(), ", more than ", kMaxWeightElements, " elements"));
+  }
   KILN_RETURN_IF_ERROR(CheckInitializerShape(initializer, shape, FieldPath(initializer_field)));
   if (regularizer.has_value()) {
     KILN_RETURN_IF_ERROR(CheckRegularizerShape(*regularizer, shape, FieldPath(regularizer_field)));
@@ -167,10 +184,10 @@ absl::Status Layer::CheckRank(const Shape& input, int index, int rank) const {
 
 absl::Status Layer::CheckMinRank(const Shape& input, int index, int min_rank) const {
   if (input.rank() >= min_rank) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "Input ", index, " of layer \"", name_,
-      "\" is incompatible with the layer: expected min_ndim=", min_rank,
-      ", found ndim=", input.rank(), ". Full shape received: ", input.ToString()));
+  return absl::InvalidArgumentError(
+      absl::StrCat("Input ", index, " of layer \"", name_,
+                   "\" is incompatible with the layer: expected min_ndim=", min_rank,
+                   ", found ndim=", input.rank(), ". Full shape received: ", input.ToString()));
 }
 
 absl::Status Layer::CheckAxisValue(const Shape& input, int index, int axis, int64_t value) const {

@@ -23,6 +23,9 @@
 
 namespace kiln {
 
+// The most elements one weight may have (1 GiB of float32).
+inline constexpr int64_t kMaxWeightElements = int64_t{1} << 28;
+
 class Layer {
  public:
   virtual ~Layer() = default;

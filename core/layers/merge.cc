@@ -12,9 +12,11 @@ namespace kiln {
 namespace {
 
 std::string ShapesRepr(absl::Span<const Shape> shapes) {
-  return absl::StrCat("[", absl::StrJoin(shapes, ", ", [](std::string* out, const Shape& s) {
-                        absl::StrAppend(out, s.ToString());
-                      }), "]");
+  return absl::StrCat(
+      "[",
+      absl::StrJoin(shapes, ", ",
+                    [](std::string* out, const Shape& s) { absl::StrAppend(out, s.ToString()); }),
+      "]");
 }
 
 class AddOp final : public Op {
@@ -148,9 +150,9 @@ class AddLayer final : public Layer {
       if (inputs[i].rank() != inputs[0].rank() ||
           !std::equal(inputs[i].dims().begin() + 1, inputs[i].dims().end(),
                       inputs[0].dims().begin() + 1)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "Inputs have incompatible shapes. Received shapes ", inputs[0].ToString(), " and ",
-            inputs[i].ToString(), " (layer \"", name(), "\")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("Inputs have incompatible shapes. Received shapes ", inputs[0].ToString(),
+                         " and ", inputs[i].ToString(), " (layer \"", name(), "\")"));
       }
     }
     return std::vector<Shape>{inputs[0]};
@@ -218,8 +220,7 @@ absl::StatusOr<std::unique_ptr<Layer>> Make(const v1::LayerSpec& spec, uint64_t 
 absl::StatusOr<std::unique_ptr<Layer>> CreateAdd(const v1::LayerSpec& spec, uint64_t seed) {
   return Make<AddLayer>(spec, seed);
 }
-absl::StatusOr<std::unique_ptr<Layer>> CreateConcatenate(const v1::LayerSpec& spec,
-                                                         uint64_t seed) {
+absl::StatusOr<std::unique_ptr<Layer>> CreateConcatenate(const v1::LayerSpec& spec, uint64_t seed) {
   return Make<ConcatenateLayer>(spec, seed);
 }
 

@@ -43,8 +43,8 @@ class PoolingOp final : public Op {
       for (int i = 0; i < 2; ++i) {
         kernel_[i] = config.pool_size[i];
         strides_[i] = config.strides[i];
-        out[2 + i] = ConvOutputLength(in[2 + i], config.pool_size[i], config.strides[i], 1,
-                                      config.padding);
+        out[2 + i] =
+            ConvOutputLength(in[2 + i], config.pool_size[i], config.strides[i], 1, config.padding);
         const auto pads =
             SamePadding(in[2 + i], config.pool_size[i], config.strides[i], 1, config.padding);
         pad_l_[i] = pads[0];
@@ -54,7 +54,8 @@ class PoolingOp final : public Op {
     alg_ = config.alg;
     global_ = config.global;
     dst_any_ = memory::desc(out, dt::f32, tag::any);
-    const prop_kind prop = ctx.backward ? prop_kind::forward_training : prop_kind::forward_inference;
+    const prop_kind prop =
+        ctx.backward ? prop_kind::forward_training : prop_kind::forward_inference;
     fwd_pd_ = dnnl::pooling_forward::primitive_desc(
         dnnl::pooling_forward::desc(prop, alg_, src_.get_desc(), dst_any_, strides_, kernel_,
                                     pad_l_, pad_r_),
@@ -67,10 +68,9 @@ class PoolingOp final : public Op {
     if (config.global) {
       // (N, C, 1, 1) in any layout -> the Keras output, plain (N, C) or (N, 1, 1, C)/(N, C, 1, 1).
       const int64_t n = in[0], c = in[1];
-      const Shape keras_out =
-          !config.keepdims ? Shape{n, c}
-          : config.data_format == DataFormat::kChannelsLast ? Shape{n, 1, 1, c}
-                                                            : Shape{n, c, 1, 1};
+      const Shape keras_out = !config.keepdims                                  ? Shape{n, c}
+                              : config.data_format == DataFormat::kChannelsLast ? Shape{n, 1, 1, c}
+                                                                                : Shape{n, c, 1, 1};
       memory output = AllocateMemory(PlainDesc(keras_out), *arena_);
       // Plain (N, C, 1, 1) has the same bytes as every one of those shapes.
       to_output_ = Reorder(dst_, View(output, memory::desc(out, dt::f32, tag::abcd)));
@@ -101,9 +101,9 @@ class PoolingOp final : public Op {
     // The gradient arrives over the Keras output dims; global pooling's output is the plain
     // (N, C, 1, 1) bytes.
     memory diff_out_view =
-        global_ ? View(diff_outputs[0], memory::desc(dst_.get_desc().dims(), dt::f32, tag::abcd))
-                : View(diff_outputs[0],
-                       ChannelsSecondView(diff_outputs[0].get_desc(), channel_axis_));
+        global_
+            ? View(diff_outputs[0], memory::desc(dst_.get_desc().dims(), dt::f32, tag::abcd))
+            : View(diff_outputs[0], ChannelsSecondView(diff_outputs[0].get_desc(), channel_axis_));
     diff_dst_ = StageFrom(diff_out_view, pd.diff_dst_desc(), *arena_, &diff_dst_reorder_);
     diff_src_ = StageTo(diff_in_view, pd.diff_src_desc(), *arena_, &diff_src_reorder_);
     return absl::OkStatus();
@@ -141,8 +141,8 @@ class PoolingLayer final : public Layer {
   PoolingLayer(const v1::LayerSpec& spec, std::string class_name, std::string base_name,
                std::string field, const std::string& name, std::optional<bool> trainable,
                uint64_t seed)
-      : Layer(spec, std::move(class_name), std::move(base_name), std::move(field), name,
-              trainable, seed) {}
+      : Layer(spec, std::move(class_name), std::move(base_name), std::move(field), name, trainable,
+              seed) {}
 
   template <typename Spec>
   absl::Status InitWindow(const Spec& s, algorithm alg) {
@@ -188,8 +188,8 @@ class PoolingLayer final : public Layer {
     const int h_axis = last ? 1 : 2;
     int64_t spatial[2];
     for (int i = 0; i < 2; ++i) {
-      spatial[i] = ConvOutputLength(input[h_axis + i], config_.pool_size[i], config_.strides[i],
-                                    1, config_.padding);
+      spatial[i] = ConvOutputLength(input[h_axis + i], config_.pool_size[i], config_.strides[i], 1,
+                                    config_.padding);
       if (spatial[i] <= 0) {
         return absl::InvalidArgumentError(absl::StrCat(
             "Computed output size would be negative. Received: `inputs.shape=", input.ToString(),
@@ -223,9 +223,8 @@ absl::StatusOr<std::unique_ptr<Layer>> CreateMaxPooling2D(const v1::LayerSpec& s
 absl::StatusOr<std::unique_ptr<Layer>> CreateAveragePooling2D(const v1::LayerSpec& spec,
                                                               uint64_t seed) {
   const auto& s = spec.average_pooling2d();
-  auto layer =
-      std::make_unique<PoolingLayer>(spec, "AveragePooling2D", "average_pooling2d",
-                                     "average_pooling2d", s.name(), TrainableOf(s), seed);
+  auto layer = std::make_unique<PoolingLayer>(spec, "AveragePooling2D", "average_pooling2d",
+                                              "average_pooling2d", s.name(), TrainableOf(s), seed);
   KILN_RETURN_IF_ERROR(layer->InitWindow(s, algorithm::pooling_avg_exclude_padding));
   return layer;
 }
@@ -233,10 +232,9 @@ absl::StatusOr<std::unique_ptr<Layer>> CreateAveragePooling2D(const v1::LayerSpe
 absl::StatusOr<std::unique_ptr<Layer>> CreateGlobalAveragePooling2D(const v1::LayerSpec& spec,
                                                                     uint64_t seed) {
   const auto& s = spec.global_average_pooling2d();
-  auto layer = std::make_unique<PoolingLayer>(spec, "GlobalAveragePooling2D",
-                                              "global_average_pooling2d",
-                                              "global_average_pooling2d", s.name(),
-                                              TrainableOf(s), seed);
+  auto layer =
+      std::make_unique<PoolingLayer>(spec, "GlobalAveragePooling2D", "global_average_pooling2d",
+                                     "global_average_pooling2d", s.name(), TrainableOf(s), seed);
   KILN_RETURN_IF_ERROR(layer->InitGlobal(s));
   return layer;
 }

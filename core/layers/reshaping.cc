@@ -61,8 +61,8 @@ class FlattenLayer final : public Layer {
               seed) {}
 
   absl::Status Init() {
-    KILN_ASSIGN_OR_RETURN(format_, StandardizeDataFormat(spec().flatten().data_format(),
-                                                         FieldPath("data_format")));
+    KILN_ASSIGN_OR_RETURN(
+        format_, StandardizeDataFormat(spec().flatten().data_format(), FieldPath("data_format")));
     return CheckDType(spec().flatten().dtype(), FieldPath("dtype"));
   }
 
@@ -132,15 +132,17 @@ class ReshapeLayer final : public Layer {
     const auto& target = spec().reshape().target_shape();
     int64_t in_size = 1;
     for (int i = 1; i < in.rank(); ++i) in_size *= in[i];
-    int64_t known = 1;
+    std::vector<int64_t> known_dims;
     int unknown_axis = -1;
     for (int i = 0; i < target.size(); ++i) {
       if (target[i] == -1) {
         unknown_axis = i;
       } else {
-        known *= target[i];
+        known_dims.push_back(target[i]);
       }
     }
+    // Overflow-safe: a product above the input's size is a mismatch anyway.
+    int64_t known = CheckedProduct(known_dims, in_size).value_or(-1);
     std::vector<int64_t> dims = {in[0]};
     dims.insert(dims.end(), target.begin(), target.end());
     if (unknown_axis >= 0 && known > 0 && in_size % known == 0) {
@@ -148,10 +150,10 @@ class ReshapeLayer final : public Layer {
       known = in_size;
     }
     if (known != in_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "total size of the new array must be unchanged, input_shape = ",
-          in.WithoutBatch().ToString(), ", output_shape = (", absl::StrJoin(target, ", "),
-          ") (layer \"", name(), "\")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("total size of the new array must be unchanged, input_shape = ",
+                       in.WithoutBatch().ToString(), ", output_shape = (",
+                       absl::StrJoin(target, ", "), ") (layer \"", name(), "\")"));
     }
     return std::vector<Shape>{Shape(dims)};
   }

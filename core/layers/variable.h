@@ -18,7 +18,7 @@ struct Variable {
   // float32, Keras layout. The buffer is fixed for the life of the variable (ops hold views of
   // it): writers copy into it and call MarkChanged, never replace it.
   Tensor value;
-  Tensor grad;       // same shape; written by the backward pass (trainable variables only)
+  Tensor grad;  // same shape; written by the backward pass (trainable variables only)
   // False for statistics a layer updates itself (BatchNormalization's moving mean/variance).
   bool trainable = true;
   std::optional<v1::Regularizer> regularizer;

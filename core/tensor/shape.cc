@@ -5,6 +5,15 @@
 
 namespace kiln {
 
+std::optional<int64_t> CheckedProduct(const std::vector<int64_t>& dims, int64_t limit) {
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    if (d <= 0 || n > limit / d) return std::nullopt;
+    n *= d;
+  }
+  return n;
+}
+
 int64_t Shape::num_elements() const {
   int64_t n = 1;
   for (int64_t d : dims_) n *= d;

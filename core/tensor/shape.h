@@ -6,12 +6,22 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace kiln {
 
 inline constexpr int64_t kUnknownDim = -1;
+
+// The most elements Kiln allows in one tensor (8 GiB of float32). Larger sizes are mistakes in
+// a spec, and keeping below this bound keeps every byte count far from 64-bit overflow.
+inline constexpr int64_t kMaxTensorElements = int64_t{1} << 31;
+
+// The product of `dims` when every dimension is positive and the product is at most `limit`;
+// nullopt otherwise. Never overflows.
+std::optional<int64_t> CheckedProduct(const std::vector<int64_t>& dims,
+                                      int64_t limit = kMaxTensorElements);
 
 class Shape {
  public:

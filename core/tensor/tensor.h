@@ -10,8 +10,8 @@
 #include <cstddef>
 #include <memory>
 
-#include "core/base/check.h"
 #include "absl/types/span.h"
+#include "core/base/check.h"
 #include "core/tensor/dtype.h"
 #include "core/tensor/shape.h"
 

@@ -18,9 +18,7 @@ double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 // sparse labels). Writes d/dscores into g (scaled by `scale`) when g is non-null.
 double CrossEntropyRow(const float* p, const float* t, int64_t label, int64_t k, bool logits,
                        double scale, float* g) {
-  auto target = [&](int64_t j) -> double {
-    return t != nullptr ? t[j] : (j == label ? 1.0 : 0.0);
-  };
+  auto target = [&](int64_t j) -> double { return t != nullptr ? t[j] : (j == label ? 1.0 : 0.0); };
   double loss = 0;
   if (logits) {
     double max = p[0];
@@ -112,17 +110,17 @@ absl::StatusOr<LossFunction> ResolveLoss(const v1::Loss& spec, absl::string_view
 }
 
 absl::Status LossFunction::CheckTargetShape(const Shape& prediction, const Shape& target) const {
-  const std::string message = absl::StrCat("targets of shape ", target.ToString(),
-                                           " do not fit predictions of shape ",
-                                           prediction.ToString(), " for loss ", name);
+  const std::string message =
+      absl::StrCat("targets of shape ", target.ToString(), " do not fit predictions of shape ",
+                   prediction.ToString(), " for loss ", name);
   if (kind == LossKind::kSparseCategoricalCrossentropy) {
     // Labels: the prediction's shape without its class axis, optionally with a trailing 1.
     const int r = prediction.rank();
     bool ok = target.rank() == r - 1 || (target.rank() == r && target[r - 1] == 1);
     for (int i = 1; ok && i < r - 1; ++i) ok = target[i] == prediction[i];
     if (!ok) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          message, ": sparse labels need one integer class index per sample"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(message, ": sparse labels need one integer class index per sample"));
     }
     return absl::OkStatus();
   }

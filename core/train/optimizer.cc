@@ -54,8 +54,8 @@ class Adam final : public Optimizer {
     float* w = variable.value.data<float>();
     const int64_t n = variable.value.num_elements();
     const double step = double(iterations_ + 1);
-    const double alpha = learning_rate_ * std::sqrt(1.0 - std::pow(beta_2_, step)) /
-                         (1.0 - std::pow(beta_1_, step));
+    const double alpha =
+        learning_rate_ * std::sqrt(1.0 - std::pow(beta_2_, step)) / (1.0 - std::pow(beta_1_, step));
     float* m = Slot(&variable, 0).data();
     float* v = Slot(&variable, 1).data();
     float* v_hat = amsgrad_ ? Slot(&variable, 2).data() : nullptr;
@@ -78,8 +78,7 @@ class Adam final : public Optimizer {
 };
 
 template <typename Spec>
-absl::StatusOr<std::pair<float, Optimizer::Clipping>> CommonArgs(const Spec& s,
-                                                                 float default_lr,
+absl::StatusOr<std::pair<float, Optimizer::Clipping>> CommonArgs(const Spec& s, float default_lr,
                                                                  const std::string& path) {
   Optimizer::Clipping c;
   const float lr = s.has_learning_rate() ? s.learning_rate() : default_lr;
@@ -94,9 +93,9 @@ absl::StatusOr<std::pair<float, Optimizer::Clipping>> CommonArgs(const Spec& s,
     if (!has) return absl::OkStatus();
     ++clip_count;
     if (!(value > 0)) {
-      return FieldError(absl::StrCat(path, ".", name),
-                        absl::StrCat("`", name, "` must be positive. Received: ", name, "=",
-                                     value));
+      return FieldError(
+          absl::StrCat(path, ".", name),
+          absl::StrCat("`", name, "` must be positive. Received: ", name, "=", value));
     }
     out = value;
     return absl::OkStatus();
@@ -106,8 +105,9 @@ absl::StatusOr<std::pair<float, Optimizer::Clipping>> CommonArgs(const Spec& s,
   KILN_RETURN_IF_ERROR(
       read(s.has_global_clipnorm(), s.global_clipnorm(), "global_clipnorm", c.global_clipnorm));
   if (clip_count > 1) {
-    return FieldError(path, "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be "
-                            "set. Received: more than one.");
+    return FieldError(path,
+                      "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be "
+                      "set. Received: more than one.");
   }
   if (s.has_weight_decay()) {
     if (!(s.weight_decay() >= 0)) {

@@ -39,9 +39,9 @@ Logs MakeLogs(const std::string& prefix, double loss, const std::vector<Metric>&
 
 absl::Status Trainer::Compile(const v1::CompileConfig& config) {
   if (model_->output_values().size() != 1) {
-    return absl::UnimplementedError(absl::StrCat(
-        "compile: Kiln trains models with one output; model \"", model_->name(), "\" has ",
-        model_->output_values().size()));
+    return absl::UnimplementedError(
+        absl::StrCat("compile: Kiln trains models with one output; model \"", model_->name(),
+                     "\" has ", model_->output_values().size()));
   }
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer,
                         Optimizer::Create(config.optimizer(), "optimizer"));
@@ -72,10 +72,10 @@ absl::Status Trainer::CheckInputs(const Dataset& data) const {
     const Shape& expected = model_->value_shapes()[inputs[i]];
     const Shape& got = data.x[i].shape();
     if (expected.WithoutBatch() != got.WithoutBatch()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "Input ", i, " (\"", model_->input_names()[i], "\") of model \"", model_->name(),
-          "\" expects data of shape ", expected.ToString(), ", but received data of shape ",
-          got.ToString()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("Input ", i, " (\"", model_->input_names()[i], "\") of model \"",
+                       model_->name(), "\" expects data of shape ", expected.ToString(),
+                       ", but received data of shape ", got.ToString()));
     }
   }
   return absl::OkStatus();
@@ -89,10 +89,9 @@ absl::Status Trainer::CheckTargets(const Dataset& data) const {
     const int64_t classes = out[out.rank() - 1];
     for (float label : data.y.values<float>()) {
       if (!(label >= 0 && label < float(classes)) || label != std::floor(label)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("Received a label value of ", label,
-                         " which is outside the valid range of [0, ", classes,
-                         "). Labels for sparse_categorical_crossentropy are class indices."));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "Received a label value of ", label, " which is outside the valid range of [0, ",
+            classes, "). Labels for sparse_categorical_crossentropy are class indices."));
       }
     }
   }
@@ -164,14 +163,15 @@ absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& c
   if (batch_size <= 0) {
     return FieldError("batch_size", absl::StrCat("must be positive. Received: ", batch_size));
   }
-  if (epochs <= 0) return FieldError("epochs", absl::StrCat("must be positive. Received: ", epochs));
+  if (epochs <= 0)
+    return FieldError("epochs", absl::StrCat("must be positive. Received: ", epochs));
   if (validation_freq <= 0) {
     return FieldError("validation_freq",
                       absl::StrCat("must be positive. Received: ", validation_freq));
   }
   if (config.initial_epoch() < 0 || config.initial_epoch() >= epochs) {
-    return FieldError("initial_epoch", absl::StrCat("must be in [0, epochs). Received: ",
-                                                    config.initial_epoch()));
+    return FieldError("initial_epoch",
+                      absl::StrCat("must be in [0, epochs). Received: ", config.initial_epoch()));
   }
   if (!(config.validation_split() >= 0 && config.validation_split() < 1)) {
     return FieldError("validation_split",
@@ -184,7 +184,7 @@ absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& c
   const int64_t n = data.size();
   int64_t train_n = n;
   if (config.validation_split() > 0) {
-    train_n = int64_t(std::floor(double(n) * (1.0 - double(config.validation_split()))));
+    train_n = int64_t(std::floor(double(n) * (1.0 - config.validation_split())));
     if (train_n == 0 || train_n == n) {
       return FieldError("validation_split",
                         absl::StrCat("Training data contains ", n,
@@ -199,7 +199,7 @@ absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& c
   KILN_ASSIGN_OR_RETURN(std::vector<Metric> metrics, ResolveMetrics(data.y.shape()));
 
   const uint64_t seed = config.has_seed() ? uint64_t(config.seed()) : std::random_device{}();
-  model_->set_seed(seed);
+  model_->Reseed(seed);
   std::mt19937_64 shuffle_rng(seed);
   dnnl::stream stream = NewStream();
 
@@ -246,8 +246,7 @@ absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& c
     }
     Logs logs = MakeLogs("", loss_mean.Result(), metrics);
     if (train_n < n && (epoch + 1) % validation_freq == 0) {
-      KILN_ASSIGN_OR_RETURN(Logs val,
-                            EvaluateRows(data, train_n, n, batch_size, callback, "val_"));
+      KILN_ASSIGN_OR_RETURN(Logs val, EvaluateRows(data, train_n, n, batch_size, callback, "val_"));
       logs.insert(logs.end(), val.begin(), val.end());
     }
     history.epochs.push_back(epoch);
@@ -335,8 +334,7 @@ absl::StatusOr<std::vector<Tensor>> Trainer::Predict(const Dataset& data,
     }
     for (size_t o = 0; o < outputs.size(); ++o) {
       const int64_t row = outputs[o].num_elements() / n;
-      std::copy_n(plan->output_data(o), rows.size() * row,
-                  outputs[o].data<float>() + first * row);
+      std::copy_n(plan->output_data(o), rows.size() * row, outputs[o].data<float>() + first * row);
     }
   }
   return outputs;

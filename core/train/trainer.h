@@ -91,9 +91,8 @@ class Trainer {
   // Runs one training batch; returns the batch loss including penalties.
   absl::StatusOr<double> TrainBatch(const Dataset& data, absl::Span<const int64_t> rows,
                                     std::vector<Metric>& metrics, dnnl::stream& stream);
-  absl::StatusOr<Logs> EvaluateRows(const Dataset& data, int64_t begin, int64_t end,
-                                    int batch_size, TrainingCallback* callback,
-                                    const std::string& prefix);
+  absl::StatusOr<Logs> EvaluateRows(const Dataset& data, int64_t begin, int64_t end, int batch_size,
+                                    TrainingCallback* callback, const std::string& prefix);
 
   Model* model_;
   v1::CompileConfig compile_config_;

@@ -63,8 +63,8 @@ TEST(PlanTest, SharedLayerAccumulatesWeightGradients) {
   const TensorId z = b.Call(shared, {b.Apply("dense { units: 4 }", {y2})});
   auto model = b.Make({x1, x2}, {b.Apply("concatenate {}", {y1, z})});
   testing::ExpectGradientsMatchFiniteDifferences(
-      *model, {testing::RandomTensor(Shape{2, 4}, 3), testing::RandomTensor(Shape{2, 4}, 4)},
-      false, 5);
+      *model, {testing::RandomTensor(Shape{2, 4}, 3), testing::RandomTensor(Shape{2, 4}, 4)}, false,
+      5);
 }
 
 TEST(PlanTest, ResidualBlockThroughBlockedLayouts) {
@@ -107,6 +107,57 @@ TEST(PlanTest, ActivityRegularizerPenaltyIsDividedByBatchAndBackpropagates) {
       EXPECT_NEAR(grad.data<float>()[i * 2 + o], expected, 1e-5);
     }
   }
+}
+
+TEST(PlanTest, SameTensorListedTwiceAsOutputGetsBothGradients) {
+  Builder b;
+  const TensorId x = b.Input(Shape{3});
+  auto dense = b.NewLayer("dense { units: 2 }");
+  const TensorId y = b.Call(dense, {x});
+  auto twice = b.Make({x}, {y, y});
+  auto once = b.Make({x}, {y});
+  const Tensor input = testing::RandomTensor(Shape{4, 3}, 2);
+  dnnl::stream stream = NewStream();
+  auto gradient_of = [&](Model& model, const std::vector<float>& scale) {
+    auto plan = ExecutionPlan::Create(model, 4, PlanOptions{.backward = true});
+    EXPECT_TRUE(plan.ok());
+    std::copy_n(input.data<float>(), 12, (*plan)->input_data(0));
+    (*plan)->Forward(stream);
+    for (int o = 0; o < (*plan)->num_outputs(); ++o)
+      std::fill_n((*plan)->output_grad_data(o), 8, scale[o]);
+    (*plan)->Backward(stream);
+    return dense->variable("kernel")->grad.Clone();
+  };
+  const Tensor both = gradient_of(*twice, {1.0f, 2.0f});
+  const Tensor sum = gradient_of(*once, {3.0f});
+  testing::ExpectTensorNear(both, sum, 1e-6, 1e-6, "kernel gradient");
+}
+
+TEST(PlanTest, WeightOnlyBackwardMatchesFiniteDifferences) {
+  // The production configuration: no gradients wanted for the model's inputs, so the first
+  // layers compute weight gradients only.
+  Builder b;
+  const TensorId x = b.Input(Shape{5, 5, 3});
+  TensorId h = b.Apply("conv2d { filters: 4 kernel_size: 3 activation: \"tanh\" }", {x});
+  h = b.Apply("depthwise_conv2d { kernel_size: 2 depth_multiplier: 2 }", {h});
+  h = b.Apply("flatten {}", {h});
+  auto model = b.Make({x}, {b.Apply("dense { units: 3 }", {h})});
+  testing::ExpectGradientsMatchFiniteDifferences(
+      *model, {testing::RandomTensor(Shape{2, 5, 5, 3}, 4)}, false, 5, 2e-2, 24, 5e-3,
+      /*check_input_gradients=*/false);
+}
+
+TEST(PlanTest, OversizedPlansAreRefusedBeforeAllocating) {
+  Builder b;
+  const TensorId x = b.Input(Shape{1024, 1024});
+  auto model = b.Make({x}, {b.Apply("dense { units: 16 }", {x})});
+  auto too_many = ExecutionPlan::Create(*model, 4096, PlanOptions{});
+  EXPECT_EQ(too_many.status().code(), absl::StatusCode::kResourceExhausted);
+  auto over_budget =
+      ExecutionPlan::Create(*model, 64, PlanOptions{.backward = true, .max_bytes = 1 << 20});
+  EXPECT_EQ(over_budget.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(std::string(over_budget.status().message()).find("use a smaller batch_size"),
+            std::string::npos);
 }
 
 TEST(PlanTest, TrainingStepsDoNotGrowTheHeap) {

@@ -27,8 +27,9 @@ std::string Idx(unsigned char type, std::vector<uint32_t> dims, const std::strin
 
 std::string Npy(const std::string& descr, const std::string& shape, const std::string& data,
                 bool fortran = false) {
-  std::string header = "{'descr': '" + descr + "', 'fortran_order': " +
-                       (fortran ? "True" : "False") + ", 'shape': (" + shape + "), }";
+  std::string header = "{'descr': '" + descr +
+                       "', 'fortran_order': " + (fortran ? "True" : "False") + ", 'shape': (" +
+                       shape + "), }";
   while ((10 + header.size() + 1) % 64 != 0) header += ' ';
   header += '\n';
   std::string out = "\x93NUMPY";
@@ -55,9 +56,9 @@ TEST(IdxTest, ParsesUint8AndBigEndianFloats) {
 }
 
 TEST(IdxTest, MalformedFilesAreInvalidArgument) {
-  for (const std::string& bad : {std::string("xy"), Idx(0x08, {2, 3}, "abc"),
-                                 Idx(0x07, {1}, "a"), std::string("\0\0\x08\x02\0\0", 6),
-                                 Idx(0x08, {0xFFFFFFFF, 0xFFFFFFFF}, "")}) {
+  for (const std::string& bad :
+       {std::string("xy"), Idx(0x08, {2, 3}, "abc"), Idx(0x07, {1}, "a"),
+        std::string("\0\0\x08\x02\0\0", 6), Idx(0x08, {0xFFFFFFFF, 0xFFFFFFFF}, "")}) {
     auto t = ParseIdx(bad, "bad.idx");
     EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument) << t.status();
   }

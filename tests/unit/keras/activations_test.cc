@@ -13,10 +13,10 @@
 namespace kiln {
 namespace {
 
-const char* const kNames[] = {"linear",  "relu",       "relu6",     "leaky_relu", "elu",
-                              "selu",    "gelu",       "sigmoid",   "hard_sigmoid",
-                              "tanh",    "softplus",   "softsign",  "swish",      "silu",
-                              "hard_swish", "hard_silu", "mish",    "exponential"};
+const char* const kNames[] = {"linear",    "relu",     "relu6",      "leaky_relu",   "elu",
+                              "selu",      "gelu",     "sigmoid",    "hard_sigmoid", "tanh",
+                              "softplus",  "softsign", "swish",      "silu",         "hard_swish",
+                              "hard_silu", "mish",     "exponential"};
 
 Activation Parse(const std::string& name) {
   absl::StatusOr<Activation> a = ParseActivation(name, "activation");
@@ -24,9 +24,7 @@ Activation Parse(const std::string& name) {
   return *a;
 }
 
-TEST(ActivationsTest, EmptyNameIsLinear) {
-  EXPECT_EQ(Parse("").kind, ActivationKind::kLinear);
-}
+TEST(ActivationsTest, EmptyNameIsLinear) { EXPECT_EQ(Parse("").kind, ActivationKind::kLinear); }
 
 TEST(ActivationsTest, UnknownNameUsesKerasMessage) {
   absl::StatusOr<Activation> a = ParseActivation("relu7", "dense.activation");

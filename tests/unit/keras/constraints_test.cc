@@ -53,7 +53,8 @@ TEST(ConstraintsTest, UnitNormAndMinMaxNormOverSeveralAxes) {
   EXPECT_NEAR(w.data<float>()[0], 0.5, 1e-6);
   EXPECT_NEAR(w.data<float>()[1], 0.5, 1e-6);
   Tensor m = Make(Shape{2, 2, 1, 2}, {1, 2, 1, 2, 1, 2, 1, 2});
-  ApplyConstraint(Resolve("min_max_norm { min_value: 2.5 max_value: 3 rate: 0.5 axis: [0, 1] }"), m);
+  ApplyConstraint(Resolve("min_max_norm { min_value: 2.5 max_value: 3 rate: 0.5 axis: [0, 1] }"),
+                  m);
   // filter 0: norm 2 -> desired 0.5*2.5 + 0.5*2 = 2.25; filter 1: norm 4 -> 0.5*3 + 0.5*4 = 3.5
   EXPECT_NEAR(m.data<float>()[0], 1 * 2.25 / 2, 1e-5);
   EXPECT_NEAR(m.data<float>()[1], 2 * 3.5 / 4, 1e-5);

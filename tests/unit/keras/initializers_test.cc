@@ -5,8 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/base/status.h"
-#include "gtest/gtest.h"
 #include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
 
 namespace kiln {
 namespace {
@@ -43,13 +43,18 @@ Stats StatsOf(const Tensor& t) {
 }
 
 TEST(InitializersTest, NamesResolveToClasses) {
-  for (const auto& [name, expected] : std::vector<std::pair<std::string, std::string>>{
-           {"glorot_uniform", "GlorotUniform"}, {"GlorotUniform", "GlorotUniform"},
-           {"he_normal", "HeNormal"},           {"normal", "RandomNormal"},
-           {"uniform", "RandomUniform"},        {"one", "Ones"},
-           {"zero", "Zeros"},                   {"OrthogonalInitializer", "Orthogonal"},
-           {"lecun_uniform", "LecunUniform"},   {"variance_scaling", "VarianceScaling"},
-           {"truncated_normal", "TruncatedNormal"}}) {
+  for (const auto& [name, expected] :
+       std::vector<std::pair<std::string, std::string>>{{"glorot_uniform", "GlorotUniform"},
+                                                        {"GlorotUniform", "GlorotUniform"},
+                                                        {"he_normal", "HeNormal"},
+                                                        {"normal", "RandomNormal"},
+                                                        {"uniform", "RandomUniform"},
+                                                        {"one", "Ones"},
+                                                        {"zero", "Zeros"},
+                                                        {"OrthogonalInitializer", "Orthogonal"},
+                                                        {"lecun_uniform", "LecunUniform"},
+                                                        {"variance_scaling", "VarianceScaling"},
+                                                        {"truncated_normal", "TruncatedNormal"}}) {
     EXPECT_EQ(InitializerClassName(Resolve(absl::StrCat("name: \"", name, "\""))), expected)
         << name;
   }
@@ -177,8 +182,9 @@ TEST(InitializersTest, IdentityAndShapeChecks) {
   EXPECT_EQ(std::vector<float>(t.values<float>().begin(), t.values<float>().end()),
             (std::vector<float>{3, 0, 0, 0, 3, 0}));
   auto bad = CheckInitializerShape(Resolve("identity {}"), Shape{3, 3, 3, 1}, "p");
-  EXPECT_EQ(bad.message(), "p: Identity matrix initializer can only be used for 2D matrices. "
-                           "Received: shape=(3, 3, 3, 1) of rank 4.");
+  EXPECT_EQ(bad.message(),
+            "p: Identity matrix initializer can only be used for 2D matrices. "
+            "Received: shape=(3, 3, 3, 1) of rank 4.");
   EXPECT_FALSE(CheckInitializerShape(Resolve("orthogonal {}"), Shape{5}, "p").ok());
   EXPECT_TRUE(CheckInitializerShape(Resolve("orthogonal {}"), Shape{3, 5}, "p").ok());
 }

@@ -28,8 +28,8 @@ TEST(RegularizersTest, Penalties) {
   EXPECT_NEAR(RegularizerPenalty(Resolve("name: \"L2\""), kW, kShape), 0.01 * 7.5625, 1e-9);
   EXPECT_NEAR(RegularizerPenalty(Resolve("l1_l2 { l1: 0.1 l2: 0.2 }"), kW, kShape),
               0.1 * 5.25 + 0.2 * 7.5625, 1e-6);
-  EXPECT_NEAR(RegularizerPenalty(Resolve("l2 { l2: 0.5 }"), kW, kShape, 0.25),
-              0.25 * 0.5 * 7.5625, 1e-9);
+  EXPECT_NEAR(RegularizerPenalty(Resolve("l2 { l2: 0.5 }"), kW, kShape, 0.25), 0.25 * 0.5 * 7.5625,
+              1e-9);
 }
 
 TEST(RegularizersTest, L1L2StringTrap) {
@@ -51,8 +51,7 @@ TEST(RegularizersTest, UnsetIsNoneAndErrorsNameTheField) {
   auto bad = ResolveRegularizer(spec, "d.kernel_regularizer");
   EXPECT_EQ(FieldPathOf(bad.status()), "d.kernel_regularizer.l1.l1");
   spec.mutable_orthogonal_regularizer()->set_mode("diagonal");
-  EXPECT_EQ(FieldPathOf(ResolveRegularizer(spec, "r").status()),
-            "r.orthogonal_regularizer.mode");
+  EXPECT_EQ(FieldPathOf(ResolveRegularizer(spec, "r").status()), "r.orthogonal_regularizer.mode");
 }
 
 TEST(RegularizersTest, OrthogonalRegularizerRank2Only) {
@@ -68,9 +67,9 @@ TEST(RegularizersTest, OrthogonalRegularizerRank2Only) {
 }
 
 TEST(RegularizersTest, GradientsMatchCentralDifferences) {
-  for (const char* text : {"l1 { l1: 0.3 }", "l2 { l2: 0.7 }", "l1_l2 { l1: 0.1 l2: 0.4 }",
-                           "orthogonal_regularizer { factor: 0.5 }",
-                           "orthogonal_regularizer { mode: \"columns\" }"}) {
+  for (const char* text :
+       {"l1 { l1: 0.3 }", "l2 { l2: 0.7 }", "l1_l2 { l1: 0.1 l2: 0.4 }",
+        "orthogonal_regularizer { factor: 0.5 }", "orthogonal_regularizer { mode: \"columns\" }"}) {
     const v1::Regularizer r = Resolve(text);
     std::vector<float> w = {0.5f, -1.5f, 2.0f, 0.3f, -0.25f, 1.0f};
     std::vector<float> grad(w.size(), 0.0f);

@@ -32,10 +32,10 @@ struct DwCase {
                         bias ? "_bias" : "_nobias", "_", activation, "_c", c, "_", h, "x", w);
   }
   std::string Spec() const {
-    return absl::StrCat("depthwise_conv2d { kernel_size: [", kh, ", ", kw, "] strides: [", sh,
-                        ", ", sw, "] dilation_rate: [", dh, ", ", dw, "] padding: \"",
-                        same ? "same" : "valid", "\" depth_multiplier: ", m,
-                        " data_format: \"", channels_first ? "channels_first" : "channels_last",
+    return absl::StrCat("depthwise_conv2d { kernel_size: [", kh, ", ", kw, "] strides: [", sh, ", ",
+                        sw, "] dilation_rate: [", dh, ", ", dw, "] padding: \"",
+                        same ? "same" : "valid", "\" depth_multiplier: ", m, " data_format: \"",
+                        channels_first ? "channels_first" : "channels_last",
                         "\" use_bias: ", bias ? "true" : "false", " activation: \"", activation,
                         "\" }");
   }
@@ -140,16 +140,15 @@ Tensor ToTensor(const Shape& shape, const std::vector<double>& v) {
 }
 
 std::vector<DwCase> Grid() {
-  const std::vector<std::pair<int, int>> kernels = {{1, 1}, {3, 3}, {5, 5},
-                                                    {2, 3}, {3, 1}, {1, 4}};
+  const std::vector<std::pair<int, int>> kernels = {{1, 1}, {3, 3}, {5, 5}, {2, 3}, {3, 1}, {1, 4}};
   struct Motion {
     int sh, sw, dh, dw;
   };
   const std::vector<Motion> motions = {
       {1, 1, 1, 1}, {2, 2, 1, 1}, {1, 2, 1, 1}, {1, 1, 2, 2}, {1, 1, 3, 2}};
-  const std::vector<std::string> activations = {"linear", "relu",  "tanh", "sigmoid", "gelu",
-                                                "swish",  "elu",   "selu", "hard_sigmoid",
-                                                "softsign", "relu6"};
+  const std::vector<std::string> activations = {"linear",       "relu",     "tanh", "sigmoid",
+                                                "gelu",         "swish",    "elu",  "selu",
+                                                "hard_sigmoid", "softsign", "relu6"};
   const std::vector<std::pair<int, int>> sizes = {{7, 8}, {8, 7}, {9, 9}, {6, 6}, {10, 5}};
   std::vector<DwCase> cases;
   int index = 0;
@@ -158,10 +157,21 @@ std::vector<DwCase> Grid() {
       for (bool same : {false, true})
         for (bool cf : {false, true}) {
           const auto [h, w] = sizes[index % sizes.size()];
-          DwCase t{kh,        kw,       mo.sh,         mo.sw,
-                   mo.dh,     mo.dw,    same,          1 + index % 3,
-                   cf,        index % 2 == 0, activations[index % activations.size()],
-                   2,         1 + index % 4 + (index % 5 == 0 ? 1 : 0), h, w};
+          DwCase t{kh,
+                   kw,
+                   mo.sh,
+                   mo.sw,
+                   mo.dh,
+                   mo.dw,
+                   same,
+                   1 + index % 3,
+                   cf,
+                   index % 2 == 0,
+                   activations[index % activations.size()],
+                   2,
+                   1 + index % 4 + (index % 5 == 0 ? 1 : 0),
+                   h,
+                   w};
           ++index;
           if (t.OutH() <= 0 || t.OutW() <= 0) continue;
           cases.push_back(t);
@@ -209,8 +219,8 @@ TEST_P(DepthwiseGrid, ForwardAndBackwardMatchNaiveReference) {
   testing::ExpectTensorNear(r.weight_grads["kernel"], ToTensor(kernel->value.shape(), g.dk), 1e-4,
                             1e-4, "dkernel");
   if (t.bias) {
-    testing::ExpectTensorNear(r.weight_grads["bias"], ToTensor(Shape{t.c * t.m}, g.db), 1e-4,
-                              1e-4, "dbias");
+    testing::ExpectTensorNear(r.weight_grads["bias"], ToTensor(Shape{t.c * t.m}, g.db), 1e-4, 1e-4,
+                              "dbias");
   }
 }
 
@@ -228,15 +238,14 @@ TEST_P(DepthwiseFiniteDifferences, GradientsMatch) {
   const Shape input_shape = t.InputShape();
   std::vector<int64_t> dims = {t.n};
   for (int64_t v : input_shape.dims()) dims.push_back(v);
-  testing::ExpectGradientsMatchFiniteDifferences(*(*lm)->model,
-                                                 {testing::RandomTensor(Shape(dims), 31)}, false,
-                                                 32);
+  testing::ExpectGradientsMatchFiniteDifferences(
+      *(*lm)->model, {testing::RandomTensor(Shape(dims), 31)}, false, 32);
 }
 
 std::vector<DwCase> SmoothCases() {
   std::vector<DwCase> out;
-  const std::vector<std::string> smooth = {"linear", "tanh", "sigmoid", "gelu", "swish",
-                                           "softsign"};
+  const std::vector<std::string> smooth = {"linear", "tanh",  "sigmoid",
+                                           "gelu",   "swish", "softsign"};
   int i = 0;
   for (DwCase t : Grid()) {
     if (i++ % 4 != 0) continue;

@@ -15,6 +15,11 @@
 #include "gtest/gtest.h"
 #include "tests/unit/test_util.h"
 
+namespace kiln::testing {
+// gtest prints a parameter in failure messages; the case's name is enough.
+void PrintTo(const LayerGoldenCase& golden, std::ostream* os) { *os << golden.name(); }
+}  // namespace kiln::testing
+
 namespace kiln {
 namespace {
 

@@ -124,8 +124,9 @@ absl::Status CallError(const std::string& spec, const std::vector<Shape>& shapes
 TEST(LayerErrorsTest, CallErrors) {
   absl::Status s = CallError("depthwise_conv2d { name: \"dw\" kernel_size: 3 }", {Shape{8, 8}});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(), "Input 0 of layer \"dw\" is incompatible with the layer: expected "
-                         "ndim=4, found ndim=3. Full shape received: (None, 8, 8)");
+  EXPECT_EQ(s.message(),
+            "Input 0 of layer \"dw\" is incompatible with the layer: expected "
+            "ndim=4, found ndim=3. Full shape received: (None, 8, 8)");
   s = CallError("depthwise_conv2d { name: \"dw\" kernel_size: 5 }", {Shape{4, 9, 3}});
   EXPECT_EQ(s.message(),
             "Computed output size would be zero or negative. Received `inputs shape=(None, 4, 9, "
@@ -157,11 +158,11 @@ TEST(LayerErrorsTest, CallErrors) {
                 {Shape{5, 5, 2}});
   EXPECT_EQ(FieldPathOf(s), "depthwise_conv2d.depthwise_initializer");
   EXPECT_THAT(std::string(s.message()), HasSubstr("Identity matrix initializer can only be used"));
-  EXPECT_TRUE(testing::MakeLayerModel(
-                  testing::ParseSpec(
-                      "dense { units: 3 kernel_regularizer { orthogonal_regularizer {} } }"),
-                  {Shape{2, 4, 5}})
-                  .ok());
+  EXPECT_TRUE(
+      testing::MakeLayerModel(
+          testing::ParseSpec("dense { units: 3 kernel_regularizer { orthogonal_regularizer {} } }"),
+          {Shape{2, 4, 5}})
+          .ok());
   s = CallError(
       "depthwise_conv2d { kernel_size: 3 depthwise_regularizer { orthogonal_regularizer {} } }",
       {Shape{5, 5, 2}});
@@ -173,7 +174,8 @@ TEST(LayerErrorsTest, SharedLayerRejectsOtherChannelCountsAndStaysIntact) {
   auto a = graph.AddInput(Shape{8, 8, 3}, "a");
   auto b = graph.AddInput(Shape{8, 8, 4}, "b");
   auto c = graph.AddInput(Shape{16, 16, 3}, "c");
-  auto layer = CreateLayer(testing::ParseSpec("depthwise_conv2d { name: \"dw\" kernel_size: 3 }"), 1);
+  auto layer =
+      CreateLayer(testing::ParseSpec("depthwise_conv2d { name: \"dw\" kernel_size: 3 }"), 1);
   ASSERT_TRUE(layer.ok());
   auto dw = graph.AddLayer(std::move(*layer));
   ASSERT_TRUE(dw.ok());
@@ -192,6 +194,56 @@ TEST(LayerErrorsTest, SharedLayerRejectsOtherChannelCountsAndStaysIntact) {
   auto ok = graph.Call(*dw, {*c});
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(graph.tensor((*ok)[0])->shape, (Shape{-1, 14, 14, 3}));
+}
+
+TEST(LayerErrorsTest, BatchNormalizationKeepsTheRankItWasBuiltFor) {
+  Graph graph;
+  auto image = graph.AddInput(Shape{8, 8, 3}, "image");
+  auto vector = graph.AddInput(Shape{8}, "vector");
+  auto layer = CreateLayer(testing::ParseSpec("batch_normalization { name: \"bn\" }"), 1);
+  auto bn = graph.AddLayer(std::move(*layer));
+  ASSERT_TRUE(graph.Call(*bn, {*image}).ok());
+  // Axis -1 has 8 entries in the vector, but the layer's statistics have 3.
+  auto bad = graph.Call(*bn, {*vector});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "Input 0 of layer \"bn\" is incompatible with the layer: expected ndim=4, found "
+            "ndim=2. Full shape received: (None, 8)");
+}
+
+TEST(LayerErrorsTest, SizesAreBoundedWithoutOverflow) {
+  Graph graph;
+  EXPECT_EQ(FieldPathOf(graph.AddInput(Shape{int64_t{1} << 40}, "").status()), "shape");
+  auto x = graph.AddInput(Shape{1 << 20}, "x");
+  ASSERT_TRUE(x.ok());
+  auto dense = graph.AddLayer(*CreateLayer(testing::ParseSpec("dense { units: 1048576 }"), 1));
+  auto huge = graph.Call(*dense, {*x});
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(huge.status().message()), HasSubstr("more than 268435456 elements"));
+  EXPECT_FALSE((*dense)->built());
+  // 3 * 6148914691236517206 wraps to 2 in 64-bit arithmetic.
+  auto small = graph.AddInput(Shape{2}, "small");
+  auto reshape = graph.AddLayer(
+      *CreateLayer(testing::ParseSpec("reshape { target_shape: [3, 6148914691236517206] }"), 1));
+  EXPECT_THAT(std::string(graph.Call(*reshape, {*small}).status().message()),
+              HasSubstr("total size of the new array must be unchanged"));
+  auto big = graph.AddInput(Shape{1 << 16, 1 << 10}, "big");
+  // (65536, 65536) per sample: 2^32 elements from a legal 2^26-element kernel.
+  auto pad = graph.AddLayer(*CreateLayer(testing::ParseSpec("dense { units: 65536 }"), 1));
+  EXPECT_THAT(std::string(graph.Call(*pad, {*big}).status().message()),
+              HasSubstr("more than 2147483648 elements per sample"));
+}
+
+TEST(LayerErrorsTest, OrthogonalActivityRegularizerNeedsRankTwoOutputs) {
+  auto s = CallError("dense { units: 3 activity_regularizer { orthogonal_regularizer {} } }",
+                     {Shape{4, 5}});
+  EXPECT_EQ(FieldPathOf(s), "dense.activity_regularizer");
+  EXPECT_THAT(std::string(s.message()), HasSubstr("OrthogonalRegularizer must have rank 2"));
+  EXPECT_TRUE(testing::MakeLayerModel(
+                  testing::ParseSpec(
+                      "dense { units: 3 activity_regularizer { orthogonal_regularizer {} } }"),
+                  {Shape{5}})
+                  .ok());
 }
 
 TEST(LayerErrorsTest, FailedFirstCallLeavesLayerUnbuilt) {
@@ -213,9 +265,9 @@ void Randomize(google::protobuf::Message& message, std::mt19937& gen, int depth 
   const auto* descriptor = message.GetDescriptor();
   const auto* reflection = message.GetReflection();
   std::uniform_int_distribution<int> coin(0, 2), small(-3, 9), count(0, 4);
-  const std::vector<std::string> strings = {"",          "same",   "VALID",   "channels_first",
-                                            "relu",      "zeros",  "l2",      "max_norm",
-                                            "softmax",   "bogus",  "hard_sigmoid", "float32"};
+  const std::vector<std::string> strings = {"",        "same",  "VALID",        "channels_first",
+                                            "relu",    "zeros", "l2",           "max_norm",
+                                            "softmax", "bogus", "hard_sigmoid", "float32"};
   for (int i = 0; i < descriptor->field_count(); ++i) {
     const auto* field = descriptor->field(i);
     if (coin(gen) == 0) continue;
@@ -223,25 +275,34 @@ void Randomize(google::protobuf::Message& message, std::mt19937& gen, int depth 
     if (field->is_repeated()) {
       const int n = count(gen);
       for (int k = 0; k < n; ++k) {
-        if (field->cpp_type() == FD::CPPTYPE_INT32) reflection->AddInt32(&message, field, small(gen));
-        if (field->cpp_type() == FD::CPPTYPE_INT64) reflection->AddInt64(&message, field, small(gen));
+        if (field->cpp_type() == FD::CPPTYPE_INT32)
+          reflection->AddInt32(&message, field, small(gen));
+        if (field->cpp_type() == FD::CPPTYPE_INT64)
+          reflection->AddInt64(&message, field, small(gen));
       }
       continue;
     }
     switch (field->cpp_type()) {
-      case FD::CPPTYPE_INT32: reflection->SetInt32(&message, field, small(gen)); break;
-      case FD::CPPTYPE_INT64: reflection->SetInt64(&message, field, small(gen)); break;
+      case FD::CPPTYPE_INT32:
+        reflection->SetInt32(&message, field, small(gen));
+        break;
+      case FD::CPPTYPE_INT64:
+        reflection->SetInt64(&message, field, small(gen));
+        break;
       case FD::CPPTYPE_FLOAT:
         reflection->SetFloat(&message, field, float(small(gen)) / 4.0f);
         break;
-      case FD::CPPTYPE_BOOL: reflection->SetBool(&message, field, coin(gen) == 1); break;
+      case FD::CPPTYPE_BOOL:
+        reflection->SetBool(&message, field, coin(gen) == 1);
+        break;
       case FD::CPPTYPE_STRING:
         reflection->SetString(&message, field, strings[gen() % strings.size()]);
         break;
       case FD::CPPTYPE_MESSAGE:
         if (depth < 2) Randomize(*reflection->MutableMessage(&message, field), gen, depth + 1);
         break;
-      default: break;
+      default:
+        break;
     }
   }
 }

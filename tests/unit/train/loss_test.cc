@@ -24,9 +24,9 @@ TEST(LossTest, KerasDocumentationExamples) {
   // keras.losses.CategoricalCrossentropy docstring.
   const std::vector<float> pred = {0.05f, 0.95f, 0.0f, 0.1f, 0.8f, 0.1f};
   const std::vector<float> onehot = {0, 1, 0, 0, 0, 1};
-  EXPECT_NEAR(Loss("categorical_crossentropy").Compute(pred.data(), onehot.data(), Shape{2, 3},
-                                                        nullptr),
-              1.177, 1e-3);
+  EXPECT_NEAR(
+      Loss("categorical_crossentropy").Compute(pred.data(), onehot.data(), Shape{2, 3}, nullptr),
+      1.177, 1e-3);
   const std::vector<float> labels = {1, 2};
   EXPECT_NEAR(Loss("sparse_categorical_crossentropy")
                   .Compute(pred.data(), labels.data(), Shape{2, 3}, nullptr),
@@ -37,9 +37,9 @@ TEST(LossTest, KerasDocumentationExamples) {
               0.815, 1e-3);
   // keras.losses.BinaryCrossentropy(from_logits=True) docstring.
   const std::vector<float> logits = {-18.6f, 0.51f, 2.94f, -12.8f}, lt = {0, 1, 0, 0};
-  EXPECT_NEAR(Loss("binary_crossentropy", true).Compute(logits.data(), lt.data(), Shape{4, 1},
-                                                         nullptr),
-              0.865, 1e-3);
+  EXPECT_NEAR(
+      Loss("binary_crossentropy", true).Compute(logits.data(), lt.data(), Shape{4, 1}, nullptr),
+      0.865, 1e-3);
   // keras.losses.MeanSquaredError docstring.
   const std::vector<float> mp = {1, 1, 1, 0}, mt = {0, 1, 0, 0};
   EXPECT_NEAR(Loss("mse").Compute(mp.data(), mt.data(), Shape{2, 2}, nullptr), 0.5, 1e-6);
@@ -68,14 +68,14 @@ TEST(LossTest, GradientsMatchCentralDifferences) {
     std::vector<float> target;
   };
   const std::vector<float> base = {0.2f, 0.5f, 0.3f, 0.6f, 0.1f, 0.3f};
-  for (const Case& c : std::vector<Case>{
-           {"categorical_crossentropy", false, {0, 1, 0, 0.2f, 0.3f, 0.5f}},
-           {"categorical_crossentropy", true, {0, 1, 0, 0.2f, 0.3f, 0.5f}},
-           {"sparse_categorical_crossentropy", false, {1, 2}},
-           {"sparse_categorical_crossentropy", true, {0, 2}},
-           {"binary_crossentropy", false, {0, 1, 1, 0, 0.5f, 1}},
-           {"binary_crossentropy", true, {0, 1, 1, 0, 0.5f, 1}},
-           {"mean_squared_error", false, {0, 1, 1, 0, 0.5f, 1}}}) {
+  for (const Case& c :
+       std::vector<Case>{{"categorical_crossentropy", false, {0, 1, 0, 0.2f, 0.3f, 0.5f}},
+                         {"categorical_crossentropy", true, {0, 1, 0, 0.2f, 0.3f, 0.5f}},
+                         {"sparse_categorical_crossentropy", false, {1, 2}},
+                         {"sparse_categorical_crossentropy", true, {0, 2}},
+                         {"binary_crossentropy", false, {0, 1, 1, 0, 0.5f, 1}},
+                         {"binary_crossentropy", true, {0, 1, 1, 0, 0.5f, 1}},
+                         {"mean_squared_error", false, {0, 1, 1, 0, 0.5f, 1}}}) {
     const LossFunction loss = Loss(c.name, c.logits);
     std::vector<float> p = base, grad(6);
     loss.Compute(p.data(), c.target.data(), Shape{2, 3}, grad.data());
@@ -122,7 +122,7 @@ TEST(MetricsTest, AccuracyResolvesFromShapesAsKerasDoes) {
 TEST(MetricsTest, RunningMeanOverBatches) {
   Metric m(MetricKind::kSparseCategoricalAccuracy, "accuracy");
   const std::vector<float> p1 = {0.1f, 0.9f, 0.8f, 0.2f}, t1 = {1, 1};  // 1 of 2
-  const std::vector<float> p2 = {0.3f, 0.7f}, t2 = {1};                   // 1 of 1
+  const std::vector<float> p2 = {0.3f, 0.7f}, t2 = {1};                 // 1 of 1
   m.Update(p1.data(), t1.data(), Shape{2, 2});
   m.Update(p2.data(), t2.data(), Shape{1, 2});
   EXPECT_NEAR(m.Result(), 2.0 / 3.0, 1e-12);

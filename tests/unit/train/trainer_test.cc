@@ -81,8 +81,8 @@ TEST(TrainerTest, CompileErrorsNameTheField) {
   Trainer trainer(toy->model.get());
   EXPECT_EQ(FieldPathOf(trainer.Compile(Compile("loss { name: \"mse\" }"))), "optimizer");
   EXPECT_EQ(FieldPathOf(trainer.Compile(Compile("optimizer { name: \"sgd\" }"))), "loss.name");
-  EXPECT_EQ(FieldPathOf(trainer.Compile(Compile(
-                "optimizer { name: \"sgd\" } loss { name: \"mse\" } metrics: \"f1\""))),
+  EXPECT_EQ(FieldPathOf(trainer.Compile(
+                Compile("optimizer { name: \"sgd\" } loss { name: \"mse\" } metrics: \"f1\""))),
             "metrics[0]");
   EXPECT_FALSE(trainer.compiled());
 }
@@ -90,8 +90,9 @@ TEST(TrainerTest, CompileErrorsNameTheField) {
 TEST(TrainerTest, LinearRegressionConverges) {
   auto toy = MakeToy("dense { units: 1 }");
   Trainer trainer(toy->model.get());
-  ASSERT_TRUE(trainer.Compile(Compile("optimizer { sgd { learning_rate: 0.1 momentum: 0.5 } } "
-                                      "loss { name: \"mse\" }"))
+  ASSERT_TRUE(trainer
+                  .Compile(Compile("optimizer { sgd { learning_rate: 0.1 momentum: 0.5 } } "
+                                   "loss { name: \"mse\" }"))
                   .ok());
   v1::FitConfig fit;
   fit.set_epochs(30);
@@ -128,12 +129,52 @@ TEST(TrainerTest, ValidationSplitTakesTheTailAndBatchesCoverTheRest) {
   EXPECT_EQ(history->logs[0][1].first, "val_loss");
   // val_loss is the evaluation of exactly the last 13 rows.
   Trainer evaluator(toy->model.get());
-  ASSERT_TRUE(evaluator.Compile(Compile("optimizer { name: \"sgd\" } loss { name: \"mse\" }")).ok());
+  ASSERT_TRUE(
+      evaluator.Compile(Compile("optimizer { name: \"sgd\" } loss { name: \"mse\" }")).ok());
   auto tail = evaluator.Evaluate(data.Slice(37, 50), v1::EvaluateConfig());
   ASSERT_TRUE(tail.ok());
   // The model changed after the epoch-2 validation only through epoch 2's training, which
   // ended before it; so the last val_loss is the tail's current loss.
   EXPECT_NEAR(history->logs[1][1].second, (*tail)[0].second, 1e-6);
+}
+
+TEST(TrainerTest, ValidationSplitIsComputedInDoublePrecisionLikeKeras) {
+  // floor(10 * (1 - 0.2)) = 8 in Python; in float32 arithmetic it would be 7.
+  auto toy = MakeToy("dense { units: 1 }");
+  Trainer trainer(toy->model.get());
+  ASSERT_TRUE(trainer.Compile(Compile("optimizer { name: \"sgd\" } loss { name: \"mse\" }")).ok());
+  v1::FitConfig fit;
+  fit.set_validation_split(0.2);
+  Recorder recorder;
+  ASSERT_TRUE(trainer.Fit(Regression(10), fit, &recorder).ok());
+  EXPECT_EQ(recorder.info.train_samples, 8);
+  EXPECT_EQ(recorder.info.validation_samples, 2);
+}
+
+TEST(TrainerTest, SameSeedReplaysShufflingAndDropout) {
+  auto toy = std::make_unique<Toy>();
+  auto x = toy->graph.AddInput(Shape{2}, "x");
+  auto drop = *toy->graph.AddLayer(*CreateLayer(testing::ParseSpec("dropout { rate: 0.5 }"), 1));
+  toy->dense = *toy->graph.AddLayer(*CreateLayer(testing::ParseSpec("dense { units: 1 }"), 2));
+  auto h = toy->graph.Call(drop, {*x});
+  auto y = toy->graph.Call(toy->dense, {(*h)[0]});
+  toy->model = std::move(*Model::Create(toy->graph, {*x}, {(*y)[0]}, "toy"));
+  Trainer trainer(toy->model.get());
+  ASSERT_TRUE(trainer
+                  .Compile(Compile("optimizer { sgd { learning_rate: 0.1 } } "
+                                   "loss { name: \"mse\" }"))
+                  .ok());
+  const Tensor initial = toy->dense->variable("kernel")->value.Clone();
+  v1::FitConfig fit;
+  fit.set_epochs(2);
+  fit.set_batch_size(4);
+  fit.set_seed(42);
+  ASSERT_TRUE(trainer.Fit(Regression(20), fit).ok());
+  const Tensor first = toy->dense->variable("kernel")->value.Clone();
+  ASSERT_TRUE(toy->dense->SetWeight("kernel", initial).ok());
+  ASSERT_TRUE(toy->dense->SetWeight("bias", Tensor(DType::kFloat32, Shape{1})).ok());
+  ASSERT_TRUE(trainer.Fit(Regression(20), fit).ok());
+  testing::ExpectTensorNear(toy->dense->variable("kernel")->value, first, 0, 0, "replayed fit");
 }
 
 TEST(TrainerTest, TooSmallForValidationSplit) {
@@ -151,9 +192,10 @@ TEST(TrainerTest, TooSmallForValidationSplit) {
 TEST(TrainerTest, DataMustFitTheModel) {
   auto toy = MakeToy("dense { units: 3 activation: \"softmax\" }");
   Trainer trainer(toy->model.get());
-  ASSERT_TRUE(trainer.Compile(Compile("optimizer { name: \"sgd\" } "
-                                      "loss { name: \"sparse_categorical_crossentropy\" } "
-                                      "metrics: \"accuracy\""))
+  ASSERT_TRUE(trainer
+                  .Compile(Compile("optimizer { name: \"sgd\" } "
+                                   "loss { name: \"sparse_categorical_crossentropy\" } "
+                                   "metrics: \"accuracy\""))
                   .ok());
   Dataset wrong;
   wrong.x.push_back(testing::RandomTensor(Shape{4, 5}, 1));
@@ -171,8 +213,7 @@ TEST(TrainerTest, DataMustFitTheModel) {
   Dataset rows;
   rows.x.push_back(testing::RandomTensor(Shape{4, 2}, 1));
   rows.y = Tensor(DType::kFloat32, Shape{3});
-  EXPECT_EQ(trainer.Fit(rows, v1::FitConfig()).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(trainer.Fit(rows, v1::FitConfig()).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(TrainerTest, CancelStopsWithinOneBatch) {
@@ -190,11 +231,13 @@ TEST(TrainerTest, CancelStopsWithinOneBatch) {
 }
 
 TEST(TrainerTest, LossIncludesWeightPenalties) {
-  auto toy = MakeToy("dense { units: 1 kernel_regularizer { l2 { l2: 0.5 } } "
-                     "kernel_initializer { constant { value: 2 } } }");
+  auto toy = MakeToy(
+      "dense { units: 1 kernel_regularizer { l2 { l2: 0.5 } } "
+      "kernel_initializer { constant { value: 2 } } }");
   Trainer trainer(toy->model.get());
-  ASSERT_TRUE(trainer.Compile(Compile("optimizer { sgd { learning_rate: 0 } } "
-                                      "loss { name: \"mse\" }"))
+  ASSERT_TRUE(trainer
+                  .Compile(Compile("optimizer { sgd { learning_rate: 0 } } "
+                                   "loss { name: \"mse\" }"))
                   .ok());
   Dataset data = Regression(8);
   auto logs = trainer.Evaluate(data, v1::EvaluateConfig());
