@@ -9,6 +9,4 @@ const dnnl::engine& CpuEngine() {
 
 dnnl::stream NewStream() { return dnnl::stream(CpuEngine()); }
 
-void ConfigurePrimitiveCache(int capacity) { dnnl::set_primitive_cache_capacity(capacity); }
-
 }  // namespace kiln

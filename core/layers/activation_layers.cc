@@ -73,11 +73,6 @@ class ActivationLayerBase : public Layer {
   Activation activation_;
 };
 
-template <typename Spec>
-std::optional<bool> TrainableOf(const Spec& s) {
-  return s.has_trainable() ? std::optional<bool>(s.trainable()) : std::nullopt;
-}
-
 class ActivationLayer final : public ActivationLayerBase {
  public:
   ActivationLayer(const v1::LayerSpec& spec, uint64_t seed)
@@ -143,23 +138,16 @@ class SoftmaxLayer final : public ActivationLayerBase {
   }
 };
 
-template <typename L>
-absl::StatusOr<std::unique_ptr<Layer>> Make(const v1::LayerSpec& spec, uint64_t seed) {
-  auto layer = std::make_unique<L>(spec, seed);
-  KILN_RETURN_IF_ERROR(layer->Init());
-  return layer;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Layer>> CreateActivation(const v1::LayerSpec& spec, uint64_t seed) {
-  return Make<ActivationLayer>(spec, seed);
+  return MakeLayer<ActivationLayer>(spec, seed);
 }
 absl::StatusOr<std::unique_ptr<Layer>> CreateReLU(const v1::LayerSpec& spec, uint64_t seed) {
-  return Make<ReLULayer>(spec, seed);
+  return MakeLayer<ReLULayer>(spec, seed);
 }
 absl::StatusOr<std::unique_ptr<Layer>> CreateSoftmax(const v1::LayerSpec& spec, uint64_t seed) {
-  return Make<SoftmaxLayer>(spec, seed);
+  return MakeLayer<SoftmaxLayer>(spec, seed);
 }
 
 }  // namespace kiln

@@ -174,11 +174,7 @@ class BatchNormalizationLayer final : public Layer {
  public:
   BatchNormalizationLayer(const v1::LayerSpec& spec, uint64_t seed)
       : Layer(spec, "BatchNormalization", "batch_normalization", kField,
-              spec.batch_normalization().name(),
-              spec.batch_normalization().has_trainable()
-                  ? std::optional<bool>(spec.batch_normalization().trainable())
-                  : std::nullopt,
-              seed) {}
+              spec.batch_normalization().name(), TrainableOf(spec.batch_normalization()), seed) {}
 
   absl::Status Init() {
     const v1::BatchNormalization& s = spec().batch_normalization();
@@ -196,23 +192,16 @@ class BatchNormalizationLayer final : public Layer {
     }
     center_ = s.has_center() ? s.center() : true;
     scale_ = s.has_scale() ? s.scale() : true;
-    KILN_ASSIGN_OR_RETURN(beta_init_, ResolveInitializer(s.beta_initializer(), "zeros",
-                                                         FieldPath("beta_initializer")));
-    KILN_ASSIGN_OR_RETURN(gamma_init_, ResolveInitializer(s.gamma_initializer(), "ones",
-                                                          FieldPath("gamma_initializer")));
-    KILN_ASSIGN_OR_RETURN(mean_init_, ResolveInitializer(s.moving_mean_initializer(), "zeros",
-                                                         FieldPath("moving_mean_initializer")));
-    KILN_ASSIGN_OR_RETURN(variance_init_,
-                          ResolveInitializer(s.moving_variance_initializer(), "ones",
-                                             FieldPath("moving_variance_initializer")));
-    KILN_ASSIGN_OR_RETURN(beta_reg_,
-                          ResolveRegularizer(s.beta_regularizer(), FieldPath("beta_regularizer")));
+    KILN_ASSIGN_OR_RETURN(beta_, ResolveWeightSpec("beta", s.beta_initializer(), "zeros",
+                                                   &s.beta_regularizer(), &s.beta_constraint()));
+    KILN_ASSIGN_OR_RETURN(gamma_, ResolveWeightSpec("gamma", s.gamma_initializer(), "ones",
+                                                    &s.gamma_regularizer(), &s.gamma_constraint()));
     KILN_ASSIGN_OR_RETURN(
-        gamma_reg_, ResolveRegularizer(s.gamma_regularizer(), FieldPath("gamma_regularizer")));
-    KILN_ASSIGN_OR_RETURN(beta_constraint_,
-                          ResolveConstraint(s.beta_constraint(), FieldPath("beta_constraint")));
-    KILN_ASSIGN_OR_RETURN(gamma_constraint_,
-                          ResolveConstraint(s.gamma_constraint(), FieldPath("gamma_constraint")));
+        moving_mean_,
+        ResolveWeightSpec("moving_mean", s.moving_mean_initializer(), "zeros", nullptr, nullptr));
+    KILN_ASSIGN_OR_RETURN(moving_variance_,
+                          ResolveWeightSpec("moving_variance", s.moving_variance_initializer(),
+                                            "ones", nullptr, nullptr));
     return CheckDType(s.dtype(), FieldPath("dtype"));
   }
 
@@ -254,39 +243,23 @@ class BatchNormalizationLayer final : public Layer {
 
   absl::Status Build(absl::Span<const Shape> inputs) override {
     const Shape param{inputs[0][NormalizeAxis(config_.axis, inputs[0].rank())]};
-    if (scale_) {
-      KILN_RETURN_IF_ERROR(AddWeight("gamma", param, gamma_init_, "gamma_initializer", gamma_reg_,
-                                     "gamma_regularizer", gamma_constraint_, "gamma_constraint")
-                               .status());
-    }
-    if (center_) {
-      KILN_RETURN_IF_ERROR(AddWeight("beta", param, beta_init_, "beta_initializer", beta_reg_,
-                                     "beta_regularizer", beta_constraint_, "beta_constraint")
-                               .status());
-    }
-    KILN_RETURN_IF_ERROR(AddWeight("moving_mean", param, mean_init_, "moving_mean_initializer",
-                                   std::nullopt, "", std::nullopt, "", /*trainable=*/false)
-                             .status());
-    return AddWeight("moving_variance", param, variance_init_, "moving_variance_initializer",
-                     std::nullopt, "", std::nullopt, "", /*trainable=*/false)
-        .status();
+    if (scale_) KILN_RETURN_IF_ERROR(AddWeight("gamma", param, gamma_).status());
+    if (center_) KILN_RETURN_IF_ERROR(AddWeight("beta", param, beta_).status());
+    KILN_RETURN_IF_ERROR(AddWeight("moving_mean", param, moving_mean_, false).status());
+    return AddWeight("moving_variance", param, moving_variance_, false).status();
   }
 
  private:
   BatchNormConfig config_;
   bool center_ = true, scale_ = true;
-  v1::Initializer beta_init_, gamma_init_, mean_init_, variance_init_;
-  std::optional<v1::Regularizer> beta_reg_, gamma_reg_;
-  std::optional<v1::Constraint> beta_constraint_, gamma_constraint_;
+  WeightSpec beta_, gamma_, moving_mean_, moving_variance_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Layer>> CreateBatchNormalization(const v1::LayerSpec& spec,
                                                                 uint64_t seed) {
-  auto layer = std::make_unique<BatchNormalizationLayer>(spec, seed);
-  KILN_RETURN_IF_ERROR(layer->Init());
-  return layer;
+  return MakeLayer<BatchNormalizationLayer>(spec, seed);
 }
 
 }  // namespace kiln

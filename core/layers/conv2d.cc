@@ -15,9 +15,7 @@ constexpr char kField[] = "conv2d";
 class Conv2DLayer final : public Layer {
  public:
   Conv2DLayer(const v1::LayerSpec& spec, uint64_t seed)
-      : Layer(spec, "Conv2D", "conv2d", kField, spec.conv2d().name(),
-              spec.conv2d().has_trainable() ? std::optional<bool>(spec.conv2d().trainable())
-                                            : std::nullopt,
+      : Layer(spec, "Conv2D", "conv2d", kField, spec.conv2d().name(), TrainableOf(spec.conv2d()),
               seed) {}
 
   absl::Status Init() {
@@ -46,21 +44,14 @@ class Conv2DLayer final : public Layer {
         config_, ParseConvGeometry(s.kernel_size(), s.strides(), s.dilation_rate(), s.padding(),
                                    s.data_format(), s.activation(), kField));
     use_bias_ = s.has_use_bias() ? s.use_bias() : true;
-    KILN_ASSIGN_OR_RETURN(kernel_init_, ResolveInitializer(s.kernel_initializer(), "glorot_uniform",
-                                                           FieldPath("kernel_initializer")));
-    KILN_ASSIGN_OR_RETURN(bias_init_, ResolveInitializer(s.bias_initializer(), "zeros",
-                                                         FieldPath("bias_initializer")));
-    KILN_ASSIGN_OR_RETURN(
-        kernel_reg_, ResolveRegularizer(s.kernel_regularizer(), FieldPath("kernel_regularizer")));
-    KILN_ASSIGN_OR_RETURN(bias_reg_,
-                          ResolveRegularizer(s.bias_regularizer(), FieldPath("bias_regularizer")));
+    KILN_ASSIGN_OR_RETURN(kernel_,
+                          ResolveWeightSpec("kernel", s.kernel_initializer(), "glorot_uniform",
+                                            &s.kernel_regularizer(), &s.kernel_constraint()));
+    KILN_ASSIGN_OR_RETURN(bias_, ResolveWeightSpec("bias", s.bias_initializer(), "zeros",
+                                                   &s.bias_regularizer(), &s.bias_constraint()));
     KILN_ASSIGN_OR_RETURN(
         activity_regularizer_,
         ResolveRegularizer(s.activity_regularizer(), FieldPath("activity_regularizer")));
-    KILN_ASSIGN_OR_RETURN(kernel_constraint_,
-                          ResolveConstraint(s.kernel_constraint(), FieldPath("kernel_constraint")));
-    KILN_ASSIGN_OR_RETURN(bias_constraint_,
-                          ResolveConstraint(s.bias_constraint(), FieldPath("bias_constraint")));
     return CheckDType(s.dtype(), FieldPath("dtype"));
   }
 
@@ -97,16 +88,8 @@ class Conv2DLayer final : public Layer {
 
   absl::Status Build(absl::Span<const Shape> inputs) override {
     const int64_t channels = inputs[0][ChannelAxisOf(config_.data_format)];
-    KILN_RETURN_IF_ERROR(AddWeight("kernel", KernelShape(channels), kernel_init_,
-                                   "kernel_initializer", kernel_reg_, "kernel_regularizer",
-                                   kernel_constraint_, "kernel_constraint")
-                             .status());
-    if (use_bias_) {
-      KILN_RETURN_IF_ERROR(AddWeight("bias", Shape{filters_}, bias_init_, "bias_initializer",
-                                     bias_reg_, "bias_regularizer", bias_constraint_,
-                                     "bias_constraint")
-                               .status());
-    }
+    KILN_RETURN_IF_ERROR(AddWeight("kernel", KernelShape(channels), kernel_).status());
+    if (use_bias_) KILN_RETURN_IF_ERROR(AddWeight("bias", Shape{filters_}, bias_).status());
     return absl::OkStatus();
   }
 
@@ -118,17 +101,13 @@ class Conv2DLayer final : public Layer {
   ConvolutionConfig config_;
   int64_t filters_ = 0, groups_ = 1;
   bool use_bias_ = true;
-  v1::Initializer kernel_init_, bias_init_;
-  std::optional<v1::Regularizer> kernel_reg_, bias_reg_;
-  std::optional<v1::Constraint> kernel_constraint_, bias_constraint_;
+  WeightSpec kernel_, bias_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Layer>> CreateConv2D(const v1::LayerSpec& spec, uint64_t seed) {
-  auto layer = std::make_unique<Conv2DLayer>(spec, seed);
-  KILN_RETURN_IF_ERROR(layer->Init());
-  return layer;
+  return MakeLayer<Conv2DLayer>(spec, seed);
 }
 
 }  // namespace kiln

@@ -179,9 +179,7 @@ class DenseOp final : public Op {
 class DenseLayer final : public Layer {
  public:
   DenseLayer(const v1::LayerSpec& spec, uint64_t seed)
-      : Layer(spec, "Dense", "dense", kField, spec.dense().name(),
-              spec.dense().has_trainable() ? std::optional<bool>(spec.dense().trainable())
-                                           : std::nullopt,
+      : Layer(spec, "Dense", "dense", kField, spec.dense().name(), TrainableOf(spec.dense()),
               seed) {}
 
   absl::Status Init() {
@@ -195,21 +193,14 @@ class DenseLayer final : public Layer {
     }
     KILN_ASSIGN_OR_RETURN(activation_, ParseActivation(s.activation(), FieldPath("activation")));
     use_bias_ = s.has_use_bias() ? s.use_bias() : true;
-    KILN_ASSIGN_OR_RETURN(kernel_init_, ResolveInitializer(s.kernel_initializer(), "glorot_uniform",
-                                                           FieldPath("kernel_initializer")));
-    KILN_ASSIGN_OR_RETURN(bias_init_, ResolveInitializer(s.bias_initializer(), "zeros",
-                                                         FieldPath("bias_initializer")));
-    KILN_ASSIGN_OR_RETURN(
-        kernel_reg_, ResolveRegularizer(s.kernel_regularizer(), FieldPath("kernel_regularizer")));
-    KILN_ASSIGN_OR_RETURN(bias_reg_,
-                          ResolveRegularizer(s.bias_regularizer(), FieldPath("bias_regularizer")));
+    KILN_ASSIGN_OR_RETURN(kernel_,
+                          ResolveWeightSpec("kernel", s.kernel_initializer(), "glorot_uniform",
+                                            &s.kernel_regularizer(), &s.kernel_constraint()));
+    KILN_ASSIGN_OR_RETURN(bias_, ResolveWeightSpec("bias", s.bias_initializer(), "zeros",
+                                                   &s.bias_regularizer(), &s.bias_constraint()));
     KILN_ASSIGN_OR_RETURN(
         activity_regularizer_,
         ResolveRegularizer(s.activity_regularizer(), FieldPath("activity_regularizer")));
-    KILN_ASSIGN_OR_RETURN(kernel_constraint_,
-                          ResolveConstraint(s.kernel_constraint(), FieldPath("kernel_constraint")));
-    KILN_ASSIGN_OR_RETURN(bias_constraint_,
-                          ResolveConstraint(s.bias_constraint(), FieldPath("bias_constraint")));
     return CheckDType(s.dtype(), FieldPath("dtype"));
   }
 
@@ -236,16 +227,8 @@ class DenseLayer final : public Layer {
 
   absl::Status Build(absl::Span<const Shape> inputs) override {
     const int64_t features = inputs[0][inputs[0].rank() - 1];
-    KILN_RETURN_IF_ERROR(AddWeight("kernel", Shape{features, units_}, kernel_init_,
-                                   "kernel_initializer", kernel_reg_, "kernel_regularizer",
-                                   kernel_constraint_, "kernel_constraint")
-                             .status());
-    if (use_bias_) {
-      KILN_RETURN_IF_ERROR(AddWeight("bias", Shape{units_}, bias_init_, "bias_initializer",
-                                     bias_reg_, "bias_regularizer", bias_constraint_,
-                                     "bias_constraint")
-                               .status());
-    }
+    KILN_RETURN_IF_ERROR(AddWeight("kernel", Shape{features, units_}, kernel_).status());
+    if (use_bias_) KILN_RETURN_IF_ERROR(AddWeight("bias", Shape{units_}, bias_).status());
     return absl::OkStatus();
   }
 
@@ -253,17 +236,13 @@ class DenseLayer final : public Layer {
   int64_t units_ = 0;
   Activation activation_;
   bool use_bias_ = true;
-  v1::Initializer kernel_init_, bias_init_;
-  std::optional<v1::Regularizer> kernel_reg_, bias_reg_;
-  std::optional<v1::Constraint> kernel_constraint_, bias_constraint_;
+  WeightSpec kernel_, bias_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Layer>> CreateDense(const v1::LayerSpec& spec, uint64_t seed) {
-  auto layer = std::make_unique<DenseLayer>(spec, seed);
-  KILN_RETURN_IF_ERROR(layer->Init());
-  return layer;
+  return MakeLayer<DenseLayer>(spec, seed);
 }
 
 }  // namespace kiln

@@ -17,10 +17,7 @@ class DepthwiseConv2DLayer final : public Layer {
  public:
   DepthwiseConv2DLayer(const v1::LayerSpec& spec, uint64_t seed)
       : Layer(spec, "DepthwiseConv2D", "depthwise_conv2d", kField, spec.depthwise_conv2d().name(),
-              spec.depthwise_conv2d().has_trainable()
-                  ? std::optional<bool>(spec.depthwise_conv2d().trainable())
-                  : std::nullopt,
-              seed) {}
+              TrainableOf(spec.depthwise_conv2d()), seed) {}
 
   absl::Status Init() {
     const v1::DepthwiseConv2D& s = spec().depthwise_conv2d();
@@ -36,22 +33,14 @@ class DepthwiseConv2DLayer final : public Layer {
                                      depth_multiplier_, "."));
     }
     use_bias_ = s.has_use_bias() ? s.use_bias() : true;
-    KILN_ASSIGN_OR_RETURN(kernel_init_,
-                          ResolveInitializer(s.depthwise_initializer(), "glorot_uniform",
-                                             FieldPath("depthwise_initializer")));
-    KILN_ASSIGN_OR_RETURN(bias_init_, ResolveInitializer(s.bias_initializer(), "zeros",
-                                                         FieldPath("bias_initializer")));
-    KILN_ASSIGN_OR_RETURN(kernel_reg_, ResolveRegularizer(s.depthwise_regularizer(),
-                                                          FieldPath("depthwise_regularizer")));
-    KILN_ASSIGN_OR_RETURN(bias_reg_,
-                          ResolveRegularizer(s.bias_regularizer(), FieldPath("bias_regularizer")));
+    KILN_ASSIGN_OR_RETURN(
+        kernel_, ResolveWeightSpec("depthwise", s.depthwise_initializer(), "glorot_uniform",
+                                   &s.depthwise_regularizer(), &s.depthwise_constraint()));
+    KILN_ASSIGN_OR_RETURN(bias_, ResolveWeightSpec("bias", s.bias_initializer(), "zeros",
+                                                   &s.bias_regularizer(), &s.bias_constraint()));
     KILN_ASSIGN_OR_RETURN(
         activity_regularizer_,
         ResolveRegularizer(s.activity_regularizer(), FieldPath("activity_regularizer")));
-    KILN_ASSIGN_OR_RETURN(kernel_constraint_, ResolveConstraint(s.depthwise_constraint(),
-                                                                FieldPath("depthwise_constraint")));
-    KILN_ASSIGN_OR_RETURN(bias_constraint_,
-                          ResolveConstraint(s.bias_constraint(), FieldPath("bias_constraint")));
     return CheckDType(s.dtype(), FieldPath("dtype"));
   }
 
@@ -82,15 +71,9 @@ class DepthwiseConv2DLayer final : public Layer {
 
   absl::Status Build(absl::Span<const Shape> inputs) override {
     const int64_t channels = inputs[0][ChannelAxisOf(config_.data_format)];
-    KILN_RETURN_IF_ERROR(AddWeight("kernel", KernelShape(channels), kernel_init_,
-                                   "depthwise_initializer", kernel_reg_, "depthwise_regularizer",
-                                   kernel_constraint_, "depthwise_constraint")
-                             .status());
+    KILN_RETURN_IF_ERROR(AddWeight("kernel", KernelShape(channels), kernel_).status());
     if (use_bias_) {
-      KILN_RETURN_IF_ERROR(AddWeight("bias", Shape{channels * depth_multiplier_}, bias_init_,
-                                     "bias_initializer", bias_reg_, "bias_regularizer",
-                                     bias_constraint_, "bias_constraint")
-                               .status());
+      KILN_RETURN_IF_ERROR(AddWeight("bias", Shape{channels * depth_multiplier_}, bias_).status());
     }
     return absl::OkStatus();
   }
@@ -103,18 +86,14 @@ class DepthwiseConv2DLayer final : public Layer {
   ConvolutionConfig config_;
   int64_t depth_multiplier_ = 1;
   bool use_bias_ = true;
-  v1::Initializer kernel_init_, bias_init_;
-  std::optional<v1::Regularizer> kernel_reg_, bias_reg_;
-  std::optional<v1::Constraint> kernel_constraint_, bias_constraint_;
+  WeightSpec kernel_, bias_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Layer>> CreateDepthwiseConv2D(const v1::LayerSpec& spec,
                                                              uint64_t seed) {
-  auto layer = std::make_unique<DepthwiseConv2DLayer>(spec, seed);
-  KILN_RETURN_IF_ERROR(layer->Init());
-  return layer;
+  return MakeLayer<DepthwiseConv2DLayer>(spec, seed);
 }
 
 }  // namespace kiln

@@ -136,9 +136,7 @@ class DropoutLayer final : public Layer {
  public:
   DropoutLayer(const v1::LayerSpec& spec, uint64_t seed)
       : Layer(spec, "Dropout", "dropout", "dropout", spec.dropout().name(),
-              spec.dropout().has_trainable() ? std::optional<bool>(spec.dropout().trainable())
-                                             : std::nullopt,
-              seed) {}
+              TrainableOf(spec.dropout()), seed) {}
 
   absl::Status Init() {
     const auto& s = spec().dropout();
@@ -198,9 +196,7 @@ class DropoutLayer final : public Layer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Layer>> CreateDropout(const v1::LayerSpec& spec, uint64_t seed) {
-  auto layer = std::make_unique<DropoutLayer>(spec, seed);
-  KILN_RETURN_IF_ERROR(layer->Init());
-  return layer;
+  return MakeLayer<DropoutLayer>(spec, seed);
 }
 
 }  // namespace kiln

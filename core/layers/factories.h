@@ -6,6 +6,7 @@
 #define KILN_CORE_LAYERS_FACTORIES_H_
 
 #include <memory>
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "core/layers/layer.h"
@@ -14,6 +15,21 @@ namespace kiln {
 
 using LayerFactory = absl::StatusOr<std::unique_ptr<Layer>> (*)(const v1::LayerSpec& spec,
                                                                 uint64_t seed);
+
+// A layer message's `trainable`, when set.
+template <typename Spec>
+std::optional<bool> TrainableOf(const Spec& spec) {
+  return spec.has_trainable() ? std::optional<bool>(spec.trainable()) : std::nullopt;
+}
+
+// Constructs layer class L from the spec and runs its Init() (the spec validation).
+template <typename L>
+absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const v1::LayerSpec& spec, uint64_t seed) {
+  auto layer = std::make_unique<L>(spec, seed);
+  absl::Status status = layer->Init();
+  if (!status.ok()) return status;
+  return layer;
+}
 
 absl::StatusOr<std::unique_ptr<Layer>> CreateDepthwiseConv2D(const v1::LayerSpec&, uint64_t);
 absl::StatusOr<std::unique_ptr<Layer>> CreateConv2D(const v1::LayerSpec&, uint64_t);

@@ -142,35 +142,56 @@ int64_t Layer::CountParams() const {
   return n;
 }
 
-absl::StatusOr<Variable*> Layer::AddWeight(std::string name, Shape shape,
-                                           const v1::Initializer& initializer,
-                                           absl::string_view initializer_field,
-                                           std::optional<v1::Regularizer> regularizer,
-                                           absl::string_view regularizer_field,
-                                           std::optional<v1::Constraint> constraint,
-                                           absl::string_view constraint_field, bool trainable) {
+absl::StatusOr<WeightSpec> Layer::ResolveWeightSpec(absl::string_view prefix,
+                                                    const v1::Initializer& initializer,
+                                                    absl::string_view default_initializer,
+                                                    const v1::Regularizer* regularizer,
+                                                    const v1::Constraint* constraint) const {
+  WeightSpec spec;
+  spec.prefix = std::string(prefix);
+  KILN_ASSIGN_OR_RETURN(spec.initializer,
+                        ResolveInitializer(initializer, default_initializer,
+                                           FieldPath(absl::StrCat(prefix, "_initializer"))));
+  if (regularizer != nullptr) {
+    KILN_ASSIGN_OR_RETURN(
+        spec.regularizer,
+        ResolveRegularizer(*regularizer, FieldPath(absl::StrCat(prefix, "_regularizer"))));
+  }
+  if (constraint != nullptr) {
+    KILN_ASSIGN_OR_RETURN(
+        spec.constraint,
+        ResolveConstraint(*constraint, FieldPath(absl::StrCat(prefix, "_constraint"))));
+  }
+  return spec;
+}
+
+absl::StatusOr<Variable*> Layer::AddWeight(std::string name, Shape shape, const WeightSpec& spec,
+                                           bool trainable) {
   if (!CheckedProduct(shape.dims(), kMaxWeightElements).has_value()) {
     return absl::ResourceExhaustedError(
         absl::StrCat("weight \"", name, "\" of layer \"", name_, "\" would have shape ",
                      shape.ToString(), ", more than ", kMaxWeightElements, " elements"));
   }
-  KILN_RETURN_IF_ERROR(CheckInitializerShape(initializer, shape, FieldPath(initializer_field)));
-  if (regularizer.has_value()) {
-    KILN_RETURN_IF_ERROR(CheckRegularizerShape(*regularizer, shape, FieldPath(regularizer_field)));
+  KILN_RETURN_IF_ERROR(CheckInitializerShape(spec.initializer, shape,
+                                             FieldPath(absl::StrCat(spec.prefix, "_initializer"))));
+  if (spec.regularizer.has_value()) {
+    KILN_RETURN_IF_ERROR(CheckRegularizerShape(
+        *spec.regularizer, shape, FieldPath(absl::StrCat(spec.prefix, "_regularizer"))));
   }
-  if (constraint.has_value()) {
-    KILN_RETURN_IF_ERROR(CheckConstraintShape(*constraint, shape, FieldPath(constraint_field)));
+  if (spec.constraint.has_value()) {
+    KILN_RETURN_IF_ERROR(CheckConstraintShape(*spec.constraint, shape,
+                                              FieldPath(absl::StrCat(spec.prefix, "_constraint"))));
   }
   auto variable = std::make_unique<Variable>();
   variable->name = std::move(name);
   variable->value = Tensor(DType::kFloat32, shape);
   // Each weight without an explicit seed gets its own stream from the layer's seed.
-  RunInitializer(initializer, seed_ + 0x9E3779B97F4A7C15ull * (variables_.size() + 1),
+  RunInitializer(spec.initializer, seed_ + 0x9E3779B97F4A7C15ull * (variables_.size() + 1),
                  variable->value);
   variable->trainable = trainable && trainable_;
   if (variable->trainable) variable->grad = Tensor(DType::kFloat32, shape);
-  variable->regularizer = std::move(regularizer);
-  variable->constraint = std::move(constraint);
+  variable->regularizer = spec.regularizer;
+  variable->constraint = spec.constraint;
   variables_.push_back(std::move(variable));
   return variables_.back().get();
 }

@@ -26,6 +26,15 @@ namespace kiln {
 // The most elements one weight may have (1 GiB of float32).
 inline constexpr int64_t kMaxWeightElements = int64_t{1} << 28;
 
+// How one weight is initialised, regularised and constrained: resolved from the spec fields
+// "<prefix>_initializer", "<prefix>_regularizer" and "<prefix>_constraint".
+struct WeightSpec {
+  std::string prefix;  // "kernel", "depthwise", "bias", "gamma", ...
+  v1::Initializer initializer;
+  std::optional<v1::Regularizer> regularizer;
+  std::optional<v1::Constraint> constraint;
+};
+
 class Layer {
  public:
   virtual ~Layer() = default;
@@ -84,15 +93,19 @@ class Layer {
       absl::Span<const Shape> inputs) const = 0;
   virtual absl::Status Build(absl::Span<const Shape> inputs);
 
-  // Adds a weight initialised by `initializer` (already resolved). The weight's
-  // regularizer/constraint are checked against its shape; errors name `field` of the spec.
-  absl::StatusOr<Variable*> AddWeight(std::string name, Shape shape,
-                                      const v1::Initializer& initializer,
-                                      absl::string_view initializer_field,
-                                      std::optional<v1::Regularizer> regularizer,
-                                      absl::string_view regularizer_field,
-                                      std::optional<v1::Constraint> constraint,
-                                      absl::string_view constraint_field, bool trainable = true);
+  // Resolves a weight's spec fields; `regularizer` and `constraint` may be null for weights
+  // that have none (BatchNormalization's moving statistics).
+  absl::StatusOr<WeightSpec> ResolveWeightSpec(absl::string_view prefix,
+                                               const v1::Initializer& initializer,
+                                               absl::string_view default_initializer,
+                                               const v1::Regularizer* regularizer,
+                                               const v1::Constraint* constraint) const;
+
+  // Adds a weight of `shape` initialised per `spec`. Its regularizer and constraint are checked
+  // against the shape; errors name the spec's fields. RESOURCE_EXHAUSTED past
+  // kMaxWeightElements.
+  absl::StatusOr<Variable*> AddWeight(std::string name, Shape shape, const WeightSpec& spec,
+                                      bool trainable = true);
 
   // Keras's InputSpec errors:
   // 'Input 0 of layer "x" is incompatible with the layer: expected ndim=4, found ndim=3. ...'

@@ -123,11 +123,6 @@ class ConcatOp final : public Op {
   std::vector<Reorder> to_diff_inputs_;
 };
 
-template <typename Spec>
-std::optional<bool> TrainableOf(const Spec& s) {
-  return s.has_trainable() ? std::optional<bool>(s.trainable()) : std::nullopt;
-}
-
 class AddLayer final : public Layer {
  public:
   AddLayer(const v1::LayerSpec& spec, uint64_t seed)
@@ -208,20 +203,13 @@ class ConcatenateLayer final : public Layer {
   int axis_ = -1;
 };
 
-template <typename L>
-absl::StatusOr<std::unique_ptr<Layer>> Make(const v1::LayerSpec& spec, uint64_t seed) {
-  auto layer = std::make_unique<L>(spec, seed);
-  KILN_RETURN_IF_ERROR(layer->Init());
-  return layer;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Layer>> CreateAdd(const v1::LayerSpec& spec, uint64_t seed) {
-  return Make<AddLayer>(spec, seed);
+  return MakeLayer<AddLayer>(spec, seed);
 }
 absl::StatusOr<std::unique_ptr<Layer>> CreateConcatenate(const v1::LayerSpec& spec, uint64_t seed) {
-  return Make<ConcatenateLayer>(spec, seed);
+  return MakeLayer<ConcatenateLayer>(spec, seed);
 }
 
 }  // namespace kiln

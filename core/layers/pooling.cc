@@ -204,11 +204,6 @@ class PoolingLayer final : public Layer {
   PoolConfig config_;
 };
 
-template <typename Spec>
-std::optional<bool> TrainableOf(const Spec& s) {
-  return s.has_trainable() ? std::optional<bool>(s.trainable()) : std::nullopt;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Layer>> CreateMaxPooling2D(const v1::LayerSpec& spec,

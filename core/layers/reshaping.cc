@@ -56,9 +56,7 @@ class FlattenLayer final : public Layer {
  public:
   FlattenLayer(const v1::LayerSpec& spec, uint64_t seed)
       : Layer(spec, "Flatten", "flatten", "flatten", spec.flatten().name(),
-              spec.flatten().has_trainable() ? std::optional<bool>(spec.flatten().trainable())
-                                             : std::nullopt,
-              seed) {}
+              TrainableOf(spec.flatten()), seed) {}
 
   absl::Status Init() {
     KILN_ASSIGN_OR_RETURN(
@@ -92,9 +90,7 @@ class ReshapeLayer final : public Layer {
  public:
   ReshapeLayer(const v1::LayerSpec& spec, uint64_t seed)
       : Layer(spec, "Reshape", "reshape", "reshape", spec.reshape().name(),
-              spec.reshape().has_trainable() ? std::optional<bool>(spec.reshape().trainable())
-                                             : std::nullopt,
-              seed) {}
+              TrainableOf(spec.reshape()), seed) {}
 
   absl::Status Init() {
     const auto& target = spec().reshape().target_shape();
@@ -193,11 +189,7 @@ class ZeroPadding2DLayer final : public Layer {
  public:
   ZeroPadding2DLayer(const v1::LayerSpec& spec, uint64_t seed)
       : Layer(spec, "ZeroPadding2D", "zero_padding2d", "zero_padding2d",
-              spec.zero_padding2d().name(),
-              spec.zero_padding2d().has_trainable()
-                  ? std::optional<bool>(spec.zero_padding2d().trainable())
-                  : std::nullopt,
-              seed) {}
+              spec.zero_padding2d().name(), TrainableOf(spec.zero_padding2d()), seed) {}
 
   absl::Status Init() {
     const auto& s = spec().zero_padding2d();
@@ -263,22 +255,16 @@ class ZeroPadding2DLayer final : public Layer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Layer>> CreateFlatten(const v1::LayerSpec& spec, uint64_t seed) {
-  auto layer = std::make_unique<FlattenLayer>(spec, seed);
-  KILN_RETURN_IF_ERROR(layer->Init());
-  return layer;
+  return MakeLayer<FlattenLayer>(spec, seed);
 }
 
 absl::StatusOr<std::unique_ptr<Layer>> CreateReshape(const v1::LayerSpec& spec, uint64_t seed) {
-  auto layer = std::make_unique<ReshapeLayer>(spec, seed);
-  KILN_RETURN_IF_ERROR(layer->Init());
-  return layer;
+  return MakeLayer<ReshapeLayer>(spec, seed);
 }
 
 absl::StatusOr<std::unique_ptr<Layer>> CreateZeroPadding2D(const v1::LayerSpec& spec,
                                                            uint64_t seed) {
-  auto layer = std::make_unique<ZeroPadding2DLayer>(spec, seed);
-  KILN_RETURN_IF_ERROR(layer->Init());
-  return layer;
+  return MakeLayer<ZeroPadding2DLayer>(spec, seed);
 }
 
 }  // namespace kiln
