@@ -18,12 +18,31 @@
 #define KILN_CORE_GRAPH_OP_H_
 
 #include <dnnl.hpp>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "core/keras/activations.h"
+#include "core/layers/variable.h"
 #include "core/tensor/arena.h"
 
 namespace kiln {
+
+// Work that follows an op in an inference plan and that the op computes itself, as oneDNN
+// recommends for inference: a BatchNormalization folded into its weights and bias, and a
+// pointwise activation run as a post-op. The plan builds it from the layers it absorbs.
+struct Epilogue {
+  struct Normalization {              // y = gamma * (x - mean) / sqrt(variance + epsilon) + beta
+    const Variable* gamma = nullptr;  // null: scale=False (1)
+    const Variable* beta = nullptr;   // null: center=False (0)
+    const Variable* mean = nullptr;
+    const Variable* variance = nullptr;
+    float epsilon = 1e-3f;
+  };
+  std::optional<Normalization> normalization;
+  std::optional<Activation> activation;
+  bool empty() const { return !normalization.has_value() && !activation.has_value(); }
+};
 
 struct OpContext {
   // Keras's `training` flag: BatchNormalization uses batch statistics, Dropout drops.
@@ -37,6 +56,9 @@ struct OpContext {
   // no trainable weight depends on).
   std::vector<bool> input_needs_grad;
   uint64_t seed = 0;  // for ops that draw random numbers (Dropout)
+  // Inference plans: what this op also computes for the layers the plan fused into it. Only
+  // layers whose AcceptsEpilogue() is true get a non-empty one.
+  Epilogue epilogue;
 };
 
 class Op {

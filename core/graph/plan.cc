@@ -71,8 +71,26 @@ absl::Status ExecutionPlan::Build(const Model& model) {
     input_shapes_.push_back(shape);
   }
   const auto& nodes = model.nodes();
+  // Inference fusion: a layer that accepts an epilogue absorbs a following inference-mode
+  // normalization and/or activation when it is their sole input and no one else reads the
+  // intermediate tensors.
+  std::vector<int> consumer_count(values_.size(), 0), consumer_node(values_.size(), -1);
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    for (int v : nodes[n].inputs) {
+      ++consumer_count[v];
+      consumer_node[v] = static_cast<int>(n);
+    }
+  }
+  for (int v : model.output_values()) consumer_count[v] += 2;  // outputs stay materialised
+  auto sole_consumer = [&](int v) { return consumer_count[v] == 1 ? consumer_node[v] : -1; };
+  std::vector<bool> absorbed(nodes.size(), false);
   for (size_t n = 0; n < nodes.size(); ++n) {
     const Model::Node& node = nodes[n];
+    if (absorbed[n]) {  // computed by the op it was fused into
+      ops_.push_back(nullptr);
+      op_outputs_.push_back(node.outputs);
+      continue;
+    }
     bool has_trainable = false;
     for (const auto& variable : node.layer->variables()) has_trainable |= variable->trainable;
     OpContext context;
@@ -86,14 +104,34 @@ absl::Status ExecutionPlan::Build(const Model& model) {
       context.input_needs_grad.push_back(options_.backward && values_[v].requires_grad);
       requires_grad |= values_[v].requires_grad;
     }
+    std::vector<int> out_values = node.outputs;
+    if (!options_.backward && node.layer->AcceptsEpilogue() && node.outputs.size() == 1) {
+      int next = sole_consumer(node.outputs[0]);
+      if (next >= 0) {
+        if (auto fold = nodes[next].layer->AsFoldedNormalization(node.layer->ChannelAxis(),
+                                                                 options_.training)) {
+          context.epilogue.normalization = fold;
+          absorbed[next] = true;
+          out_values = nodes[next].outputs;
+          next = sole_consumer(out_values[0]);
+        }
+      }
+      if (next >= 0) {
+        if (auto activation = nodes[next].layer->AsFusedActivation()) {
+          context.epilogue.activation = activation;
+          absorbed[next] = true;
+          out_values = nodes[next].outputs;
+        }
+      }
+    }
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<Op> op, node.layer->CreateOp(context));
-    if (op->outputs().size() != node.outputs.size()) {
+    if (op->outputs().size() != out_values.size()) {
       return absl::InternalError(absl::StrCat("layer \"", node.layer->name(), "\" produced ",
                                               op->outputs().size(), " outputs, expected ",
                                               node.outputs.size()));
     }
-    for (size_t k = 0; k < node.outputs.size(); ++k) {
-      const int v = node.outputs[k];
+    for (size_t k = 0; k < out_values.size(); ++k) {
+      const int v = out_values[k];
       const Shape expected = shapes[v].WithBatch(batch_);
       if (ShapeOf(op->outputs()[k].get_desc()) != expected) {
         return absl::InternalError(absl::StrCat(
@@ -211,8 +249,16 @@ absl::Status ExecutionPlan::BuildBackward(const Model& model) {
   return absl::OkStatus();
 }
 
+int ExecutionPlan::num_ops() const {
+  int n = 0;
+  for (const auto& op : ops_) n += op != nullptr;
+  return n;
+}
+
 void ExecutionPlan::Forward(dnnl::stream& stream) {
-  for (auto& op : ops_) op->Forward(stream);
+  for (auto& op : ops_) {
+    if (op) op->Forward(stream);
+  }
   for (OutputEdge& e : outputs_) e.to_plain.Run(stream);
   stream.wait();
   activity_penalty_ = 0;

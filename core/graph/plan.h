@@ -71,6 +71,8 @@ class ExecutionPlan {
   // size as Keras does.
   double activity_penalty() const { return activity_penalty_; }
   size_t bytes() const { return arena_.bytes_allocated(); }
+  // Ops the forward pass runs (fewer than the model's layer calls when some were fused).
+  int num_ops() const;
 
  private:
   ExecutionPlan() = default;

@@ -55,6 +55,13 @@ class ActivationLayerBase : public Layer {
     return op;
   }
 
+  std::optional<Activation> AsFusedActivation() const override {
+    if (!ActivationKernel::FusablePostOp(activation_, /*training=*/false).has_value()) {
+      return std::nullopt;
+    }
+    return activation_;
+  }
+
  protected:
   absl::StatusOr<std::vector<Shape>> ComputeOutputShapes(
       absl::Span<const Shape> inputs) const override {

@@ -215,6 +215,16 @@ class BatchNormalizationLayer final : public Layer {
     return op;
   }
 
+  std::optional<Epilogue::Normalization> AsFoldedNormalization(int channel_axis,
+                                                               bool training) const override {
+    // Only inference-mode normalization is an affine map of fixed statistics.
+    if ((training && trainable()) || !built()) return std::nullopt;
+    const int rank = built_input_shapes()[0].rank();
+    if (NormalizeAxis(config_.axis, rank) != channel_axis) return std::nullopt;
+    return Epilogue::Normalization{variable("gamma"), variable("beta"), variable("moving_mean"),
+                                   variable("moving_variance"), config_.epsilon};
+  }
+
  protected:
   absl::StatusOr<std::vector<Shape>> ComputeOutputShapes(
       absl::Span<const Shape> inputs) const override {

@@ -57,11 +57,17 @@ class Conv2DLayer final : public Layer {
 
   absl::StatusOr<std::unique_ptr<Op>> CreateOp(OpContext& context) override {
     ConvolutionConfig config = config_;
+    config.epilogue = context.epilogue;
     config.groups = groups_;
     config.grouped_kernel_shape = variable("kernel")->value.shape();
     return CreateConvolutionOp(context, config, variable("kernel"),
                                use_bias_ ? variable("bias") : nullptr);
   }
+
+  bool AcceptsEpilogue() const override {
+    return config_.activation.is_linear() && !activity_regularizer_.has_value();
+  }
+  int ChannelAxis() const override { return ChannelAxisOf(config_.data_format); }
 
  protected:
   absl::StatusOr<std::vector<Shape>> ComputeOutputShapes(

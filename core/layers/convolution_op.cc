@@ -1,5 +1,7 @@
 #include "core/layers/convolution_op.h"
 
+#include <cmath>
+
 #include "core/base/status.h"
 #include "core/dnnl/engine.h"
 #include "core/dnnl/memory.h"
@@ -27,11 +29,17 @@ class ConvolutionOp : public Op {
 
  private:
   void RefreshWeights(dnnl::stream& stream);
+  // The sum of the versions of every variable the primitive's weights derive from.
+  uint64_t SourceVersion() const;
+  // folded_kernel_/folded_bias_ = kernel/bias with the epilogue's normalization applied.
+  void FoldNormalization();
 
   Arena* arena_ = nullptr;
   int channel_axis_ = 3;
   Variable* kernel_ = nullptr;
   Variable* bias_ = nullptr;
+  std::optional<Epilogue::Normalization> fold_;
+  Tensor folded_kernel_, folded_bias_;  // Keras layout, when fold_ is set
   uint64_t weights_version_ = ~uint64_t{0};
   bool input_needs_grad_ = false;
 
@@ -69,7 +77,8 @@ absl::Status ConvolutionOp::Init(OpContext& ctx, const ConvolutionConfig& config
   kernel_ = kernel;
   bias_ = bias;
   channel_axis_ = ChannelAxis(config.data_format);
-  activation_ = config.activation;
+  activation_ = config.epilogue.activation.value_or(config.activation);
+  fold_ = config.epilogue.normalization;
   input_needs_grad_ = ctx.input_needs_grad[0];
 
   const memory& input = ctx.inputs[0];
@@ -95,8 +104,9 @@ absl::Status ConvolutionOp::Init(OpContext& ctx, const ConvolutionConfig& config
   src_any_ = memory::desc(in, dt::f32, tag::any);
   weights_any_ = memory::desc(keras_weights_md.dims(), dt::f32, tag::any);
   dst_any_ = memory::desc(out, dt::f32, tag::any);
+  const bool has_bias = bias != nullptr || fold_.has_value();
   const memory::desc bias_md =
-      bias ? memory::desc({out_channels}, dt::f32, tag::a) : memory::desc();
+      has_bias ? memory::desc({out_channels}, dt::f32, tag::a) : memory::desc();
 
   const prop_kind prop = ctx.backward ? prop_kind::forward_training : prop_kind::forward_inference;
   dnnl::primitive_attr attr;
@@ -119,21 +129,28 @@ absl::Status ConvolutionOp::Init(OpContext& ctx, const ConvolutionConfig& config
         const bool last = attempt == 2 || !try_input_layout;
         const memory::desc& src = last ? src_any_ : input_md;
         const prop_kind p = attempt == 1 ? prop_kind::forward_training : prop;
-        const auto desc = bias ? dnnl::convolution_forward::desc(
-                                     p, algorithm::convolution_direct, src, weights_any_, bias_md,
-                                     dst_any_, strides_, dilates_, pad_l_, pad_r_)
-                               : dnnl::convolution_forward::desc(
-                                     p, algorithm::convolution_direct, src, weights_any_, dst_any_,
-                                     strides_, dilates_, pad_l_, pad_r_);
+        const auto desc = has_bias ? dnnl::convolution_forward::desc(
+                                         p, algorithm::convolution_direct, src, weights_any_,
+                                         bias_md, dst_any_, strides_, dilates_, pad_l_, pad_r_)
+                                   : dnnl::convolution_forward::desc(
+                                         p, algorithm::convolution_direct, src, weights_any_,
+                                         dst_any_, strides_, dilates_, pad_l_, pad_r_);
         return dnnl::convolution_forward::primitive_desc(desc, attr, CpuEngine());
       },
       try_input_layout ? 3 : 1);
   fwd_ = dnnl::convolution_forward(fwd_pd_);
 
-  keras_weights_ = WrapMemory(keras_weights_md, kernel->value.raw_data());
+  if (fold_.has_value()) {
+    folded_kernel_ = Tensor(DType::kFloat32, kernel->value.shape());
+    folded_bias_ = Tensor(DType::kFloat32, Shape{out_channels});
+    keras_weights_ = WrapMemory(keras_weights_md, folded_kernel_.raw_data());
+    bias_mem_ = WrapMemory(bias_md, folded_bias_.raw_data());
+  } else {
+    keras_weights_ = WrapMemory(keras_weights_md, kernel->value.raw_data());
+    if (bias) bias_mem_ = WrapMemory(bias_md, bias->value.raw_data());
+  }
   weights_ = AllocateMemory(fwd_pd_.weights_desc(), *arena_);
   weights_reorder_ = Reorder(keras_weights_, weights_);
-  if (bias) bias_mem_ = WrapMemory(bias_md, bias->value.raw_data());
   src_ = StageFrom(input_view_, fwd_pd_.src_desc(), *arena_, &src_reorder_);
 
   // Output in the primitive's layout, presented over Keras dims.
@@ -159,10 +176,39 @@ absl::Status ConvolutionOp::Init(OpContext& ctx, const ConvolutionConfig& config
   return absl::OkStatus();
 }
 
+uint64_t ConvolutionOp::SourceVersion() const {
+  uint64_t version = kernel_->version + (bias_ ? bias_->version : 0);
+  if (fold_.has_value()) {
+    for (const Variable* v : {fold_->gamma, fold_->beta, fold_->mean, fold_->variance}) {
+      if (v != nullptr) version += v->version;
+    }
+  }
+  return version;
+}
+
+void ConvolutionOp::FoldNormalization() {
+  const int64_t out = folded_bias_.num_elements();
+  std::vector<float> scale(out);
+  for (int64_t o = 0; o < out; ++o) {
+    const float gamma = fold_->gamma ? fold_->gamma->value.data<float>()[o] : 1.0f;
+    scale[o] = gamma / std::sqrt(fold_->variance->value.data<float>()[o] + fold_->epsilon);
+    const float bias = bias_ ? bias_->value.data<float>()[o] : 0.0f;
+    const float beta = fold_->beta ? fold_->beta->value.data<float>()[o] : 0.0f;
+    folded_bias_.data<float>()[o] = (bias - fold_->mean->value.data<float>()[o]) * scale[o] + beta;
+  }
+  // Keras kernels keep the output channel last.
+  const float* k = kernel_->value.data<float>();
+  float* f = folded_kernel_.data<float>();
+  const int64_t n = folded_kernel_.num_elements();
+  for (int64_t i = 0; i < n; ++i) f[i] = k[i] * scale[i % out];
+}
+
 void ConvolutionOp::RefreshWeights(dnnl::stream& stream) {
-  if (weights_version_ == kernel_->version) return;
+  const uint64_t version = SourceVersion();
+  if (weights_version_ == version) return;
+  if (fold_.has_value()) FoldNormalization();
   weights_reorder_.Run(stream);
-  weights_version_ = kernel_->version;
+  weights_version_ = version;
 }
 
 void ConvolutionOp::Forward(dnnl::stream& stream) {
@@ -170,7 +216,7 @@ void ConvolutionOp::Forward(dnnl::stream& stream) {
   src_reorder_.Run(stream);
   std::unordered_map<int, memory> args = {
       {DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, conv_dst_}};
-  if (bias_) args[DNNL_ARG_BIAS] = bias_mem_;
+  if (bias_mem_) args[DNNL_ARG_BIAS] = bias_mem_;
   fwd_.execute(stream, args);
   if (activation_kernel_ && !activation_fused_) activation_kernel_->Forward(stream);
 }

@@ -31,6 +31,9 @@ struct ConvolutionConfig {
   Padding padding = Padding::kValid;
   DataFormat data_format = DataFormat::kChannelsLast;
   Activation activation;
+  // Inference plans: a folded BatchNormalization and/or fused activation (replaces
+  // `activation`, which is then linear).
+  Epilogue epilogue;
 };
 
 // `kernel` holds config.grouped_kernel_shape's elements in Keras order; `bias` may be null.

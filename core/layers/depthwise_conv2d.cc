@@ -46,12 +46,18 @@ class DepthwiseConv2DLayer final : public Layer {
 
   absl::StatusOr<std::unique_ptr<Op>> CreateOp(OpContext& context) override {
     ConvolutionConfig config = config_;
+    config.epilogue = context.epilogue;
     const Shape& k = variable("kernel")->value.shape();  // kh, kw, C, M
     config.groups = k[2];
     config.grouped_kernel_shape = Shape{k[0], k[1], 1, k[2] * k[3]};
     return CreateConvolutionOp(context, config, variable("kernel"),
                                use_bias_ ? variable("bias") : nullptr);
   }
+
+  bool AcceptsEpilogue() const override {
+    return config_.activation.is_linear() && !activity_regularizer_.has_value();
+  }
+  int ChannelAxis() const override { return ChannelAxisOf(config_.data_format); }
 
  protected:
   absl::StatusOr<std::vector<Shape>> ComputeOutputShapes(

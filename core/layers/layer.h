@@ -83,6 +83,20 @@ class Layer {
   // The op that computes one call of this layer on inputs of the given memories.
   virtual absl::StatusOr<std::unique_ptr<Op>> CreateOp(OpContext& context) = 0;
 
+  // Inference fusion (see Epilogue): whether this layer's op can compute a following
+  // normalization and activation itself...
+  virtual bool AcceptsEpilogue() const { return false; }
+  // ...whether this layer, run in inference mode on a tensor whose channels are on
+  // `channel_axis`, is a normalization that folds into the producer's weights...
+  virtual std::optional<Epilogue::Normalization> AsFoldedNormalization(int /*channel_axis*/,
+                                                                       bool /*training*/) const {
+    return std::nullopt;
+  }
+  // ...and whether it is a pointwise activation oneDNN can run as a post-op.
+  virtual std::optional<Activation> AsFusedActivation() const { return std::nullopt; }
+  // For a producer: the axis of its output that holds channels.
+  virtual int ChannelAxis() const { return -1; }
+
  protected:
   // `spec_field` is the LayerSpec oneof field ("depthwise_conv2d"), used in error paths.
   Layer(const v1::LayerSpec& spec, std::string class_name, std::string base_name,

@@ -5,6 +5,7 @@
 
 #include <malloc.h>
 
+#include "absl/strings/str_cat.h"
 #include "core/dnnl/engine.h"
 #include "core/graph/model.h"
 #include "core/layers/registry.h"
@@ -158,6 +159,67 @@ TEST(PlanTest, OversizedPlansAreRefusedBeforeAllocating) {
   EXPECT_EQ(over_budget.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(std::string(over_budget.status().message()).find("use a smaller batch_size"),
             std::string::npos);
+}
+
+// Inference plans fold BatchNormalization into the preceding convolution and run the following
+// activation as a post-op; the result must equal the layer-by-layer computation (which plans
+// with a backward pass always use).
+TEST(PlanTest, InferenceFusionMatchesLayerByLayer) {
+  for (const char* format : {"channels_last", "channels_first"}) {
+    Builder b;
+    const bool last = std::string(format) == "channels_last";
+    const TensorId x = b.Input(last ? Shape{9, 9, 5} : Shape{5, 9, 9});
+    const std::string df = absl::StrCat(" data_format: \"", format, "\"");
+    const int axis = last ? -1 : 1;
+    TensorId h = b.Apply(absl::StrCat("conv2d { filters: 8 kernel_size: 3", df, " }"), {x});
+    h = b.Apply(absl::StrCat("batch_normalization { axis: ", axis, " }"), {h});
+    h = b.Apply("relu {}", {h});
+    h = b.Apply(absl::StrCat("depthwise_conv2d { kernel_size: 3 strides: 2 padding: \"same\" "
+                             "use_bias: false",
+                             df, " }"),
+                {h});
+    h = b.Apply(absl::StrCat("batch_normalization { axis: ", axis, " center: false }"), {h});
+    h = b.Apply("activation { activation: \"relu6\" }", {h});
+    // A BN whose input is also read elsewhere is not fused.
+    const TensorId c = b.Apply(absl::StrCat("conv2d { filters: 8 kernel_size: 1", df, " }"), {h});
+    const TensorId n =
+        b.Apply(absl::StrCat("batch_normalization { axis: ", axis, " scale: false }"), {c});
+    const TensorId sum = b.Apply("add {}", {n, c});
+    h = b.Apply(absl::StrCat("conv2d { filters: 4 kernel_size: 1", df, " }"), {sum});
+    h = b.Apply(absl::StrCat("batch_normalization { axis: ", axis, " epsilon: 0.01 }"), {h});
+    h = b.Apply("activation { activation: \"swish\" }", {h});
+    auto model = b.Make({x}, {h});
+    // Non-trivial statistics and affine parameters.
+    uint64_t seed = 100;
+    for (Layer* layer : model->layers()) {
+      for (const auto& v : layer->variables()) {
+        const bool positive = v->name == "moving_variance" || v->name == "gamma";
+        Tensor t = testing::RandomTensor(v->value.shape(), ++seed, positive ? 0.5f : -0.5f,
+                                         positive ? 1.5f : 0.5f);
+        ASSERT_TRUE(layer->SetWeight(v->name, t).ok());
+      }
+    }
+    const Tensor input = testing::RandomTensor(last ? Shape{3, 9, 9, 5} : Shape{3, 5, 9, 9}, 7);
+    dnnl::stream stream = NewStream();
+    auto run = [&](bool backward) {
+      auto plan = ExecutionPlan::Create(*model, 3, PlanOptions{.backward = backward});
+      EXPECT_TRUE(plan.ok()) << plan.status();
+      // 12 layer calls; inference fuses conv+bn+relu, depthwise+bn+relu6, conv+bn+swish.
+      EXPECT_EQ((*plan)->num_ops(), backward ? 12 : 6);
+      std::copy_n(input.data<float>(), input.num_elements(), (*plan)->input_data(0));
+      (*plan)->Forward(stream);
+      Tensor out(DType::kFloat32, (*plan)->output_shape(0));
+      std::copy_n((*plan)->output_data(0), out.num_elements(), out.data<float>());
+      return out;
+    };
+    const Tensor unfused = run(true);
+    const Tensor fused = run(false);
+    testing::ExpectTensorNear(fused, unfused, 1e-5, 1e-4, format);
+    // Weight changes reach the fused op's folded copy.
+    Layer* bn = model->layers()[1];
+    ASSERT_TRUE(bn->SetWeight("moving_mean", testing::RandomTensor(Shape{8}, 77)).ok());
+    testing::ExpectTensorNear(run(false), run(true), 1e-5, 1e-4, "after a weight change");
+  }
 }
 
 TEST(PlanTest, TrainingStepsDoNotGrowTheHeap) {
