@@ -1,17 +1,25 @@
 #include "core/graph/graph.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/status.h"
 
 namespace kiln {
 
-std::string Graph::UniqueName(const std::string& base) {
-  for (;;) {
-    int& count = name_counts_[base];
+std::string Graph::NextName(const std::string& base) const {
+  auto it = name_counts_.find(base);
+  for (int count = it == name_counts_.end() ? 0 : it->second;; ++count) {
     std::string name = count == 0 ? base : absl::StrCat(base, "_", count);
-    ++count;
     if (!layers_by_name_.contains(name) && !input_names_.contains(name)) return name;
   }
+}
+
+void Graph::CommitName(const std::string& base, const std::string& name) {
+  // Keras's counters only move forward: record the number after the one used.
+  int& count = name_counts_[base];
+  int used = 0;
+  if (name != base) absl::SimpleAtoi(absl::string_view(name).substr(base.size() + 1), &used);
+  count = std::max(count, used + 1);
 }
 
 absl::StatusOr<TensorId> Graph::AddInput(const Shape& shape, const std::string& name) {
@@ -34,7 +42,8 @@ absl::StatusOr<TensorId> Graph::AddInput(const Shape& shape, const std::string& 
                                            "graph. Names must be unique."));
   }
   GraphNode node;
-  node.input_name = name.empty() ? UniqueName("input_layer") : name;
+  node.input_name = name.empty() ? NextName("input_layer") : name;
+  if (name.empty()) CommitName("input_layer", node.input_name);
   const TensorId id = static_cast<TensorId>(tensors_.size());
   std::vector<int64_t> dims = {kUnknownDim};
   dims.insert(dims.end(), shape.dims().begin(), shape.dims().end());
@@ -45,17 +54,68 @@ absl::StatusOr<TensorId> Graph::AddInput(const Shape& shape, const std::string& 
   return id;
 }
 
-absl::StatusOr<std::shared_ptr<Layer>> Graph::AddLayer(std::unique_ptr<Layer> layer) {
-  if (layer->name().empty()) {
-    layer->set_name(UniqueName(layer->base_name()));
-  } else if (layers_by_name_.contains(layer->name()) || input_names_.contains(layer->name())) {
-    return absl::AlreadyExistsError(absl::StrCat("The name \"", layer->name(),
-                                                 "\" is already used in this graph. Layer "
-                                                 "names must be unique."));
+absl::StatusOr<Graph::AddedLayer> Graph::AddLayer(std::unique_ptr<Layer> layer,
+                                                 absl::Span<const TensorId> inputs) {
+  const bool auto_named = layer->name().empty();
+  const std::string name = auto_named ? NextName(layer->base_name()) : layer->name();
+  if (!auto_named && (layers_by_name_.contains(name) || input_names_.contains(name))) {
+    return absl::AlreadyExistsError(absl::StrCat("The name \"", name, "\" is already used in this "
+                                                 "graph. Layer names must be unique."));
   }
-  std::shared_ptr<Layer> shared(std::move(layer));
-  layers_by_name_[shared->name()] = shared;
-  return shared;
+  layer->set_name(name);
+  std::vector<Shape> output_shapes;
+  if (!inputs.empty()) {
+    absl::StatusOr<std::vector<Shape>> shapes = PrepareCall(*layer, inputs);
+    if (!shapes.ok()) {
+      if (auto_named) layer->set_name("");
+      return shapes.status();
+    }
+    output_shapes = *std::move(shapes);
+  }
+  if (auto_named) CommitName(layer->base_name(), name);
+  AddedLayer added;
+  added.layer = std::shared_ptr<Layer>(std::move(layer));
+  layers_by_name_[name] = added.layer;
+  if (!inputs.empty()) added.outputs = AppendCall(added.layer, inputs, output_shapes);
+  return added;
+}
+
+absl::StatusOr<std::shared_ptr<Layer>> Graph::AddLayer(std::unique_ptr<Layer> layer) {
+  KILN_ASSIGN_OR_RETURN(AddedLayer added, AddLayer(std::move(layer), {}));
+  return added.layer;
+}
+
+absl::StatusOr<std::vector<Shape>> Graph::PrepareCall(Layer& layer,
+                                                      absl::Span<const TensorId> inputs) const {
+  std::vector<Shape> shapes;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const SymbolicTensor* t = tensor(inputs[i]);
+    if (t == nullptr) {
+      return WithFieldPrefix(
+          absl::NotFoundError(absl::StrCat("tensor ", inputs[i], " does not exist")),
+          absl::StrCat("inputs[", i, "]"));
+    }
+    shapes.push_back(t->shape);
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<Shape> out_shapes, layer.OutputShapes(shapes));
+  KILN_RETURN_IF_ERROR(layer.BuildIfNeeded(shapes));
+  return out_shapes;
+}
+
+std::vector<TensorId> Graph::AppendCall(const std::shared_ptr<Layer>& layer,
+                                        absl::Span<const TensorId> inputs,
+                                        const std::vector<Shape>& output_shapes) {
+  GraphNode node;
+  node.layer = layer;
+  node.inputs.assign(inputs.begin(), inputs.end());
+  const int node_index = static_cast<int>(nodes_.size());
+  for (size_t k = 0; k < output_shapes.size(); ++k) {
+    node.outputs.push_back(static_cast<TensorId>(tensors_.size()));
+    tensors_.push_back(SymbolicTensor{output_shapes[k], node_index, static_cast<int>(k)});
+  }
+  std::vector<TensorId> outputs = node.outputs;
+  nodes_.push_back(std::move(node));
+  return outputs;
 }
 
 absl::StatusOr<std::vector<TensorId>> Graph::Call(const std::shared_ptr<Layer>& layer,
@@ -64,28 +124,8 @@ absl::StatusOr<std::vector<TensorId>> Graph::Call(const std::shared_ptr<Layer>& 
   if (it == layers_by_name_.end() || it->second != layer) {
     return absl::NotFoundError(absl::StrCat("layer \"", layer->name(), "\" is not in this graph"));
   }
-  std::vector<Shape> shapes;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const SymbolicTensor* t = tensor(inputs[i]);
-    if (t == nullptr) {
-      return absl::NotFoundError(absl::StrCat("tensor ", inputs[i], " does not exist"));
-    }
-    shapes.push_back(t->shape);
-  }
-  KILN_ASSIGN_OR_RETURN(std::vector<Shape> out_shapes, layer->OutputShapes(shapes));
-  KILN_RETURN_IF_ERROR(layer->BuildIfNeeded(shapes));
-
-  GraphNode node;
-  node.layer = layer;
-  node.inputs.assign(inputs.begin(), inputs.end());
-  const int node_index = static_cast<int>(nodes_.size());
-  for (size_t k = 0; k < out_shapes.size(); ++k) {
-    node.outputs.push_back(static_cast<TensorId>(tensors_.size()));
-    tensors_.push_back(SymbolicTensor{out_shapes[k], node_index, static_cast<int>(k)});
-  }
-  std::vector<TensorId> outputs = node.outputs;
-  nodes_.push_back(std::move(node));
-  return outputs;
+  KILN_ASSIGN_OR_RETURN(std::vector<Shape> out_shapes, PrepareCall(*layer, inputs));
+  return AppendCall(layer, inputs, out_shapes);
 }
 
 const SymbolicTensor* Graph::tensor(TensorId id) const {

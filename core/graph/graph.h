@@ -41,7 +41,16 @@ class Graph {
   // name gets "input_layer", "input_layer_1", ...
   absl::StatusOr<TensorId> AddInput(const Shape& shape, const std::string& name);
 
-  // Takes ownership of a new layer and gives it its unique name (the spec's or an auto name).
+  // Takes ownership of a new layer, gives it its unique name (the spec's or an auto name) and,
+  // when `inputs` is not empty, calls it on them - all or nothing: if the call is invalid the
+  // layer is not added and no auto name is used up.
+  struct AddedLayer {
+    std::shared_ptr<Layer> layer;
+    std::vector<TensorId> outputs;
+  };
+  absl::StatusOr<AddedLayer> AddLayer(std::unique_ptr<Layer> layer,
+                                      absl::Span<const TensorId> inputs);
+  // The same without a call.
   absl::StatusOr<std::shared_ptr<Layer>> AddLayer(std::unique_ptr<Layer> layer);
 
   // Calls `layer` (added to this graph) on `inputs`, building it on its first call.
@@ -55,7 +64,15 @@ class Graph {
   std::shared_ptr<Layer> FindLayer(const std::string& name) const;
 
  private:
-  std::string UniqueName(const std::string& base);
+  // The next unused auto name for `base`; Commit... records that it is now used.
+  std::string NextName(const std::string& base) const;
+  void CommitName(const std::string& base, const std::string& name);
+  // Checks a call of `layer` on `inputs` and builds the layer; changes nothing on error.
+  absl::StatusOr<std::vector<Shape>> PrepareCall(Layer& layer,
+                                                 absl::Span<const TensorId> inputs) const;
+  std::vector<TensorId> AppendCall(const std::shared_ptr<Layer>& layer,
+                                   absl::Span<const TensorId> inputs,
+                                   const std::vector<Shape>& output_shapes);
 
   std::vector<GraphNode> nodes_;
   std::vector<SymbolicTensor> tensors_;

@@ -151,23 +151,23 @@ absl::StatusOr<double> Trainer::TrainBatch(const Dataset& data, absl::Span<const
   return loss + activity + penalty;
 }
 
-absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& config,
-                                     TrainingCallback* callback) {
+absl::StatusOr<int64_t> Trainer::TrainingRows(const Dataset& data, const v1::FitConfig& config,
+                                              const Dataset* validation) const {
   if (!compiled()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "You must call `compile()` before using the model. (model \"", model_->name(), "\")"));
   }
-  const int batch_size = config.has_batch_size() ? config.batch_size() : 32;
   const int epochs = config.has_epochs() ? config.epochs() : 1;
-  const int validation_freq = config.has_validation_freq() ? config.validation_freq() : 1;
-  if (batch_size <= 0) {
-    return FieldError("batch_size", absl::StrCat("must be positive. Received: ", batch_size));
+  if (config.has_batch_size() && config.batch_size() <= 0) {
+    return FieldError("batch_size",
+                      absl::StrCat("must be positive. Received: ", config.batch_size()));
   }
-  if (epochs <= 0)
+  if (epochs <= 0) {
     return FieldError("epochs", absl::StrCat("must be positive. Received: ", epochs));
-  if (validation_freq <= 0) {
+  }
+  if (config.has_validation_freq() && config.validation_freq() <= 0) {
     return FieldError("validation_freq",
-                      absl::StrCat("must be positive. Received: ", validation_freq));
+                      absl::StrCat("must be positive. Received: ", config.validation_freq()));
   }
   if (config.initial_epoch() < 0 || config.initial_epoch() >= epochs) {
     return FieldError("initial_epoch",
@@ -180,22 +180,36 @@ absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& c
   }
   KILN_RETURN_IF_ERROR(CheckInputs(data));
   KILN_RETURN_IF_ERROR(CheckTargets(data));
-
-  const int64_t n = data.size();
-  int64_t train_n = n;
-  if (config.validation_split() > 0) {
-    train_n = int64_t(std::floor(double(n) * (1.0 - config.validation_split())));
-    if (train_n == 0 || train_n == n) {
-      return FieldError("validation_split",
-                        absl::StrCat("Training data contains ", n,
-                                     " samples, which is not sufficient to split it into a "
-                                     "validation and training set as specified by "
-                                     "`validation_split=",
-                                     config.validation_split(),
-                                     "`. Either provide more data, or a different value for the "
-                                     "`validation_split` argument."));
-    }
+  if (validation != nullptr) {
+    // Keras: validation_data takes precedence over validation_split.
+    absl::Status status = CheckInputs(*validation);
+    if (status.ok()) status = CheckTargets(*validation);
+    if (!status.ok()) return WithFieldPrefix(status, "validation_data");
+    return data.size();
   }
+  const int64_t n = data.size();
+  if (config.validation_split() == 0) return n;
+  const int64_t train_n = int64_t(std::floor(double(n) * (1.0 - config.validation_split())));
+  if (train_n == 0 || train_n == n) {
+    return FieldError("validation_split",
+                      absl::StrCat("Training data contains ", n,
+                                   " samples, which is not sufficient to split it into a "
+                                   "validation and training set as specified by "
+                                   "`validation_split=",
+                                   config.validation_split(),
+                                   "`. Either provide more data, or a different value for the "
+                                   "`validation_split` argument."));
+  }
+  return train_n;
+}
+
+absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& config,
+                                     TrainingCallback* callback, const Dataset* validation) {
+  KILN_ASSIGN_OR_RETURN(const int64_t train_n, TrainingRows(data, config, validation));
+  const int64_t n = data.size();
+  const int batch_size = config.has_batch_size() ? config.batch_size() : 32;
+  const int epochs = config.has_epochs() ? config.epochs() : 1;
+  const int validation_freq = config.has_validation_freq() ? config.validation_freq() : 1;
   KILN_ASSIGN_OR_RETURN(std::vector<Metric> metrics, ResolveMetrics(data.y.shape()));
 
   const uint64_t seed = config.has_seed() ? uint64_t(config.seed()) : std::random_device{}();
@@ -209,7 +223,7 @@ absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& c
   info.batch_size = batch_size;
   info.steps_per_epoch = (train_n + batch_size - 1) / batch_size;
   info.train_samples = train_n;
-  info.validation_samples = n - train_n;
+  info.validation_samples = validation != nullptr ? validation->size() : n - train_n;
   if (callback) callback->OnTrainBegin(info);
 
   History history;
@@ -245,9 +259,13 @@ absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& c
       }
     }
     Logs logs = MakeLogs("", loss_mean.Result(), metrics);
-    if (train_n < n && (epoch + 1) % validation_freq == 0) {
-      KILN_ASSIGN_OR_RETURN(Logs val, EvaluateRows(data, train_n, n, batch_size, callback, "val_"));
-      logs.insert(logs.end(), val.begin(), val.end());
+    if ((validation != nullptr || train_n < n) && (epoch + 1) % validation_freq == 0) {
+      absl::StatusOr<Logs> val =
+          validation != nullptr
+              ? EvaluateRows(*validation, 0, validation->size(), batch_size, callback, "val_")
+              : EvaluateRows(data, train_n, n, batch_size, callback, "val_");
+      if (!val.ok()) return val.status();
+      logs.insert(logs.end(), val->begin(), val->end());
     }
     history.epochs.push_back(epoch);
     history.logs.push_back(logs);
@@ -290,29 +308,40 @@ absl::StatusOr<Logs> Trainer::EvaluateRows(const Dataset& data, int64_t begin, i
   return MakeLogs(prefix, loss_mean.Result(), metrics);
 }
 
-absl::StatusOr<Logs> Trainer::Evaluate(const Dataset& data, const v1::EvaluateConfig& config,
-                                       TrainingCallback* callback) {
+absl::Status Trainer::ValidateEvaluate(const Dataset& data,
+                                       const v1::EvaluateConfig& config) const {
   if (!compiled()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "You must call `compile()` before using the model. (model \"", model_->name(), "\")"));
   }
-  const int batch_size = config.has_batch_size() ? config.batch_size() : 32;
-  if (batch_size <= 0) {
-    return FieldError("batch_size", absl::StrCat("must be positive. Received: ", batch_size));
+  if (config.has_batch_size() && config.batch_size() <= 0) {
+    return FieldError("batch_size",
+                      absl::StrCat("must be positive. Received: ", config.batch_size()));
   }
   KILN_RETURN_IF_ERROR(CheckInputs(data));
-  KILN_RETURN_IF_ERROR(CheckTargets(data));
+  return CheckTargets(data);
+}
+
+absl::Status Trainer::ValidatePredict(const Dataset& data, const v1::PredictConfig& config) const {
+  if (config.has_batch_size() && config.batch_size() <= 0) {
+    return FieldError("batch_size",
+                      absl::StrCat("must be positive. Received: ", config.batch_size()));
+  }
+  return CheckInputs(data);
+}
+
+absl::StatusOr<Logs> Trainer::Evaluate(const Dataset& data, const v1::EvaluateConfig& config,
+                                       TrainingCallback* callback) {
+  KILN_RETURN_IF_ERROR(ValidateEvaluate(data, config));
+  const int batch_size = config.has_batch_size() ? config.batch_size() : 32;
   return EvaluateRows(data, 0, data.size(), batch_size, callback, "");
 }
 
 absl::StatusOr<std::vector<Tensor>> Trainer::Predict(const Dataset& data,
                                                      const v1::PredictConfig& config,
                                                      TrainingCallback* callback) {
+  KILN_RETURN_IF_ERROR(ValidatePredict(data, config));
   const int batch_size = config.has_batch_size() ? config.batch_size() : 32;
-  if (batch_size <= 0) {
-    return FieldError("batch_size", absl::StrCat("must be positive. Received: ", batch_size));
-  }
-  KILN_RETURN_IF_ERROR(CheckInputs(data));
   const int64_t n = data.size();
   std::vector<Tensor> outputs;
   for (int v : model_->output_values()) {

@@ -70,8 +70,18 @@ class Trainer {
 
   // FAILED_PRECONDITION before Compile; INVALID_ARGUMENT when the data does not fit the model
   // (naming both shapes) or the config is invalid; CANCELLED when the callback asks to stop.
+  // `validation`, when given, is evaluated after each validation_freq epochs instead of a
+  // validation_split tail, as Keras's validation_data.
   absl::StatusOr<History> Fit(const Dataset& data, const v1::FitConfig& config,
-                              TrainingCallback* callback = nullptr);
+                              TrainingCallback* callback = nullptr,
+                              const Dataset* validation = nullptr);
+  // Every check Fit/Evaluate/Predict make before running, without running anything.
+  absl::Status ValidateFit(const Dataset& data, const v1::FitConfig& config,
+                           const Dataset* validation = nullptr) const {
+    return TrainingRows(data, config, validation).status();
+  }
+  absl::Status ValidateEvaluate(const Dataset& data, const v1::EvaluateConfig& config) const;
+  absl::Status ValidatePredict(const Dataset& data, const v1::PredictConfig& config) const;
   absl::StatusOr<Logs> Evaluate(const Dataset& data, const v1::EvaluateConfig& config,
                                 TrainingCallback* callback = nullptr);
   // One tensor per model output, rows in the order of data.x. Needs no Compile.
@@ -82,6 +92,9 @@ class Trainer {
   absl::Status CheckInputs(const Dataset& data) const;
 
  private:
+  // Validates a fit and returns how many leading rows it trains on (the rest validate).
+  absl::StatusOr<int64_t> TrainingRows(const Dataset& data, const v1::FitConfig& config,
+                                       const Dataset* validation) const;
   absl::Status CheckTargets(const Dataset& data) const;
   absl::StatusOr<std::vector<Metric>> ResolveMetrics(const Shape& target_shape) const;
   // Sum of the weight regularizers' penalties (and, when add_gradients, their gradients

@@ -52,6 +52,30 @@ TEST(GraphTest, KerasAutoNamesAndUniqueExplicitNames) {
   EXPECT_EQ(graph.AddLayer(std::move(*layer)).status().code(), absl::StatusCode::kAlreadyExists);
 }
 
+TEST(GraphTest, FailedAddAndCallChangesNothing) {
+  Graph graph;
+  auto vector = graph.AddInput(Shape{4}, "v");
+  auto image = graph.AddInput(Shape{8, 8, 3}, "img");
+  const size_t nodes = graph.nodes().size(), tensors = graph.tensors().size();
+  auto bad = graph.AddLayer(*CreateLayer(testing::ParseSpec("conv2d { filters: 2 kernel_size: 3 }"), 1),
+                            std::vector<TensorId>{*vector});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("expected ndim=4"));
+  EXPECT_EQ(graph.nodes().size(), nodes);
+  EXPECT_EQ(graph.tensors().size(), tensors);
+  EXPECT_EQ(graph.FindLayer("conv2d"), nullptr);
+  auto unknown = graph.AddLayer(*CreateLayer(testing::ParseSpec("relu {}"), 1),
+                                std::vector<TensorId>{77});
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(FieldPathOf(unknown.status()), "inputs[0]");
+  // The auto name was not used up.
+  auto good = graph.AddLayer(*CreateLayer(testing::ParseSpec("conv2d { filters: 2 kernel_size: 3 }"), 1),
+                             std::vector<TensorId>{*image});
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ(good->layer->name(), "conv2d");
+  EXPECT_EQ(graph.tensor(good->outputs[0])->shape, (Shape{-1, 6, 6, 2}));
+}
+
 TEST(GraphTest, CallOnUnknownTensorIsNotFound) {
   Graph graph;
   auto dense = Add(graph, "dense { units: 2 }");

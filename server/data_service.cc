@@ -1,0 +1,134 @@
+// DataService: dataset uploads (a client stream, or unary chunks), files, built-ins, reads.
+#include "core/base/status.h"
+#include "server/grpc_status.h"
+#include "server/services.h"
+
+namespace kiln::server {
+namespace {
+
+// UploadDataset: the first message is the header, the rest are chunks; the dataset is created
+// when the client closes its side of the stream.
+class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
+ public:
+  UploadReactor(SessionManager* sessions, v1::DatasetInfo* response)
+      : sessions_(sessions), response_(response) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client is done sending
+      Finish(ToGrpcStatus(Complete()));
+      return;
+    }
+    absl::Status status = Consume();
+    if (!status.ok()) {
+      Finish(ToGrpcStatus(status));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Status Consume() {
+    if (builder_ == nullptr) {
+      if (!request_.has_header()) {
+        return FieldError("header", "the first message of an upload must be its header");
+      }
+      KILN_ASSIGN_OR_RETURN(session_, sessions_->Get(request_.header().session_id()));
+      KILN_ASSIGN_OR_RETURN(builder_, UploadBuilder::Create(request_.header()));
+      return absl::OkStatus();
+    }
+    if (!request_.has_chunk()) return FieldError("chunk", "only the first message is a header");
+    return builder_->Append(request_.chunk(), -1, session_->UploadBudget()).status();
+  }
+
+  absl::Status Complete() {
+    if (builder_ == nullptr) return FieldError("header", "the upload sent no header");
+    KILN_ASSIGN_OR_RETURN(*response_, session_->AddUploadedDataset(*builder_));
+    return absl::OkStatus();
+  }
+
+  SessionManager* sessions_;
+  v1::DatasetInfo* response_;
+  v1::UploadDatasetRequest request_;
+  std::shared_ptr<Session> session_;
+  std::unique_ptr<UploadBuilder> builder_;
+};
+
+}  // namespace
+
+grpc::ServerReadReactor<v1::UploadDatasetRequest>* DataServiceImpl::UploadDataset(
+    grpc::CallbackServerContext*, v1::DatasetInfo* response) {
+  return new UploadReactor(sessions_, response);
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::BeginUpload(grpc::CallbackServerContext* context,
+                                                       const v1::BeginUploadRequest* request,
+                                                       v1::BeginUploadResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session,
+                          sessions_->Get(request->header().session_id()));
+    absl::StatusOr<std::string> id = session->BeginUpload(request->header());
+    if (!id.ok()) return id.status();
+    response->set_upload_id(*id);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::AppendUploadChunk(
+    grpc::CallbackServerContext* context, const v1::AppendUploadChunkRequest* request,
+    v1::AppendUploadChunkResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, sessions_->Get(request->session_id()));
+    KILN_ASSIGN_OR_RETURN(int64_t received, session->AppendUploadChunk(*request));
+    response->set_received(received);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::FinishUpload(grpc::CallbackServerContext* context,
+                                                        const v1::FinishUploadRequest* request,
+                                                        v1::DatasetInfo* response) {
+  return CallSession(context, sessions_, request, response, &Session::FinishUpload);
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::OpenDataset(grpc::CallbackServerContext* context,
+                                                       const v1::OpenDatasetRequest* request,
+                                                       v1::DatasetInfo* response) {
+  return CallSession(context, sessions_, request, response, &Session::OpenDataset);
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::GetDataset(grpc::CallbackServerContext* context,
+                                                      const v1::GetDatasetRequest* request,
+                                                      v1::DatasetInfo* response) {
+  return CallSession(context, sessions_, request, response, &Session::GetDataset);
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::ListDatasets(grpc::CallbackServerContext* context,
+                                                        const v1::ListDatasetsRequest* request,
+                                                        v1::ListDatasetsResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, sessions_->Get(request->session_id()));
+    *response = session->ListDatasets();
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::DeleteDataset(grpc::CallbackServerContext* context,
+                                                         const v1::DeleteDatasetRequest* request,
+                                                         v1::DeleteDatasetResponse*) {
+  return Respond(context, [&]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, sessions_->Get(request->session_id()));
+    return session->DeleteDataset(*request);
+  });
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::ReadDataset(grpc::CallbackServerContext* context,
+                                                       const v1::ReadDatasetRequest* request,
+                                                       v1::TensorProto* response) {
+  return CallSession(context, sessions_, request, response, &Session::ReadDataset);
+}
+
+}  // namespace kiln::server

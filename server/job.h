@@ -1,0 +1,100 @@
+// Job: one fit, evaluate or predict run - its state, progress, and an append-only log of
+// events numbered 1, 2, 3, ... that any number of watchers read at their own pace.
+//
+// Promises:
+// - Appending never waits for a watcher: it stores the event and pokes each subscriber, whose
+//   callback must only schedule work (WatchJob's reactor starts a write if it is idle).
+// - Events are never dropped or renumbered, so a watcher that reconnects with the last
+//   sequence it saw continues without a gap or a duplicate.
+// - The last event of every job is Finished, after which nothing is appended.
+#ifndef KILN_SERVER_JOB_H_
+#define KILN_SERVER_JOB_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "kiln/v1/jobs.pb.h"
+
+namespace kiln::server {
+
+// A subscriber's wake-up call. Reset() guarantees that the callback is not running and will
+// not run again, so its owner may then be destroyed.
+class JobSubscription {
+ public:
+  explicit JobSubscription(std::function<void()> notify) : notify_(std::move(notify)) {}
+  void Notify() {
+    absl::MutexLock lock(&mu_);
+    if (notify_) notify_();
+  }
+  void Reset() {
+    absl::MutexLock lock(&mu_);
+    notify_ = nullptr;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::function<void()> notify_ ABSL_GUARDED_BY(mu_);
+};
+
+class Job {
+ public:
+  Job(std::string id, std::string session_id, std::string model, v1::JobKind kind);
+
+  const std::string& id() const { return id_; }
+  const std::string& session_id() const { return session_id_; }
+  v1::JobKind kind() const { return kind_; }
+
+  // The job as GetJob returns it.
+  v1::Job Snapshot() const;
+  v1::JobState state() const;
+  bool finished() const;
+
+  // Appends an event (its sequence number and time are set here) and updates the snapshot's
+  // progress from it. Ignored once Finished has been appended.
+  void Append(v1::JobEvent event);
+  // The event with sequence number `sequence`, if it exists yet.
+  std::optional<v1::JobEvent> EventAt(int64_t sequence) const;
+  int64_t last_sequence() const;
+
+  // Progress without an event (batch-end events are throttled; the snapshot is exact):
+  // `batches` completed in `epoch`, and in all epochs together.
+  void SetProgress(int epoch, int64_t batches, int64_t total_batches);
+
+  // State transitions, each recorded as an event. Finish appends the final event.
+  void SetState(v1::JobState state);
+  void Finish(v1::JobState state, const absl::Status& error, v1::Finished details = {});
+
+  // Cancellation: the job's runner polls cancel_requested() between batches. A cancel because
+  // the server is shutting down ends the job INTERRUPTED rather than CANCELLED.
+  void RequestCancel(bool server_shutdown = false) {
+    if (server_shutdown) interrupted_ = true;
+    cancel_requested_ = true;
+  }
+  bool cancel_requested() const { return cancel_requested_; }
+  bool interrupted() const { return interrupted_; }
+
+  std::shared_ptr<JobSubscription> Subscribe(std::function<void()> notify);
+
+ private:
+  const std::string id_, session_id_, model_;
+  const v1::JobKind kind_;
+  std::atomic<bool> cancel_requested_{false};
+  std::atomic<bool> interrupted_{false};
+
+  mutable absl::Mutex mu_;
+  v1::Job snapshot_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::JobEvent> events_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::weak_ptr<JobSubscription>> subscribers_ ABSL_GUARDED_BY(mu_);
+};
+
+bool IsTerminal(v1::JobState state);
+
+}  // namespace kiln::server
+
+#endif  // KILN_SERVER_JOB_H_

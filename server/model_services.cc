@@ -1,0 +1,131 @@
+// SessionService, ModelService and InferenceService: unary handlers that delegate to Session.
+#include "core/base/status.h"
+#include "server/grpc_status.h"
+#include "server/services.h"
+
+namespace kiln::server {
+
+grpc::ServerUnaryReactor* SessionServiceImpl::CreateSession(grpc::CallbackServerContext* context,
+                                                            const v1::CreateSessionRequest* request,
+                                                            v1::Session* response) {
+  return Respond(context, [&]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, sessions_->Create(*request));
+    *response = session->Describe(true);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::GetSession(grpc::CallbackServerContext* context,
+                                                         const v1::GetSessionRequest* request,
+                                                         v1::Session* response) {
+  return Respond(context, [&]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, sessions_->Get(request->session_id()));
+    *response = session->Describe(true);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::ListSessions(grpc::CallbackServerContext* context,
+                                                           const v1::ListSessionsRequest*,
+                                                           v1::ListSessionsResponse* response) {
+  return Respond(context, [&]() {
+    *response = sessions_->List();
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::DeleteSession(grpc::CallbackServerContext* context,
+                                                            const v1::DeleteSessionRequest* request,
+                                                            v1::DeleteSessionResponse*) {
+  return Respond(context, [&]() { return sessions_->Delete(request->session_id()); });
+}
+
+grpc::ServerUnaryReactor* ModelServiceImpl::AddInput(grpc::CallbackServerContext* context,
+                                                     const v1::AddInputRequest* request,
+                                                     v1::TensorInfo* response) {
+  return CallSession(context, sessions_, request, response, &Session::AddInput);
+}
+
+grpc::ServerUnaryReactor* ModelServiceImpl::AddLayer(grpc::CallbackServerContext* context,
+                                                     const v1::AddLayerRequest* request,
+                                                     v1::AddLayerResponse* response) {
+  return CallSession(context, sessions_, request, response, &Session::AddLayer);
+}
+
+grpc::ServerUnaryReactor* ModelServiceImpl::CallLayer(grpc::CallbackServerContext* context,
+                                                      const v1::CallLayerRequest* request,
+                                                      v1::CallLayerResponse* response) {
+  return CallSession(context, sessions_, request, response, &Session::CallLayer);
+}
+
+grpc::ServerUnaryReactor* ModelServiceImpl::GetLayer(grpc::CallbackServerContext* context,
+                                                     const v1::GetLayerRequest* request,
+                                                     v1::LayerInfo* response) {
+  return CallSession(context, sessions_, request, response, &Session::GetLayer);
+}
+
+grpc::ServerUnaryReactor* ModelServiceImpl::CreateModel(grpc::CallbackServerContext* context,
+                                                        const v1::CreateModelRequest* request,
+                                                        v1::ModelInfo* response) {
+  return CallSession(context, sessions_, request, response, &Session::CreateModel);
+}
+
+grpc::ServerUnaryReactor* ModelServiceImpl::DefineModel(grpc::CallbackServerContext* context,
+                                                        const v1::DefineModelRequest* request,
+                                                        v1::ModelInfo* response) {
+  return CallSession(context, sessions_, request, response, &Session::DefineModel);
+}
+
+grpc::ServerUnaryReactor* ModelServiceImpl::GetModel(grpc::CallbackServerContext* context,
+                                                     const v1::GetModelRequest* request,
+                                                     v1::ModelInfo* response) {
+  return CallSession(context, sessions_, request, response, &Session::GetModel);
+}
+
+grpc::ServerUnaryReactor* ModelServiceImpl::ListModels(grpc::CallbackServerContext* context,
+                                                       const v1::ListModelsRequest* request,
+                                                       v1::ListModelsResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, sessions_->Get(request->session_id()));
+    *response = session->ListModels();
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ModelServiceImpl::DeleteModel(grpc::CallbackServerContext* context,
+                                                        const v1::DeleteModelRequest* request,
+                                                        v1::DeleteModelResponse*) {
+  return Respond(context, [&]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, sessions_->Get(request->session_id()));
+    return session->DeleteModel(*request);
+  });
+}
+
+grpc::ServerUnaryReactor* ModelServiceImpl::Compile(grpc::CallbackServerContext* context,
+                                                    const v1::CompileRequest* request,
+                                                    v1::ModelInfo* response) {
+  return CallSession(context, sessions_, request, response, &Session::Compile);
+}
+
+grpc::ServerUnaryReactor* ModelServiceImpl::GetWeights(grpc::CallbackServerContext* context,
+                                                       const v1::GetWeightsRequest* request,
+                                                       v1::GetWeightsResponse* response) {
+  return CallSession(context, sessions_, request, response, &Session::GetWeights);
+}
+
+grpc::ServerUnaryReactor* ModelServiceImpl::SetWeights(grpc::CallbackServerContext* context,
+                                                       const v1::SetWeightsRequest* request,
+                                                       v1::SetWeightsResponse*) {
+  return Respond(context, [&]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, sessions_->Get(request->session_id()));
+    return session->SetWeights(*request);
+  });
+}
+
+grpc::ServerUnaryReactor* InferenceServiceImpl::Predict(grpc::CallbackServerContext* context,
+                                                        const v1::PredictRequest* request,
+                                                        v1::PredictResponse* response) {
+  return CallSession(context, sessions_, request, response, &Session::Predict);
+}
+
+}  // namespace kiln::server

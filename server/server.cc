@@ -1,0 +1,67 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "server/datasets.h"
+#include "server/job_scheduler.h"
+#include "server/services.h"
+#include "server/session_manager.h"
+
+namespace kiln::server {
+
+KilnServer::KilnServer(ServerOptions options) : options_(std::move(options)) {}
+
+KilnServer::~KilnServer() { Shutdown(absl::ZeroDuration()); }
+
+absl::Status KilnServer::Start() {
+  const int threads = options_.compute_threads > 0
+                          ? options_.compute_threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  builtins_ = std::make_unique<BuiltinDatasets>();
+  scheduler_ = std::make_unique<JobScheduler>(options_.max_concurrent_jobs, threads);
+  sessions_ = std::make_unique<SessionManager>(
+      Runtime{&options_, scheduler_.get(), builtins_.get(), &job_counter_});
+  session_service_ = std::make_unique<SessionServiceImpl>(sessions_.get());
+  model_service_ = std::make_unique<ModelServiceImpl>(sessions_.get());
+  data_service_ = std::make_unique<DataServiceImpl>(sessions_.get());
+  job_service_ = std::make_unique<JobServiceImpl>(sessions_.get());
+  inference_service_ = std::make_unique<InferenceServiceImpl>(sessions_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
+  builder.RegisterService(session_service_.get());
+  builder.RegisterService(model_service_.get());
+  builder.RegisterService(data_service_.get());
+  builder.RegisterService(job_service_.get());
+  builder.RegisterService(inference_service_.get());
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen));
+  }
+  return absl::OkStatus();
+}
+
+void KilnServer::Shutdown(absl::Duration deadline) {
+  if (server_ == nullptr) return;
+  if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(false);
+  scheduler_->Shutdown();  // jobs end INTERRUPTED; their watchers get the final event
+  server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
+  sessions_->Shutdown();
+  server_->Wait();
+  server_.reset();
+}
+
+void KilnServer::Wait() {
+  if (server_ != nullptr) server_->Wait();
+}
+
+}  // namespace kiln::server

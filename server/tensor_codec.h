@@ -1,0 +1,30 @@
+// Conversions between the wire's TensorProto (dtype, shape, raw little-endian bytes or
+// float_values) and core Tensors, with every size a client controls checked.
+#ifndef KILN_SERVER_TENSOR_CODEC_H_
+#define KILN_SERVER_TENSOR_CODEC_H_
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/io/dataset.h"
+#include "core/tensor/tensor.h"
+#include "kiln/v1/data.pb.h"
+
+namespace kiln::server {
+
+// Errors are INVALID_ARGUMENT at `path` ("inputs[0]: ...").
+absl::StatusOr<Tensor> DecodeTensor(const v1::TensorProto& proto, absl::string_view path);
+
+// Raw bytes when `float_values` is false (the default, compact); float_values for JSON clients.
+v1::TensorProto EncodeTensor(const Tensor& tensor, bool float_values = false);
+// Rows [begin, end) of `tensor` (axis 0).
+v1::TensorProto EncodeRows(const Tensor& tensor, int64_t begin, int64_t end);
+
+v1::DataType ToProtoDType(DType dtype);
+v1::TensorSpec SpecOf(const Tensor& tensor);
+
+// Builds a Dataset from decoded x/y tensors: x converted to float32; y to float32.
+absl::StatusOr<Dataset> MakeDataset(std::vector<Tensor> x, Tensor y, absl::string_view path);
+
+}  // namespace kiln::server
+
+#endif  // KILN_SERVER_TENSOR_CODEC_H_

@@ -1,0 +1,203 @@
+// DataService over a real channel: streaming and unary uploads, files under the data root,
+// built-ins, reads, and the message size limit.
+#include <fstream>
+
+#include "tests/service/service_fixture.h"
+
+namespace kiln::testing {
+namespace {
+
+using grpc::StatusCode;
+
+class DataServiceTest : public ServiceTest {
+ protected:
+  void Configure(server::ServerOptions& options) override {
+    options.max_message_bytes = 1 << 20;  // 1 MiB, to test the limit
+  }
+
+  // An .npy file's bytes for float32 data of `shape`.
+  static std::string Npy(const std::string& shape, const std::vector<float>& values) {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }";
+    while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+    header += '\n';
+    const char prefix[10] = {'\x93',
+                             'N',
+                             'U',
+                             'M',
+                             'P',
+                             'Y',
+                             1,
+                             0,
+                             static_cast<char>(header.size() & 0xff),
+                             static_cast<char>(header.size() >> 8)};
+    std::string out(prefix, sizeof(prefix));
+    out.append(header);
+    out.append(reinterpret_cast<const char*>(values.data()), values.size() * 4);
+    return out;
+  }
+};
+
+TEST_F(DataServiceTest, StreamingUploadInChunks) {
+  const std::string s = CreateSession();
+  std::vector<float> x(100 * 64), y(100);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 255);
+  for (size_t i = 0; i < y.size(); ++i) y[i] = float(i % 3);
+  const std::string x_bytes = Npy("100, 8, 8, 1", x), y_bytes = Npy("100,", y);
+  auto context = Context();
+  v1::DatasetInfo info;
+  auto writer = data_->UploadDataset(context.get(), &info);
+  v1::UploadDatasetRequest header;
+  header.mutable_header()->set_session_id(s);
+  header.mutable_header()->set_name("mine");
+  header.mutable_header()->add_x()->set_format("npy");
+  header.mutable_header()->mutable_y()->set_format("npy");
+  header.mutable_header()->mutable_transform()->set_scale(1.0f / 255);
+  ASSERT_TRUE(writer->Write(header));
+  for (size_t offset = 0; offset < x_bytes.size(); offset += 1000) {
+    v1::UploadDatasetRequest chunk;
+    chunk.mutable_chunk()->set_array("x");
+    chunk.mutable_chunk()->set_data(x_bytes.substr(offset, 1000));
+    ASSERT_TRUE(writer->Write(chunk));
+  }
+  v1::UploadDatasetRequest chunk;
+  chunk.mutable_chunk()->set_array("y");
+  chunk.mutable_chunk()->set_data(y_bytes);
+  ASSERT_TRUE(writer->Write(chunk));
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(info.name(), "mine");
+  EXPECT_EQ(info.samples(), 100);
+  EXPECT_EQ(info.source(), "upload");
+  // Scaled by 1/255: row 0's last pixel was 63.
+  v1::ReadDatasetRequest read;
+  read.set_session_id(s);
+  read.set_name("mine");
+  read.set_array("x");
+  read.set_limit(1);
+  v1::TensorProto row;
+  ASSERT_TRUE(data_->ReadDataset(Context().get(), read, &row).ok());
+  EXPECT_NEAR(reinterpret_cast<const float*>(row.data().data())[63], 63.0 / 255, 1e-6);
+  // The same name again is ALREADY_EXISTS.
+  auto again = Context();
+  auto writer2 = data_->UploadDataset(again.get(), &info);
+  writer2->Write(header);
+  writer2->Write(chunk);
+  chunk.mutable_chunk()->set_array("x");
+  chunk.mutable_chunk()->set_data(x_bytes);
+  writer2->Write(chunk);
+  writer2->WritesDone();
+  ExpectError(writer2->Finish(), StatusCode::ALREADY_EXISTS, "name", "already exists");
+}
+
+TEST_F(DataServiceTest, UnaryUploadWithOffsets) {
+  const std::string s = CreateSession();
+  v1::BeginUploadRequest begin;
+  v1::UploadHeader* h = begin.mutable_header();
+  h->set_session_id(s);
+  h->set_name("raw");
+  v1::ArraySpec* spec = h->add_x();
+  spec->set_format("raw");
+  spec->set_dtype(v1::UINT8);
+  for (int64_t d : {4, 8, 8, 1}) spec->add_shape(d);
+  h->mutable_y()->set_format("raw");
+  h->mutable_y()->set_dtype(v1::INT32);
+  h->mutable_y()->add_shape(4);
+  v1::BeginUploadResponse upload;
+  ASSERT_TRUE(data_->BeginUpload(Context().get(), begin, &upload).ok());
+  v1::AppendUploadChunkRequest append;
+  append.set_session_id(s);
+  append.set_upload_id(upload.upload_id());
+  append.mutable_chunk()->set_array("x");
+  append.mutable_chunk()->set_data(std::string(128, '\x10'));
+  v1::AppendUploadChunkResponse received;
+  ASSERT_TRUE(data_->AppendUploadChunk(Context().get(), append, &received).ok());
+  EXPECT_EQ(received.received(), 128);
+  // A retried chunk (stale offset) is refused and says where to continue.
+  ExpectError(data_->AppendUploadChunk(Context().get(), append, &received),
+              StatusCode::FAILED_PRECONDITION, "", "send from offset 128");
+  append.set_offset(128);
+  ASSERT_TRUE(data_->AppendUploadChunk(Context().get(), append, &received).ok());
+  append.set_offset(0);
+  append.mutable_chunk()->set_array("y");
+  const int32_t labels[4] = {0, 1, 2, 1};
+  append.mutable_chunk()->set_data(std::string(reinterpret_cast<const char*>(labels), 16));
+  ASSERT_TRUE(data_->AppendUploadChunk(Context().get(), append, &received).ok());
+  append.mutable_chunk()->set_array("x7");
+  ExpectError(data_->AppendUploadChunk(Context().get(), append, &received),
+              StatusCode::INVALID_ARGUMENT, "chunk.array", "is not an array of this upload");
+  v1::FinishUploadRequest finish;
+  finish.set_session_id(s);
+  finish.set_upload_id(upload.upload_id());
+  v1::DatasetInfo info;
+  grpc::Status status = data_->FinishUpload(Context().get(), finish, &info);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(info.samples(), 4);
+  EXPECT_EQ(info.x(0).dtype(), v1::FLOAT32);  // converted for training
+  ExpectError(data_->FinishUpload(Context().get(), finish, &info), StatusCode::NOT_FOUND,
+              "upload_id", "no upload");
+}
+
+TEST_F(DataServiceTest, FilesBelowTheDataRootOnly) {
+  const std::string s = CreateSession();
+  std::ofstream(data_root_ + "/digits.csv") << "a,b,c,label\n1,2,3,0\n4,5,6,1\n7,8,9,2\n";
+  v1::OpenDatasetRequest open;
+  open.set_session_id(s);
+  open.set_name("digits");
+  open.mutable_files()->add_x("digits.csv");
+  open.mutable_files()->set_label_column(-1);
+  v1::DatasetInfo info;
+  grpc::Status status = data_->OpenDataset(Context().get(), open, &info);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(info.samples(), 3);
+  EXPECT_EQ(info.x(0).shape(1), 3);
+  EXPECT_EQ(info.y().shape_size(), 1);
+  open.set_name("escape");
+  open.mutable_files()->set_x(0, "../../etc/passwd");
+  ExpectError(data_->OpenDataset(Context().get(), open, &info), StatusCode::INVALID_ARGUMENT,
+              "files.x[0]", "is not a path below the server's data root");
+  open.mutable_files()->set_x(0, "missing.npy");
+  ExpectError(data_->OpenDataset(Context().get(), open, &info), StatusCode::NOT_FOUND, "files.x[0]",
+              "no such file");
+  v1::ListDatasetsRequest list;
+  list.set_session_id(s);
+  v1::ListDatasetsResponse datasets;
+  ASSERT_TRUE(data_->ListDatasets(Context().get(), list, &datasets).ok());
+  ASSERT_EQ(datasets.datasets_size(), 1);
+}
+
+TEST_F(DataServiceTest, BuiltinFashionMnist) {
+  const std::string s = CreateSession();
+  v1::OpenDatasetRequest open;
+  open.set_session_id(s);
+  open.set_name("fm");
+  open.set_builtin("fashion_mnist:test");
+  v1::DatasetInfo info;
+  grpc::Status status = data_->OpenDataset(Context().get(), open, &info);
+  if (status.error_code() == StatusCode::NOT_FOUND) GTEST_SKIP() << status.error_message();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(info.samples(), 10000);
+  EXPECT_EQ(std::vector<int64_t>(info.x(0).shape().begin(), info.x(0).shape().end()),
+            (std::vector<int64_t>{10000, 28, 28, 1}));
+  open.set_builtin("cifar10");
+  ExpectError(data_->OpenDataset(Context().get(), open, &info), StatusCode::NOT_FOUND, "builtin",
+              "built-ins: fashion_mnist:train, fashion_mnist:test");
+}
+
+TEST_F(DataServiceTest, MessagesOverTheLimitAreResourceExhausted) {
+  const std::string s = CreateSession();
+  BuildSmallModel(s);
+  v1::PredictRequest request;
+  request.set_session_id(s);
+  request.set_model("small");
+  v1::TensorProto* x = request.add_inputs();
+  x->set_dtype(v1::FLOAT32);
+  for (int64_t d : {8192, 8, 8, 1}) x->add_shape(d);
+  x->set_data(std::string(8192 * 64 * 4, '\0'));  // 2 MiB > 1 MiB
+  v1::PredictResponse response;
+  ExpectError(inference_->Predict(Context().get(), request, &response),
+              StatusCode::RESOURCE_EXHAUSTED, "", "");
+}
+
+}  // namespace
+}  // namespace kiln::testing

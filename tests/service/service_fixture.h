@@ -1,0 +1,67 @@
+// An in-process kiln server on a free port and a real gRPC channel to it, with helpers for the
+// service tests.
+#ifndef KILN_TESTS_SERVICE_SERVICE_FIXTURE_H_
+#define KILN_TESTS_SERVICE_SERVICE_FIXTURE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "kiln/v1/service.grpc.pb.h"
+#include "server/server.h"
+
+namespace kiln::testing {
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+  // Tests adjust options_ here, before the server starts.
+  virtual void Configure(server::ServerOptions&) {}
+
+  std::unique_ptr<grpc::ClientContext> Context(int seconds = 60);
+
+  std::string CreateSession();
+  v1::TensorInfo AddInput(const std::string& session, std::vector<int64_t> shape,
+                          const std::string& name = "");
+  // `spec` in protobuf text format.
+  v1::AddLayerResponse AddLayer(const std::string& session, const std::string& spec,
+                                std::vector<int64_t> inputs);
+  // input (8, 8, 1) -> Conv2D 4 -> BatchNormalization -> ReLU -> DepthwiseConv2D ->
+  // GlobalAveragePooling2D -> Dense 3 softmax; returns the model's name.
+  std::string BuildSmallModel(const std::string& session, const std::string& name = "small");
+  void CompileSmallModel(const std::string& session, const std::string& name = "small");
+  // Random (n, 8, 8, 1) images and labels in [0, 3), inline.
+  v1::DataRef InlineData(int64_t n, uint64_t seed = 1);
+
+  // Watches a job to its end (or until `max_events`) from `from_sequence`.
+  std::vector<v1::JobEvent> Watch(const std::string& session, const std::string& job,
+                                  int64_t from_sequence = 0, int max_events = -1,
+                                  grpc::Status* status = nullptr);
+  v1::Job GetJob(const std::string& session, const std::string& job);
+
+  server::ServerOptions options_;
+  std::string data_root_;
+  std::unique_ptr<server::KilnServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::SessionService::Stub> sessions_;
+  std::unique_ptr<v1::ModelService::Stub> models_;
+  std::unique_ptr<v1::DataService::Stub> data_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<v1::InferenceService::Stub> inference_;
+};
+
+// The field path of a google.rpc.BadRequest detail, or "" when there is none.
+std::string BadRequestField(const grpc::Status& status);
+
+// EXPECT: the status has `code`, its message contains `message_part`, and - when `field` is
+// not empty - a BadRequest detail names `field`.
+void ExpectError(const grpc::Status& status, grpc::StatusCode code, const std::string& field,
+                 const std::string& message_part);
+
+}  // namespace kiln::testing
+
+#endif  // KILN_TESTS_SERVICE_SERVICE_FIXTURE_H_
