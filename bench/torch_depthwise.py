@@ -6,24 +6,13 @@ Run with Debian's interpreter (python3-torch): /usr/bin/python3 bench/torch_dept
 """
 import argparse
 import json
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
+from peer_timing import median_ms
+
 SHAPES = {"A_N32_C64_56x56_s1": (32, 64, 56, 56, 1), "B_N64_C32_112x112_s2": (64, 32, 112, 112, 2)}
-
-
-def median_ms(fn, iters, warmup):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def bench(name, threads, iters, warmup):

@@ -10,14 +10,14 @@ namespace {
 // when the client closes its side of the stream.
 class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
  public:
-  UploadReactor(SessionManager* sessions, v1::DatasetInfo* response)
-      : sessions_(sessions), response_(response) {
+  UploadReactor(SessionManager* sessions, WorkerPool* pool, v1::DatasetInfo* response)
+      : sessions_(sessions), pool_(pool), response_(response) {
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {  // the client is done sending
-      Finish(ToGrpcStatus(Complete()));
+    if (!ok) {  // the client is done sending; parsing the arrays may take a while
+      pool_->Schedule([this] { Finish(ToGrpcStatus(Complete())); });
       return;
     }
     absl::Status status = Consume();
@@ -51,6 +51,7 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
   }
 
   SessionManager* sessions_;
+  WorkerPool* pool_;
   v1::DatasetInfo* response_;
   v1::UploadDatasetRequest request_;
   std::shared_ptr<Session> session_;
@@ -61,7 +62,7 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
 
 grpc::ServerReadReactor<v1::UploadDatasetRequest>* DataServiceImpl::UploadDataset(
     grpc::CallbackServerContext*, v1::DatasetInfo* response) {
-  return new UploadReactor(sessions_, response);
+  return new UploadReactor(sessions_, pool_, response);
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::BeginUpload(grpc::CallbackServerContext* context,
@@ -91,13 +92,13 @@ grpc::ServerUnaryReactor* DataServiceImpl::AppendUploadChunk(
 grpc::ServerUnaryReactor* DataServiceImpl::FinishUpload(grpc::CallbackServerContext* context,
                                                         const v1::FinishUploadRequest* request,
                                                         v1::DatasetInfo* response) {
-  return CallSession(context, sessions_, request, response, &Session::FinishUpload);
+  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::FinishUpload);
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::OpenDataset(grpc::CallbackServerContext* context,
                                                        const v1::OpenDatasetRequest* request,
                                                        v1::DatasetInfo* response) {
-  return CallSession(context, sessions_, request, response, &Session::OpenDataset);
+  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::OpenDataset);
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::GetDataset(grpc::CallbackServerContext* context,

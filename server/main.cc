@@ -15,6 +15,9 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "free one)");
 ABSL_FLAG(int, worker_threads, 0,
           "compute threads shared by running jobs (each gets an equal share); 0: all cores");
+ABSL_FLAG(int, rpc_worker_threads, 4,
+          "threads that run Predict, Compile, weight transfers and dataset parsing (never "
+          "gRPC's own threads); each Predict gets an equal share of the compute threads");
 ABSL_FLAG(int, max_concurrent_jobs, 1, "jobs that run at once; the others wait in a queue");
 ABSL_FLAG(std::string, state_dir, "",
           "directory for server state (kiln-server writes its bound port there as 'port')");
@@ -46,6 +49,7 @@ int main(int argc, char** argv) {
   options.listen = absl::GetFlag(FLAGS_listen);
   options.compute_threads = absl::GetFlag(FLAGS_worker_threads);
   options.max_concurrent_jobs = absl::GetFlag(FLAGS_max_concurrent_jobs);
+  options.rpc_worker_threads = absl::GetFlag(FLAGS_rpc_worker_threads);
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
   options.data_root = absl::GetFlag(FLAGS_data_root);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
@@ -62,7 +66,10 @@ int main(int argc, char** argv) {
   std::printf("kiln-server listening on port %d\n", server.port());
   std::fflush(stdout);
   if (!options.state_dir.empty()) {
-    std::ofstream(absl::StrCat(options.state_dir, "/port")) << server.port() << "\n";
+    // Written then renamed, so that a watcher never reads a half-written port.
+    const std::string port_file = absl::StrCat(options.state_dir, "/port");
+    std::ofstream(absl::StrCat(port_file, ".tmp")) << server.port() << "\n";
+    std::rename(absl::StrCat(port_file, ".tmp").c_str(), port_file.c_str());
   }
 
   int signal = 0;

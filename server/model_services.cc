@@ -104,20 +104,20 @@ grpc::ServerUnaryReactor* ModelServiceImpl::DeleteModel(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ModelServiceImpl::Compile(grpc::CallbackServerContext* context,
                                                     const v1::CompileRequest* request,
                                                     v1::ModelInfo* response) {
-  return CallSession(context, sessions_, request, response, &Session::Compile);
+  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::Compile);
 }
 
 grpc::ServerUnaryReactor* ModelServiceImpl::GetWeights(grpc::CallbackServerContext* context,
                                                        const v1::GetWeightsRequest* request,
                                                        v1::GetWeightsResponse* response) {
-  return CallSession(context, sessions_, request, response, &Session::GetWeights);
+  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::GetWeights);
 }
 
 grpc::ServerUnaryReactor* ModelServiceImpl::SetWeights(grpc::CallbackServerContext* context,
                                                        const v1::SetWeightsRequest* request,
                                                        v1::SetWeightsResponse*) {
-  return Respond(context, [&]() -> absl::Status {
-    KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, sessions_->Get(request->session_id()));
+  return RespondFromPool(context, pool_, [sessions = sessions_, request]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, sessions->Get(request->session_id()));
     return session->SetWeights(*request);
   });
 }
@@ -125,7 +125,7 @@ grpc::ServerUnaryReactor* ModelServiceImpl::SetWeights(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* InferenceServiceImpl::Predict(grpc::CallbackServerContext* context,
                                                         const v1::PredictRequest* request,
                                                         v1::PredictResponse* response) {
-  return CallSession(context, sessions_, request, response, &Session::Predict);
+  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::Predict);
 }
 
 }  // namespace kiln::server

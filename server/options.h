@@ -13,7 +13,8 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free one
   int compute_threads = 0;                 // OpenMP threads shared by running jobs; 0: all cores
   int max_concurrent_jobs = 1;             // more are queued
-  std::string state_dir;                   // where uploads are kept; empty: memory only
+  int rpc_worker_threads = 4;              // run Predict, Compile, weights and data parsing
+  std::string state_dir;                   // kiln-server writes its bound port there
   std::string data_root;                   // OpenDataset files are read below it; empty: none
   int64_t max_message_bytes = int64_t{64} << 20;
   absl::Duration session_ttl = absl::Hours(1);

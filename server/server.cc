@@ -11,6 +11,7 @@
 #include "server/job_scheduler.h"
 #include "server/services.h"
 #include "server/session_manager.h"
+#include "server/worker_pool.h"
 
 namespace kiln::server {
 
@@ -24,13 +25,14 @@ absl::Status KilnServer::Start() {
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   builtins_ = std::make_unique<BuiltinDatasets>();
   scheduler_ = std::make_unique<JobScheduler>(options_.max_concurrent_jobs, threads);
+  rpc_workers_ = std::make_unique<WorkerPool>(options_.rpc_worker_threads, threads);
   sessions_ = std::make_unique<SessionManager>(
       Runtime{&options_, scheduler_.get(), builtins_.get(), &job_counter_});
   session_service_ = std::make_unique<SessionServiceImpl>(sessions_.get());
-  model_service_ = std::make_unique<ModelServiceImpl>(sessions_.get());
-  data_service_ = std::make_unique<DataServiceImpl>(sessions_.get());
+  model_service_ = std::make_unique<ModelServiceImpl>(sessions_.get(), rpc_workers_.get());
+  data_service_ = std::make_unique<DataServiceImpl>(sessions_.get(), rpc_workers_.get());
   job_service_ = std::make_unique<JobServiceImpl>(sessions_.get());
-  inference_service_ = std::make_unique<InferenceServiceImpl>(sessions_.get());
+  inference_service_ = std::make_unique<InferenceServiceImpl>(sessions_.get(), rpc_workers_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -58,6 +60,7 @@ void KilnServer::Shutdown(absl::Duration deadline) {
   sessions_->Shutdown();
   server_->Wait();
   server_.reset();
+  rpc_workers_.reset();
 }
 
 void KilnServer::Wait() {

@@ -17,6 +17,7 @@ namespace kiln::server {
 
 class SessionManager;
 class JobScheduler;
+class WorkerPool;
 class BuiltinDatasets;
 class SessionServiceImpl;
 class ModelServiceImpl;
@@ -46,6 +47,7 @@ class KilnServer {
   std::atomic<int64_t> job_counter_{0};
   std::unique_ptr<BuiltinDatasets> builtins_;
   std::unique_ptr<JobScheduler> scheduler_;
+  std::unique_ptr<WorkerPool> rpc_workers_;  // outlives server_: in-flight RPCs need it
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<SessionServiceImpl> session_service_;
   std::unique_ptr<ModelServiceImpl> model_service_;

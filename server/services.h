@@ -1,10 +1,13 @@
 // The gRPC services (callback API: one reactor per RPC). They only translate: each handler
 // finds the session and calls the Session method that does the work (server/session.h).
+// Handlers that compute or may wait (Predict, Compile, weights, dataset parsing) run on a
+// WorkerPool, never on gRPC's threads.
 #ifndef KILN_SERVER_SERVICES_H_
 #define KILN_SERVER_SERVICES_H_
 
 #include "kiln/v1/service.grpc.pb.h"
 #include "server/session_manager.h"
+#include "server/worker_pool.h"
 
 namespace kiln::server {
 
@@ -30,7 +33,7 @@ class SessionServiceImpl final : public v1::SessionService::CallbackService {
 
 class ModelServiceImpl final : public v1::ModelService::CallbackService {
  public:
-  explicit ModelServiceImpl(SessionManager* sessions) : sessions_(sessions) {}
+  ModelServiceImpl(SessionManager* sessions, WorkerPool* pool) : sessions_(sessions), pool_(pool) {}
   grpc::ServerUnaryReactor* AddInput(grpc::CallbackServerContext* context,
                                      const v1::AddInputRequest* request,
                                      v1::TensorInfo* response) override;
@@ -70,11 +73,12 @@ class ModelServiceImpl final : public v1::ModelService::CallbackService {
 
  private:
   SessionManager* sessions_;
+  WorkerPool* pool_;  // for handlers that compute or wait
 };
 
 class DataServiceImpl final : public v1::DataService::CallbackService {
  public:
-  explicit DataServiceImpl(SessionManager* sessions) : sessions_(sessions) {}
+  DataServiceImpl(SessionManager* sessions, WorkerPool* pool) : sessions_(sessions), pool_(pool) {}
   grpc::ServerReadReactor<v1::UploadDatasetRequest>* UploadDataset(
       grpc::CallbackServerContext* context, v1::DatasetInfo* response) override;
   grpc::ServerUnaryReactor* BeginUpload(grpc::CallbackServerContext* context,
@@ -104,6 +108,7 @@ class DataServiceImpl final : public v1::DataService::CallbackService {
 
  private:
   SessionManager* sessions_;
+  WorkerPool* pool_;  // for handlers that compute or wait
 };
 
 class JobServiceImpl final : public v1::JobService::CallbackService {
@@ -135,13 +140,15 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
 
 class InferenceServiceImpl final : public v1::InferenceService::CallbackService {
  public:
-  explicit InferenceServiceImpl(SessionManager* sessions) : sessions_(sessions) {}
+  InferenceServiceImpl(SessionManager* sessions, WorkerPool* pool)
+      : sessions_(sessions), pool_(pool) {}
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,
                                     const v1::PredictRequest* request,
                                     v1::PredictResponse* response) override;
 
  private:
   SessionManager* sessions_;
+  WorkerPool* pool_;  // for handlers that compute or wait
 };
 
 }  // namespace kiln::server

@@ -39,8 +39,8 @@ void Session::Touch() {
 }
 
 bool Session::Expired(absl::Time now) const {
+  if (!compute_.job().empty()) return false;  // a running job keeps its session alive
   absl::MutexLock lock(&mu_);
-  if (!running_job_.empty()) return false;  // a running job keeps its session alive
   return now - last_used_ > ttl_;
 }
 
@@ -305,17 +305,9 @@ absl::Status Session::DeleteModel(const v1::DeleteModelRequest& request) {
   return absl::OkStatus();
 }
 
-absl::Status Session::TryLockCompute() {
-  if (compute_mu_.TryLock()) return absl::OkStatus();
-  absl::MutexLock lock(&mu_);
-  return absl::FailedPreconditionError(absl::StrCat(
-      "the session is running ", running_job_.empty() ? "a job" : "job " + running_job_,
-      "; its weights can be read or changed when the job ends (or cancel it)"));
-}
-
 absl::StatusOr<v1::ModelInfo> Session::Compile(const v1::CompileRequest& request) {
-  KILN_RETURN_IF_ERROR(TryLockCompute());
-  absl::Cleanup unlock = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { compute_mu_.Unlock(); };
+  KILN_RETURN_IF_ERROR(compute_.EnterShort());
+  absl::Cleanup leave = [this] { compute_.LeaveShort(); };
   absl::MutexLock lock(&mu_);
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.model(), "model"));
   absl::Status status = entry->trainer->Compile(request.config());

@@ -4,9 +4,9 @@
 //
 // Thread-safety: every method may be called from any thread.
 // - `mu_` guards the session's maps and graph; graph operations never wait for training.
-// - `compute_mu_` is held by whatever reads or writes weights: a running job (for its whole
-//   run), Predict, Get/SetWeights and Compile. Those RPCs do not wait for a job: they answer
-//   FAILED_PRECONDITION naming it. Order: compute_mu_ before mu_.
+// - `compute_` (a ComputeGate) is held by whatever reads or writes weights: a running job (for
+//   its whole run), Predict, Get/SetWeights and Compile. Those RPCs queue behind each other
+//   but do not wait for a job: they answer FAILED_PRECONDITION naming it.
 // - Jobs of one session run one at a time (JobScheduler), in the order they were started.
 #ifndef KILN_SERVER_SESSION_H_
 #define KILN_SERVER_SESSION_H_
@@ -26,6 +26,7 @@
 #include "core/io/dataset.h"
 #include "core/train/trainer.h"
 #include "kiln/v1/service.pb.h"
+#include "server/compute_gate.h"
 #include "server/datasets.h"
 #include "server/job.h"
 #include "server/job_scheduler.h"
@@ -121,8 +122,6 @@ class Session : public std::enable_shared_from_this<Session> {
                                              const std::string& source)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t DatasetBytes() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Takes compute_mu_ unless a job holds it: FAILED_PRECONDITION then.
-  absl::Status TryLockCompute() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true, compute_mu_);
   // Registers a job and hands it to the scheduler with `work`.
   absl::StatusOr<v1::Job> Submit(std::shared_ptr<Job> job, JobScheduler::Work work)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -137,10 +136,9 @@ class Session : public std::enable_shared_from_this<Session> {
   const absl::Time created_;
   const Runtime runtime_;
 
-  mutable absl::Mutex compute_mu_;
+  ComputeGate compute_;
 
   mutable absl::Mutex mu_;
-  std::string running_job_ ABSL_GUARDED_BY(mu_);  // the job holding compute_mu_, if any
   absl::Duration ttl_ ABSL_GUARDED_BY(mu_);
   absl::Time last_used_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;

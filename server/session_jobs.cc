@@ -103,11 +103,11 @@ void FinishJob(Job& job, const absl::Status& status, v1::Finished details = {}) 
 
 }  // namespace
 
-// Runs jobs with access to the session's compute lock.
+// Runs jobs with the session's compute gate held.
 class SessionJobRunner {
  public:
-  // Holds the session's compute lock for the duration of `run`, records the job as running,
-  // and finishes the job with run's status once the lock is released.
+  // Holds the session's compute gate for the duration of `run` and finishes the job with
+  // run's status once the gate is released.
   template <typename Fn>
   static void Run(Session& session, Job& job, Fn run) {
     if (job.cancel_requested()) {
@@ -116,21 +116,14 @@ class SessionJobRunner {
     }
     absl::Status status;
     v1::Finished details;
-    {
-      absl::MutexLock compute(&session.compute_mu_);
-      {
-        absl::MutexLock lock(&session.mu_);
-        session.running_job_ = job.id();
-      }
-      job.SetState(v1::RUNNING);
-      try {
-        status = run(details);
-      } catch (const std::exception& e) {  // never let a job take the server down
-        status = absl::InternalError(absl::StrCat("job failed: ", e.what()));
-      }
-      absl::MutexLock lock(&session.mu_);
-      session.running_job_.clear();
+    session.compute_.EnterJob(job.id());
+    job.SetState(v1::RUNNING);
+    try {
+      status = run(details);
+    } catch (const std::exception& e) {  // never let a job take the server down
+      status = absl::InternalError(absl::StrCat("job failed: ", e.what()));
     }
+    session.compute_.LeaveJob();
     // Only after the weights are free: a client that reacts to the Finished event may use them
     // at once.
     FinishJob(job, status, std::move(details));
@@ -256,8 +249,8 @@ absl::StatusOr<v1::Job> Session::CancelJob(const v1::CancelJobRequest& request) 
 }
 
 absl::StatusOr<v1::GetWeightsResponse> Session::GetWeights(const v1::GetWeightsRequest& request) {
-  KILN_RETURN_IF_ERROR(TryLockCompute());
-  absl::Cleanup unlock = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { compute_mu_.Unlock(); };
+  KILN_RETURN_IF_ERROR(compute_.EnterShort());
+  absl::Cleanup leave = [this] { compute_.LeaveShort(); };
   absl::MutexLock lock(&mu_);
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<Layer> layer, FindLayer(request.layer(), request.model()));
   v1::GetWeightsResponse response;
@@ -270,8 +263,8 @@ absl::StatusOr<v1::GetWeightsResponse> Session::GetWeights(const v1::GetWeightsR
 }
 
 absl::Status Session::SetWeights(const v1::SetWeightsRequest& request) {
-  KILN_RETURN_IF_ERROR(TryLockCompute());
-  absl::Cleanup unlock = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { compute_mu_.Unlock(); };
+  KILN_RETURN_IF_ERROR(compute_.EnterShort());
+  absl::Cleanup leave = [this] { compute_.LeaveShort(); };
   absl::MutexLock lock(&mu_);
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<Layer> layer, FindLayer(request.layer(), request.model()));
   if (!layer->built()) {
@@ -317,8 +310,8 @@ absl::StatusOr<v1::PredictResponse> Session::Predict(const v1::PredictRequest& r
   v1::PredictConfig config;
   config.set_batch_size(request.batch_size() > 0 ? request.batch_size()
                                                  : static_cast<int>(data.size()));
-  KILN_RETURN_IF_ERROR(TryLockCompute());
-  absl::Cleanup unlock = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { compute_mu_.Unlock(); };
+  KILN_RETURN_IF_ERROR(compute_.EnterShort());
+  absl::Cleanup leave = [this] { compute_.LeaveShort(); };
   std::shared_ptr<ModelEntry> entry;
   {
     absl::MutexLock lock(&mu_);

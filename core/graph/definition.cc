@@ -1,6 +1,7 @@
 #include "core/graph/definition.h"
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -33,6 +34,8 @@ void NameAfterNode(v1::LayerSpec& spec, const std::string& id) {
 absl::StatusOr<std::unique_ptr<Model>> BuildModel(const v1::ModelDefinition& definition,
                                                   Graph& graph, uint64_t seed) {
   absl::flat_hash_map<std::string, BuiltNode> nodes;
+  std::vector<std::string> in_order;       // node ids, for the default inputs and outputs
+  absl::flat_hash_set<TensorId> consumed;  // tensors some node reads
   // "id" or "id:k" -> tensor.
   auto resolve = [&](const std::string& ref, const std::string& path) -> absl::StatusOr<TensorId> {
     std::vector<std::string> parts = absl::StrSplit(ref, absl::MaxSplits(':', 1));
@@ -47,10 +50,11 @@ absl::StatusOr<std::unique_ptr<Model>> BuildModel(const v1::ModelDefinition& def
                                            "\" (a node can only read nodes listed before it)"));
     }
     if (index < 0 || index >= int(it->second.outputs.size())) {
-      return FieldError(path, absl::StrCat("node \"", parts[0], "\" has ",
-                                           it->second.outputs.size(), " output(s); there is no "
-                                                                      "output ",
-                                           index));
+      return FieldError(path,
+                        absl::StrCat("node \"", parts[0], "\" has ", it->second.outputs.size(),
+                                     " output(s); there is no "
+                                     "output ",
+                                     index));
     }
     return it->second.outputs[index];
   };
@@ -68,6 +72,7 @@ absl::StatusOr<std::unique_ptr<Model>> BuildModel(const v1::ModelDefinition& def
       KILN_ASSIGN_OR_RETURN(TensorId t,
                             resolve(node.inputs(j), absl::StrCat(path, ".inputs[", j, "]")));
       inputs.push_back(t);
+      consumed.insert(t);
     }
     BuiltNode built;
     switch (node.op_case()) {
@@ -112,6 +117,7 @@ absl::StatusOr<std::unique_ptr<Model>> BuildModel(const v1::ModelDefinition& def
       built.outputs = *outputs;
     }
     nodes[node.id()] = std::move(built);
+    in_order.push_back(node.id());
   }
 
   std::vector<TensorId> inputs, outputs;
@@ -127,6 +133,16 @@ absl::StatusOr<std::unique_ptr<Model>> BuildModel(const v1::ModelDefinition& def
     KILN_ASSIGN_OR_RETURN(TensorId t,
                           resolve(definition.outputs(i), absl::StrCat("outputs[", i, "]")));
     outputs.push_back(t);
+  }
+  // Unlisted inputs and outputs default to every input node, and every tensor no node reads,
+  // in node order: what an editor's canvas shows as open ends.
+  for (const std::string& id : in_order) {
+    const BuiltNode& node = nodes[id];
+    if (definition.inputs_size() == 0 && node.is_input) inputs.push_back(node.outputs[0]);
+    if (definition.outputs_size() != 0 || node.is_input) continue;
+    for (TensorId t : node.outputs) {
+      if (!consumed.contains(t)) outputs.push_back(t);
+    }
   }
   const std::string name = definition.name().empty() ? "model" : definition.name();
   return Model::Create(graph, inputs, outputs, name);

@@ -1,7 +1,9 @@
 // Eight clients at once, each with its own channel and session, building, training and
 // predicting: every call succeeds and every job finishes.
+#include <cmath>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "tests/service/service_fixture.h"
 
 namespace kiln::testing {
@@ -19,12 +21,12 @@ TEST_F(ConcurrencyTest, EightClientsBuildTrainAndPredict) {
   for (int c = 0; c < kClients; ++c) {
     clients.emplace_back([&, c] {
       // A channel per client, as separate processes would have.
-      auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+      auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
                                          grpc::InsecureChannelCredentials());
       auto jobs = v1::JobService::NewStub(channel);
       auto inference = v1::InferenceService::NewStub(channel);
       const std::string s = CreateSession();
-      const std::string model = BuildSmallModel(s, "m" + std::to_string(c));
+      const std::string model = BuildSmallModel(s, absl::StrCat("m", c));
       CompileSmallModel(s, model);
       v1::StartFitRequest fit;
       fit.set_session_id(s);
@@ -59,6 +61,59 @@ TEST_F(ConcurrencyTest, EightClientsBuildTrainAndPredict) {
   }
   for (auto& t : clients) t.join();
   for (int c = 0; c < kClients; ++c) EXPECT_EQ(failures[c], "") << "client " << c;
+}
+
+// Predict, GetWeights and Compile calls on one session queue behind each other rather than
+// fail, and all of them see consistent weights.
+TEST_F(ServiceTest, ConcurrentShortCallsOnOneSessionAllSucceed) {
+  const std::string s = CreateSession();
+  const std::string model = BuildSmallModel(s);
+  v1::PredictRequest predict;
+  predict.set_session_id(s);
+  predict.set_model(model);
+  *predict.add_inputs() = InlineData(32, 7).inline_().x(0);
+  v1::PredictResponse expected;
+  ASSERT_TRUE(inference_->Predict(Context().get(), predict, &expected).ok());
+  constexpr int kCallers = 8;
+  std::vector<std::string> failures(kCallers);
+  std::vector<std::thread> callers;
+  for (int c = 0; c < kCallers; ++c) {
+    callers.emplace_back([&, c] {
+      for (int i = 0; i < 10; ++i) {
+        v1::PredictResponse response;
+        grpc::Status status = inference_->Predict(Context().get(), predict, &response);
+        if (!status.ok()) {
+          failures[c] = absl::StrCat("Predict: ", status.error_message());
+          return;
+        }
+        // Thread counts vary with the load, so the sums may round differently.
+        const std::string& got = response.outputs(0).data();
+        const std::string& want = expected.outputs(0).data();
+        for (size_t j = 0; got.size() == want.size() && j < got.size() / sizeof(float); ++j) {
+          if (std::abs(reinterpret_cast<const float*>(got.data())[j] -
+                       reinterpret_cast<const float*>(want.data())[j]) > 1e-5f) {
+            failures[c] = "Predict: different outputs for the same inputs";
+            return;
+          }
+        }
+        if (got.size() != want.size()) {
+          failures[c] = "Predict: outputs of another size";
+          return;
+        }
+        v1::GetWeightsRequest get;
+        get.set_session_id(s);
+        get.set_layer("dense");
+        v1::GetWeightsResponse weights;
+        status = models_->GetWeights(Context().get(), get, &weights);
+        if (!status.ok()) {
+          failures[c] = absl::StrCat("GetWeights: ", status.error_message());
+          return;
+        }
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  for (int c = 0; c < kCallers; ++c) EXPECT_EQ(failures[c], "") << "caller " << c;
 }
 
 }  // namespace

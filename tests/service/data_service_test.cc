@@ -2,6 +2,7 @@
 // built-ins, reads, and the message size limit.
 #include <fstream>
 
+#include "core/io/npy_writer.h"
 #include "tests/service/service_fixture.h"
 
 namespace kiln::testing {
@@ -16,24 +17,9 @@ class DataServiceTest : public ServiceTest {
   }
 
   // An .npy file's bytes for float32 data of `shape`.
-  static std::string Npy(const std::string& shape, const std::vector<float>& values) {
-    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }";
-    while ((10 + header.size() + 1) % 64 != 0) header += ' ';
-    header += '\n';
-    const char prefix[10] = {'\x93',
-                             'N',
-                             'U',
-                             'M',
-                             'P',
-                             'Y',
-                             1,
-                             0,
-                             static_cast<char>(header.size() & 0xff),
-                             static_cast<char>(header.size() >> 8)};
-    std::string out(prefix, sizeof(prefix));
-    out.append(header);
-    out.append(reinterpret_cast<const char*>(values.data()), values.size() * 4);
-    return out;
+  static std::string Npy(std::vector<int64_t> shape, const std::vector<float>& values) {
+    return FormatNpyFloat32(shape, absl::string_view(reinterpret_cast<const char*>(values.data()),
+                                                     values.size() * sizeof(float)));
   }
 };
 
@@ -42,7 +28,7 @@ TEST_F(DataServiceTest, StreamingUploadInChunks) {
   std::vector<float> x(100 * 64), y(100);
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 255);
   for (size_t i = 0; i < y.size(); ++i) y[i] = float(i % 3);
-  const std::string x_bytes = Npy("100, 8, 8, 1", x), y_bytes = Npy("100,", y);
+  const std::string x_bytes = Npy({100, 8, 8, 1}, x), y_bytes = Npy({100}, y);
   auto context = Context();
   v1::DatasetInfo info;
   auto writer = data_->UploadDataset(context.get(), &info);

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "core/io/builtin_datasets.h"
+#include "core/io/npy_writer.h"
 #include "gtest/gtest.h"
 
 namespace kiln {
@@ -82,6 +83,21 @@ TEST(NpyTest, ParsesCommonDtypes) {
   auto scalar = ParseNpy(Npy("<f4", "", Bytes<float>({9})), "e.npy");
   ASSERT_TRUE(scalar.ok());
   EXPECT_EQ(scalar->num_elements(), 1);
+}
+
+TEST(NpyTest, WrittenFilesReadBack) {
+  for (const std::vector<int64_t>& shape :
+       {std::vector<int64_t>{5}, std::vector<int64_t>{2, 3}, std::vector<int64_t>{1, 2, 2, 1}}) {
+    std::vector<float> values(Shape(shape).num_elements());
+    for (size_t i = 0; i < values.size(); ++i) values[i] = 0.5f * i - 1;
+    const std::string bytes = FormatNpyFloat32(shape, Bytes<float>(values));
+    EXPECT_EQ(bytes.find('\n') + 1, bytes.size() - values.size() * sizeof(float));
+    EXPECT_EQ((bytes.size() - values.size() * sizeof(float)) % 64, 0u);  // numpy's alignment
+    auto t = ParseNpy(bytes, "written.npy");
+    ASSERT_TRUE(t.ok()) << t.status();
+    EXPECT_EQ(t->shape(), Shape(shape));
+    EXPECT_EQ(std::vector<float>(t->data<float>(), t->data<float>() + values.size()), values);
+  }
 }
 
 TEST(NpyTest, RejectsWhatItCannotRead) {

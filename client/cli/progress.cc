@@ -1,0 +1,85 @@
+#include "client/cli/progress.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace kiln::cli {
+namespace {
+
+double Seconds(const google::protobuf::Timestamp& t) {
+  return double(google::protobuf::util::TimeUtil::TimestampToNanoseconds(t)) * 1e-9;
+}
+
+}  // namespace
+
+std::string FormatLogs(const google::protobuf::RepeatedPtrField<v1::Metric>& logs) {
+  std::string out;
+  for (const v1::Metric& m : logs)
+    absl::StrAppend(&out, absl::StrFormat(" - %s: %.4f", m.name(), m.value()));
+  return out;
+}
+
+void FitProgress::DrawBar(int64_t done, int64_t steps,
+                          const google::protobuf::RepeatedPtrField<v1::Metric>& logs,
+                          double seconds, bool final) {
+  const int width = std::to_string(steps).size();
+  std::string line = absl::StrFormat("%*d/%d", width, done, steps);
+  if (interactive_) {
+    constexpr int kBar = 30;
+    const int filled = steps > 0 ? int(kBar * done / steps) : kBar;
+    std::string bar(filled, '=');
+    if (filled < kBar) bar += '>';
+    bar.resize(kBar, '.');
+    absl::StrAppend(&line, " [", bar, "]");
+  }
+  if (final) {
+    absl::StrAppend(&line, absl::StrFormat(" - %.0fs %.0fms/step", seconds,
+                                           steps > 0 ? 1e3 * seconds / steps : 0.0));
+  } else {
+    const double eta = done > 0 ? seconds * double(steps - done) / double(done) : 0;
+    absl::StrAppend(&line, absl::StrFormat(" - ETA: %.0fs", eta));
+  }
+  absl::StrAppend(&line, FormatLogs(logs));
+  if (interactive_) {
+    // Overwrite the previous state of the line, padding away any longer leftovers.
+    std::string padded = line;
+    if (padded.size() < last_width_) padded.resize(last_width_, ' ');
+    std::fprintf(out_, "\r%s%s", padded.c_str(), final ? "\n" : "");
+    last_width_ = final ? 0 : line.size();
+  } else if (final) {
+    std::fprintf(out_, "%s\n", line.c_str());
+  }
+  std::fflush(out_);
+}
+
+void FitProgress::OnEvent(const v1::JobEvent& event) {
+  switch (event.event_case()) {
+    case v1::JobEvent::kTrainBegin:
+      epochs_ = event.train_begin().epochs();
+      steps_ = event.train_begin().steps_per_epoch();
+      batch_size_ = event.train_begin().batch_size();
+      break;
+    case v1::JobEvent::kEpochBegin:
+      epoch_start_ = Seconds(event.time());
+      std::fprintf(out_, "Epoch %d/%d\n", event.epoch_begin().epoch() + 1, epochs_);
+      std::fflush(out_);
+      break;
+    case v1::JobEvent::kBatchEnd: {
+      const v1::BatchEnd& b = event.batch_end();
+      if (interactive_ && b.batch() + 1 < b.steps()) {
+        DrawBar(b.batch() + 1, b.steps(), b.logs(), Seconds(event.time()) - epoch_start_, false);
+      }
+      break;
+    }
+    case v1::JobEvent::kEpochEnd: {
+      const v1::EpochEnd& e = event.epoch_end();
+      DrawBar(steps_, steps_, e.logs(), e.seconds(), true);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+}  // namespace kiln::cli

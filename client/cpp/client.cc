@@ -1,0 +1,109 @@
+#include "client/cpp/client.h"
+
+#include <grpcpp/generic/generic_stub.h>
+
+#include <condition_variable>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "core/base/status.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+
+namespace kiln::client {
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  const absl::Status plain(static_cast<absl::StatusCode>(status.error_code()),
+                           status.error_message());
+  google::rpc::Status details;
+  if (status.error_details().empty() || !details.ParseFromString(status.error_details())) {
+    return plain;
+  }
+  for (const auto& any : details.details()) {
+    google::rpc::BadRequest bad;
+    if (any.UnpackTo(&bad) && bad.field_violations_size() > 0) {
+      absl::Status out = plain;
+      out.SetPayload(kFieldPathPayloadUrl, absl::Cord(bad.field_violations(0).field()));
+      return out;
+    }
+  }
+  return plain;
+}
+
+Client::Client(const std::string& target, absl::Duration timeout, int max_message_bytes)
+    : timeout_(timeout) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(max_message_bytes);
+  args.SetMaxSendMessageSize(max_message_bytes);
+  // Each Client its own connection: clients in one process do not queue behind each other.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  channel_ = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  sessions_ = v1::SessionService::NewStub(channel_);
+  models_ = v1::ModelService::NewStub(channel_);
+  data_ = v1::DataService::NewStub(channel_);
+  jobs_ = v1::JobService::NewStub(channel_);
+  inference_ = v1::InferenceService::NewStub(channel_);
+}
+
+absl::Status Client::Health() {
+  // grpc.health.v1.HealthCheckRequest{service: ""} is the empty message; SERVING is "\x08\x01".
+  grpc::GenericStub stub(channel_);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  grpc::Slice empty("");  // an empty but valid message (a default ByteBuffer is invalid)
+  grpc::ByteBuffer request(&empty, 1), response;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status result;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status s) {
+                   std::lock_guard<std::mutex> lock(mu);
+                   result = std::move(s);
+                   done = true;
+                   cv.notify_one();
+                 });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done; });
+  if (!result.ok()) return FromGrpc(result);
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (response.Dump(&slices).ok()) {
+    for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  if (bytes != std::string("\x08\x01", 2))
+    return absl::UnavailableError("the server is not serving");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Finished> Client::WatchJob(
+    const std::string& session, const std::string& job, int64_t from_sequence,
+    const std::function<void(const v1::JobEvent&)>& on_event) {
+  int64_t last = from_sequence;
+  for (int attempt = 0;; ++attempt) {
+    v1::WatchJobRequest request;
+    request.set_session_id(session);
+    request.set_job_id(job);
+    request.set_from_sequence(last);
+    grpc::ClientContext context;
+    auto reader = jobs_->WatchJob(&context, request);
+    v1::JobEvent event;
+    while (reader->Read(&event)) {
+      last = event.sequence();
+      if (on_event) on_event(event);
+      if (event.has_finished()) {
+        reader->Finish();
+        return event.finished();
+      }
+    }
+    grpc::Status status = reader->Finish();
+    // Only a dropped connection is worth resuming; anything else is the answer.
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE || attempt >= 3) {
+      if (status.ok()) return absl::InternalError("the event stream ended before the job did");
+      return FromGrpc(status);
+    }
+  }
+}
+
+}  // namespace kiln::client

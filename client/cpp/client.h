@@ -1,0 +1,72 @@
+// kiln::client::Client: a thin C++ client for the Kiln API - one channel, a stub per service,
+// calls that return absl::StatusOr (gRPC errors become absl::Status carrying the server's
+// BadRequest field path), and WatchJob as a loop over events.
+#ifndef KILN_CLIENT_CPP_CLIENT_H_
+#define KILN_CLIENT_CPP_CLIENT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "kiln/v1/service.grpc.pb.h"
+
+namespace kiln::client {
+
+// gRPC status -> absl::Status; the first BadRequest field violation becomes the field path
+// (core/base/status.h's FieldPathOf reads it back).
+absl::Status FromGrpc(const grpc::Status& status);
+
+class Client {
+ public:
+  // `target`: host:port. Nothing is sent until the first call.
+  explicit Client(const std::string& target, absl::Duration timeout = absl::Minutes(10),
+                  int max_message_bytes = 256 << 20);
+
+  // grpc.health.v1 Check of the whole server: OK when SERVING.
+  absl::Status Health();
+
+  // A unary call with this client's deadline:
+  //   client.Call(&v1::ModelService::Stub::AddLayer, client.models(), request)
+  template <typename Stub, typename Request, typename Response>
+  absl::StatusOr<Response> Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                             Response*),
+                                Stub& stub, const Request& request) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+    Response response;
+    grpc::Status status = (stub.*method)(&context, request, &response);
+    if (!status.ok()) return FromGrpc(status);
+    return response;
+  }
+
+  // Streams a job's events after `from_sequence` to `on_event` (which may be null) until the
+  // job's Finished event, which it returns. A broken stream is resumed from the last event
+  // seen, so on_event sees each event exactly once.
+  absl::StatusOr<v1::Finished> WatchJob(const std::string& session, const std::string& job,
+                                        int64_t from_sequence,
+                                        const std::function<void(const v1::JobEvent&)>& on_event);
+
+  v1::SessionService::Stub& sessions() { return *sessions_; }
+  v1::ModelService::Stub& models() { return *models_; }
+  v1::DataService::Stub& data() { return *data_; }
+  v1::JobService::Stub& jobs() { return *jobs_; }
+  v1::InferenceService::Stub& inference() { return *inference_; }
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+
+ private:
+  absl::Duration timeout_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::SessionService::Stub> sessions_;
+  std::unique_ptr<v1::ModelService::Stub> models_;
+  std::unique_ptr<v1::DataService::Stub> data_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<v1::InferenceService::Stub> inference_;
+};
+
+}  // namespace kiln::client
+
+#endif  // KILN_CLIENT_CPP_CLIENT_H_

@@ -1,0 +1,67 @@
+#!/usr/bin/python3
+"""Builds a MobileNet-style classifier on a Kiln server card by card - an Input card, then one
+AddLayer call per layer card, as a visual editor would - trains it on Fashion-MNIST (the
+server's built-in copy of Debian's dataset-fashion-mnist) with live progress, and prints its
+accuracy on the 10,000 test images.
+
+    PYTHONPATH=build/python /usr/bin/python3 client/python/examples/mobilenet_fashion_mnist.py \
+        --server localhost:50051 --epochs 8
+"""
+import argparse
+import time
+
+from kiln_client import Client
+
+
+def conv_bn_relu(session, tensor, conv):
+    """A convolution card, then BatchNormalization and ReLU cards."""
+    _, (tensor,) = session.add_layer(conv, [tensor])
+    _, (tensor,) = session.add_layer({"batch_normalization": {}}, [tensor])
+    _, (tensor,) = session.add_layer({"relu": {}}, [tensor])
+    return tensor
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", default="localhost:50051")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=1, help="shuffling and dropout seed")
+    args = parser.parse_args()
+
+    client = Client(args.server)
+    client.wait_ready()
+    session = client.create_session("mobilenet-example")
+    image = session.add_input([28, 28, 1], name="image")
+    x = conv_bn_relu(session, image, {"conv2d": {"filters": 32, "kernel_size": [3],
+                                                 "padding": "same", "use_bias": False}})
+    for filters, stride in [(64, 1), (128, 2), (128, 2)]:
+        x = conv_bn_relu(session, x, {"depthwise_conv2d": {"kernel_size": [3],
+                                                           "strides": [stride],
+                                                           "padding": "same",
+                                                           "use_bias": False}})
+        x = conv_bn_relu(session, x, {"conv2d": {"filters": filters, "kernel_size": [1],
+                                                 "use_bias": False}})
+    _, (x,) = session.add_layer({"global_average_pooling2d": {}}, [x])
+    _, (x,) = session.add_layer({"dropout": {"rate": 0.2}}, [x])
+    _, (probabilities,) = session.add_layer({"dense": {"units": 10, "activation": "softmax"}},
+                                            [x])
+    model = session.create_model([image], [probabilities], name="mobilenet")
+    print(model.summary)
+
+    session.compile("mobilenet", optimizer={"adam": {"learning_rate": 0.001}},
+                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    start = time.time()
+    session.fit("mobilenet", dataset="fashion_mnist", epochs=args.epochs,
+                batch_size=args.batch_size, seed=args.seed)
+    trained = time.time()
+    results = session.evaluate("mobilenet", dataset="fashion_mnist", batch_size=500)
+    done = time.time()
+    print(f"training {trained - start:.0f} s, evaluation {done - trained:.1f} s")
+    print(f"test loss {results['loss']:.4f}, test accuracy {results['accuracy']:.4f} "
+          f"(10,000 Fashion-MNIST test images)")
+    session.delete()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,412 @@
+"""The Kiln client: sessions, cards (layers), models, data, jobs and predictions."""
+import itertools
+import sys
+import time
+from typing import Dict, Iterator, List, Optional, Sequence, Union
+
+import grpc
+import numpy as np
+from google.protobuf import json_format
+
+from google.rpc import error_details_pb2, status_pb2
+from kiln.v1 import data_pb2, jobs_pb2, layers_pb2, model_pb2, service_pb2, service_pb2_grpc
+from kiln.v1 import training_pb2
+
+_DTYPES = {
+    data_pb2.FLOAT32: np.float32,
+    data_pb2.INT32: np.int32,
+    data_pb2.INT64: np.int64,
+    data_pb2.UINT8: np.uint8,
+}
+
+
+class KilnError(Exception):
+    """A refused request: the gRPC status code, the server's message, and - for invalid
+    arguments - the request field at fault (e.g. "spec.depthwise_conv2d.strides")."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, field: str = ""):
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+_CODES = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def _error(e: grpc.RpcError) -> KilnError:
+    field = ""
+    for key, value in e.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                bad = error_details_pb2.BadRequest()
+                if detail.Unpack(bad) and bad.field_violations:
+                    field = bad.field_violations[0].field
+    return KilnError(e.code(), e.details(), field)
+
+
+def to_tensor(array) -> data_pb2.TensorProto:
+    a = np.ascontiguousarray(array)
+    if a.dtype == np.float64:
+        a = a.astype(np.float32)
+    dtype = {np.dtype(v): k for k, v in _DTYPES.items()}.get(a.dtype)
+    if dtype is None:
+        raise TypeError(f"unsupported dtype {a.dtype}; use float32, int32, int64 or uint8")
+    return data_pb2.TensorProto(dtype=dtype, shape=list(a.shape), data=a.tobytes())
+
+
+def to_array(tensor: data_pb2.TensorProto) -> np.ndarray:
+    if tensor.float_values:
+        return np.array(tensor.float_values, dtype=np.float32).reshape(tuple(tensor.shape))
+    dtype = _DTYPES.get(tensor.dtype, np.float32)
+    return np.frombuffer(tensor.data, dtype=dtype).reshape(tuple(tensor.shape))
+
+
+def _message(value, message_type):
+    """A message from a dict (protobuf JSON mapping, Keras argument names) or the message."""
+    if isinstance(value, message_type):
+        return value
+    return json_format.ParseDict(value, message_type())
+
+
+class TensorRef:
+    """A symbolic tensor of the session graph: a card's "Output" socket."""
+
+    def __init__(self, info: model_pb2.TensorInfo):
+        self.id = info.id
+        self.shape = tuple(None if d < 0 else d for d in info.shape)
+        self.producer = info.producer
+
+    def __repr__(self):
+        return f"<TensorRef {self.id} {self.shape} from {self.producer}>"
+
+
+def _ids(tensors) -> List[int]:
+    return [t.id if isinstance(t, TensorRef) else int(t) for t in tensors]
+
+
+def _logs(metrics) -> Dict[str, float]:
+    return {m.name: m.value for m in metrics}
+
+
+class _Progress:
+    """Keras-style progress: a live bar on a terminal, one line per epoch otherwise."""
+
+    def __init__(self, out=sys.stdout):
+        self.out = out
+        self.tty = out.isatty()
+        self.epochs = self.steps = 0
+        self.start = 0.0
+
+    def __call__(self, event: jobs_pb2.JobEvent):
+        kind = event.WhichOneof("event")
+        if kind == "train_begin":
+            self.epochs = event.train_begin.epochs
+            self.steps = event.train_begin.steps_per_epoch
+        elif kind == "epoch_begin":
+            self.start = time.time()
+            print(f"Epoch {event.epoch_begin.epoch + 1}/{self.epochs}", file=self.out, flush=True)
+        elif kind == "batch_end" and self.tty and event.batch_end.batch + 1 < event.batch_end.steps:
+            b = event.batch_end
+            done = b.batch + 1
+            bar = ("=" * (30 * done // b.steps) + ">").ljust(30, ".")[:30]
+            eta = (time.time() - self.start) * (b.steps - done) / done
+            text = f"\r{done:>{len(str(b.steps))}}/{b.steps} [{bar}] - ETA: {eta:.0f}s"
+            print(text + self._format(b.logs), end="", file=self.out, flush=True)
+        elif kind == "epoch_end":
+            e = event.epoch_end
+            steps = self.steps
+            bar = f" [{'=' * 30}]" if self.tty else ""
+            line = (f"{steps}/{steps}{bar} - {e.seconds:.0f}s "
+                    f"{1e3 * e.seconds / max(steps, 1):.0f}ms/step" + self._format(e.logs))
+            print(("\r" if self.tty else "") + line, file=self.out, flush=True)
+
+    @staticmethod
+    def _format(metrics) -> str:
+        return "".join(f" - {m.name}: {m.value:.4f}" for m in metrics)
+
+
+class Session:
+    """A session on the server: its graph, models, datasets and jobs."""
+
+    def __init__(self, client: "Client", info: service_pb2.Session):
+        self.client = client
+        self.id = info.id
+        self.name = info.name
+
+    def _call(self, stub, method: str, request):
+        return self.client._call(stub, method, request)
+
+    # --- building -----------------------------------------------------------------------
+    def add_input(self, shape: Sequence[int], name: str = "") -> TensorRef:
+        request = service_pb2.AddInputRequest(
+            session_id=self.id, input=layers_pb2.Input(shape=list(shape), name=name))
+        return TensorRef(self._call(self.client._models, "AddInput", request))
+
+    def add_layer(self, spec: Union[dict, layers_pb2.LayerSpec], inputs=()):
+        """Adds a card: `spec` is one layer message, e.g. {"conv2d": {"filters": 8, ...}}.
+        Returns (layer info, output tensors)."""
+        request = service_pb2.AddLayerRequest(session_id=self.id,
+                                              spec=_message(spec, layers_pb2.LayerSpec),
+                                              inputs=_ids(inputs))
+        response = self._call(self.client._models, "AddLayer", request)
+        return response.layer, [TensorRef(t) for t in response.outputs]
+
+    def call_layer(self, layer: str, inputs) -> List[TensorRef]:
+        """Calls an existing layer on other tensors (sharing its weights)."""
+        request = service_pb2.CallLayerRequest(session_id=self.id, layer=layer,
+                                               inputs=_ids(inputs))
+        return [TensorRef(t) for t in self._call(self.client._models, "CallLayer", request).outputs]
+
+    def create_model(self, inputs, outputs, name: str = "") -> model_pb2.ModelInfo:
+        request = service_pb2.CreateModelRequest(session_id=self.id, name=name,
+                                                 inputs=_ids(inputs), outputs=_ids(outputs))
+        return self._call(self.client._models, "CreateModel", request)
+
+    def define_model(self, definition: Union[dict, model_pb2.ModelDefinition],
+                     replace: bool = False) -> model_pb2.ModelInfo:
+        request = service_pb2.DefineModelRequest(
+            session_id=self.id, definition=_message(definition, model_pb2.ModelDefinition),
+            replace=replace)
+        return self._call(self.client._models, "DefineModel", request)
+
+    def models(self) -> List[model_pb2.ModelInfo]:
+        return list(self._call(self.client._models, "ListModels",
+                               service_pb2.ListModelsRequest(session_id=self.id)).models)
+
+    def model(self, name: str) -> model_pb2.ModelInfo:
+        return self._call(self.client._models, "GetModel",
+                          service_pb2.GetModelRequest(session_id=self.id, name=name))
+
+    def compile(self, model: str, optimizer="adam", loss="sparse_categorical_crossentropy",
+                metrics=("accuracy",), from_logits: bool = False) -> model_pb2.ModelInfo:
+        """`optimizer`: "sgd", "adam" or a dict such as {"adam": {"learning_rate": 0.001}}."""
+        opt = (training_pb2.Optimizer(name=optimizer) if isinstance(optimizer, str)
+               else _message(optimizer, training_pb2.Optimizer))
+        config = training_pb2.CompileConfig(
+            optimizer=opt, loss=training_pb2.Loss(name=loss, from_logits=from_logits),
+            metrics=list(metrics))
+        return self._call(self.client._models, "Compile",
+                          service_pb2.CompileRequest(session_id=self.id, model=model,
+                                                     config=config))
+
+    def get_weights(self, layer: str, model: str = "") -> Dict[str, np.ndarray]:
+        response = self._call(self.client._models, "GetWeights",
+                              service_pb2.GetWeightsRequest(session_id=self.id, layer=layer,
+                                                            model=model))
+        return {w.name: to_array(w.tensor) for w in response.weights}
+
+    def set_weights(self, layer: str, weights: Dict[str, np.ndarray], model: str = ""):
+        named = [service_pb2.NamedTensor(name=k, tensor=to_tensor(np.asarray(v, np.float32)))
+                 for k, v in weights.items()]
+        self._call(self.client._models, "SetWeights",
+                   service_pb2.SetWeightsRequest(session_id=self.id, layer=layer, model=model,
+                                                 weights=named))
+
+    # --- data ---------------------------------------------------------------------------
+    def upload_dataset(self, name: str, x, y=None, chunk_bytes: int = 1 << 20,
+                       streaming: bool = True):
+        """Sends numpy arrays to the server as a session dataset: one client-streaming call,
+        or (streaming=False) BeginUpload / AppendUploadChunk / FinishUpload unary calls, as a
+        browser client without client streaming would."""
+        xs = x if isinstance(x, (list, tuple)) else [x]
+        arrays = [(f"x{i}" if len(xs) > 1 else "x", np.ascontiguousarray(a))
+                  for i, a in enumerate(xs)]
+        if y is not None:
+            arrays.append(("y", np.ascontiguousarray(y)))
+        header = service_pb2.UploadHeader(session_id=self.id, name=name)
+        for key, a in arrays:
+            spec = data_pb2.ArraySpec(format="raw", dtype=to_tensor(a[:0]).dtype,
+                                      shape=list(a.shape))
+            if key == "y":
+                header.y.CopyFrom(spec)
+            else:
+                header.x.append(spec)
+
+        def chunks():
+            for key, a in arrays:
+                data = (a.astype(np.float32) if a.dtype == np.float64 else a).tobytes()
+                for offset in range(0, len(data), chunk_bytes):
+                    yield offset, service_pb2.UploadChunk(
+                        array=key, data=data[offset:offset + chunk_bytes])
+
+        if streaming:
+            requests = itertools.chain(
+                [service_pb2.UploadDatasetRequest(header=header)],
+                (service_pb2.UploadDatasetRequest(chunk=c) for _, c in chunks()))
+            return self._call(self.client._data, "UploadDataset", requests)
+        upload = self._call(self.client._data, "BeginUpload",
+                            service_pb2.BeginUploadRequest(header=header)).upload_id
+        for offset, chunk in chunks():
+            self._call(self.client._data, "AppendUploadChunk",
+                       service_pb2.AppendUploadChunkRequest(
+                           session_id=self.id, upload_id=upload, chunk=chunk, offset=offset))
+        return self._call(self.client._data, "FinishUpload",
+                          service_pb2.FinishUploadRequest(session_id=self.id, upload_id=upload))
+
+    def open_dataset(self, name: str, builtin: str = "", files=None, scale: float = 1.0):
+        request = service_pb2.OpenDatasetRequest(session_id=self.id, name=name)
+        if builtin:
+            request.builtin = builtin
+        else:
+            request.files.CopyFrom(_message(files, data_pb2.FileSource))
+        if scale != 1.0:
+            request.transform.scale = scale
+        return self._call(self.client._data, "OpenDataset", request)
+
+    def datasets(self) -> List[data_pb2.DatasetInfo]:
+        return list(self._call(self.client._data, "ListDatasets",
+                               service_pb2.ListDatasetsRequest(session_id=self.id)).datasets)
+
+    def read_dataset(self, name: str, array: str = "x") -> np.ndarray:
+        info = self._call(self.client._data, "GetDataset",
+                          service_pb2.GetDatasetRequest(session_id=self.id, name=name))
+        parts, offset = [], 0
+        while offset < info.samples:
+            rows = self._call(self.client._data, "ReadDataset",
+                              service_pb2.ReadDatasetRequest(session_id=self.id, name=name,
+                                                             array=array, offset=offset))
+            parts.append(to_array(rows))
+            offset += rows.shape[0]
+        return np.concatenate(parts)
+
+    # --- jobs ---------------------------------------------------------------------------
+    @staticmethod
+    def _data_ref(dataset: Optional[str], x, y) -> data_pb2.DataRef:
+        if dataset:
+            return data_pb2.DataRef(dataset=dataset)
+        xs = x if isinstance(x, (list, tuple)) else [x]
+        inline = data_pb2.InlineData(x=[to_tensor(a) for a in xs])
+        if y is not None:
+            inline.y.CopyFrom(to_tensor(np.asarray(y, dtype=np.float32)))
+        return data_pb2.DataRef(inline=inline)
+
+    def start_fit(self, model: str, dataset: Optional[str] = None, x=None, y=None,
+                  epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0,
+                  validation_dataset: Optional[str] = None, shuffle: bool = True,
+                  seed: Optional[int] = None) -> jobs_pb2.Job:
+        config = training_pb2.FitConfig(epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                                        validation_split=validation_split)
+        if seed is not None:
+            config.seed = seed
+        request = service_pb2.StartFitRequest(session_id=self.id, model=model, config=config,
+                                              data=self._data_ref(dataset, x, y))
+        if validation_dataset:
+            request.validation_data.CopyFrom(data_pb2.DataRef(dataset=validation_dataset))
+        return self._call(self.client._jobs, "StartFit", request)
+
+    def watch(self, job_id: str, from_sequence: int = 0) -> Iterator[jobs_pb2.JobEvent]:
+        """The job's events, resuming after dropped connections, until it finishes."""
+        last = from_sequence
+        while True:
+            request = service_pb2.WatchJobRequest(session_id=self.id, job_id=job_id,
+                                                  from_sequence=last)
+            try:
+                for event in self.client._jobs.WatchJob(request):
+                    last = event.sequence
+                    yield event
+                    if event.HasField("finished"):
+                        return
+                return
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise _error(e) from None
+                time.sleep(0.5)
+
+    def wait(self, job_id: str, on_event=None) -> jobs_pb2.Finished:
+        """Follows a job to its end; raises KilnError unless it succeeded."""
+        for event in self.watch(job_id):
+            if on_event is not None:
+                on_event(event)
+            if event.HasField("finished"):
+                finished = event.finished
+                if finished.state != jobs_pb2.SUCCEEDED:
+                    raise KilnError(_CODES.get(finished.error.code, grpc.StatusCode.UNKNOWN),
+                                    f"job {job_id} {jobs_pb2.JobState.Name(finished.state)}: "
+                                    f"{finished.error.message}")
+                return finished
+        raise KilnError(grpc.StatusCode.INTERNAL, f"job {job_id}: the event stream ended early")
+
+    def fit(self, model: str, dataset: Optional[str] = None, x=None, y=None, verbose: int = 1,
+            **config) -> Dict[str, List[float]]:
+        """Keras-like fit: trains and returns History.history ({"loss": [...], ...})."""
+        job = self.start_fit(model, dataset, x, y, **config)
+        finished = self.wait(job.id, _Progress() if verbose else None)
+        history: Dict[str, List[float]] = {}
+        for epoch in finished.history:
+            for m in epoch.logs:
+                history.setdefault(m.name, []).append(m.value)
+        return history
+
+    def evaluate(self, model: str, dataset: Optional[str] = None, x=None, y=None,
+                 batch_size: int = 32) -> Dict[str, float]:
+        request = service_pb2.StartEvaluateRequest(
+            session_id=self.id, model=model, data=self._data_ref(dataset, x, y),
+            config=training_pb2.EvaluateConfig(batch_size=batch_size))
+        job = self._call(self.client._jobs, "StartEvaluate", request)
+        return _logs(self.wait(job.id).results)
+
+    def predict(self, model: str, x, batch_size: int = 0):
+        """Unary Predict: numpy in, numpy out (a list when the model has several outputs)."""
+        xs = x if isinstance(x, (list, tuple)) else [x]
+        request = service_pb2.PredictRequest(session_id=self.id, model=model,
+                                             inputs=[to_tensor(a) for a in xs],
+                                             batch_size=batch_size)
+        outputs = [to_array(t) for t in
+                   self._call(self.client._inference, "Predict", request).outputs]
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def job(self, job_id: str) -> jobs_pb2.Job:
+        return self._call(self.client._jobs, "GetJob",
+                          service_pb2.GetJobRequest(session_id=self.id, job_id=job_id))
+
+    def jobs(self) -> List[jobs_pb2.Job]:
+        return list(self._call(self.client._jobs, "ListJobs",
+                               service_pb2.ListJobsRequest(session_id=self.id)).jobs)
+
+    def cancel(self, job_id: str) -> jobs_pb2.Job:
+        return self._call(self.client._jobs, "CancelJob",
+                          service_pb2.CancelJobRequest(session_id=self.id, job_id=job_id))
+
+    def delete(self):
+        self._call(self.client._sessions, "DeleteSession",
+                   service_pb2.DeleteSessionRequest(session_id=self.id))
+
+
+class Client:
+    """A connection to a Kiln server."""
+
+    def __init__(self, target: str = "localhost:50051", timeout: float = 600.0,
+                 max_message_bytes: int = 256 << 20):
+        self.timeout = timeout
+        options = [("grpc.max_send_message_length", max_message_bytes),
+                   ("grpc.max_receive_message_length", max_message_bytes)]
+        self.channel = grpc.insecure_channel(target, options=options)
+        self._sessions = service_pb2_grpc.SessionServiceStub(self.channel)
+        self._models = service_pb2_grpc.ModelServiceStub(self.channel)
+        self._data = service_pb2_grpc.DataServiceStub(self.channel)
+        self._jobs = service_pb2_grpc.JobServiceStub(self.channel)
+        self._inference = service_pb2_grpc.InferenceServiceStub(self.channel)
+
+    def _call(self, stub, method: str, request):
+        try:
+            return getattr(stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise _error(e) from None
+
+    def wait_ready(self, timeout: float = 30.0):
+        grpc.channel_ready_future(self.channel).result(timeout=timeout)
+
+    def create_session(self, name: str = "", ttl_seconds: int = 0) -> Session:
+        info = self._call(self._sessions, "CreateSession",
+                          service_pb2.CreateSessionRequest(name=name, ttl_seconds=ttl_seconds))
+        return Session(self, info)
+
+    def session(self, session_id: str) -> Session:
+        return Session(self, self._call(self._sessions, "GetSession",
+                                        service_pb2.GetSessionRequest(session_id=session_id)))
+
+    def list_sessions(self) -> List[service_pb2.Session]:
+        return list(self._call(self._sessions, "ListSessions",
+                               service_pb2.ListSessionsRequest()).sessions)

@@ -1,0 +1,31 @@
+#include "core/io/npy_writer.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace kiln {
+
+std::string FormatNpyFloat32(absl::Span<const int64_t> shape, absl::string_view data) {
+  // numpy writes a 1-tuple as "(n,)".
+  const std::string dims = absl::StrCat(absl::StrJoin(shape, ", "), shape.size() == 1 ? "," : "");
+  std::string header =
+      absl::StrCat("{'descr': '<f4', 'fortran_order': False, 'shape': (", dims, "), }");
+  // The magic, version and header length take 10 bytes; the header ends in '\n' and pads the
+  // whole preamble to a multiple of 64.
+  const size_t padded = (10 + header.size() + 1 + 63) / 64 * 64 - 10;
+  header.resize(padded - 1, ' ');
+  header.push_back('\n');
+  const char preamble[10] = {'\x93',
+                             'N',
+                             'U',
+                             'M',
+                             'P',
+                             'Y',
+                             1,
+                             0,
+                             static_cast<char>(header.size() & 0xff),
+                             static_cast<char>(header.size() >> 8)};
+  return absl::StrCat(absl::string_view(preamble, sizeof(preamble)), header, data);
+}
+
+}  // namespace kiln
