@@ -206,7 +206,9 @@ absl::StatusOr<v1::TensorProto> Session::ReadDataset(const v1::ReadDatasetReques
   // Leave room for the message's framing under the server's message size limit.
   const int64_t max_rows = std::max<int64_t>(
       1, (runtime_.options->max_message_bytes - 1024) / std::max<int64_t>(1, row_bytes));
-  int64_t end = request.limit() == 0 ? rows : std::min(rows, request.offset() + request.limit());
+  const int64_t left = rows - request.offset();
+  int64_t end = request.offset() +
+                (request.limit() == 0 ? left : std::min(left, request.limit()));  // no overflow
   end = std::min(end, request.offset() + max_rows);
   return EncodeRows(*tensor, request.offset(), end);
 }

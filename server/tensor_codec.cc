@@ -55,7 +55,7 @@ absl::StatusOr<Tensor> DecodeTensor(const v1::TensorProto& proto, absl::string_v
         absl::StrCat("every dimension must be positive and the tensor at most ", kMaxTensorElements,
                      " elements; received shape ", Shape(dims).ToString()));
   }
-  Tensor out(dtype, Shape(dims));
+  // Sizes are checked before anything is allocated: a request may claim any shape.
   if (proto.float_values_size() > 0) {
     if (dtype != DType::kFloat32 || !proto.data().empty()) {
       return FieldError(path, "float_values needs dtype FLOAT32 and no `data`");
@@ -65,16 +65,18 @@ absl::StatusOr<Tensor> DecodeTensor(const v1::TensorProto& proto, absl::string_v
                         absl::StrCat("shape ", Shape(dims).ToString(), " needs ", *n,
                                      " values, received ", proto.float_values_size()));
     }
+    Tensor out(dtype, Shape(dims));
     std::memcpy(out.raw_data(), proto.float_values().data(), out.byte_size());
     return out;
   }
-  if (proto.data().size() != out.byte_size()) {
-    return FieldError(
-        absl::StrCat(path, ".data"),
-        absl::StrCat("shape ", Shape(dims).ToString(), " of ", DTypeName(dtype), " needs ",
-                     out.byte_size(), " bytes, received ", proto.data().size()));
+  const size_t bytes = static_cast<size_t>(*n) * SizeOf(dtype);
+  if (proto.data().size() != bytes) {
+    return FieldError(absl::StrCat(path, ".data"),
+                      absl::StrCat("shape ", Shape(dims).ToString(), " of ", DTypeName(dtype),
+                                   " needs ", bytes, " bytes, received ", proto.data().size()));
   }
-  std::memcpy(out.raw_data(), proto.data().data(), out.byte_size());
+  Tensor out(dtype, Shape(dims));
+  std::memcpy(out.raw_data(), proto.data().data(), bytes);
   return out;
 }
 

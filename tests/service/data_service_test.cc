@@ -1,6 +1,7 @@
 // DataService over a real channel: streaming and unary uploads, files under the data root,
 // built-ins, reads, and the message size limit.
 #include <fstream>
+#include <limits>
 
 #include "core/io/npy_writer.h"
 #include "tests/service/service_fixture.h"
@@ -64,6 +65,11 @@ TEST_F(DataServiceTest, StreamingUploadInChunks) {
   v1::TensorProto row;
   ASSERT_TRUE(data_->ReadDataset(Context().get(), read, &row).ok());
   EXPECT_NEAR(reinterpret_cast<const float*>(row.data().data())[63], 63.0 / 255, 1e-6);
+  // A limit past the end (even one that would overflow offset + limit) reads to the end.
+  read.set_offset(98);
+  read.set_limit(std::numeric_limits<int64_t>::max());
+  ASSERT_TRUE(data_->ReadDataset(Context().get(), read, &row).ok());
+  EXPECT_EQ(row.shape(0), 2);
   // The same name again is ALREADY_EXISTS.
   auto again = Context();
   auto writer2 = data_->UploadDataset(again.get(), &info);
@@ -168,6 +174,24 @@ TEST_F(DataServiceTest, BuiltinFashionMnist) {
   open.set_builtin("cifar10");
   ExpectError(data_->OpenDataset(Context().get(), open, &info), StatusCode::NOT_FOUND, "builtin",
               "built-ins: fashion_mnist:train, fashion_mnist:test");
+}
+
+// A tensor that claims a huge shape but carries a few bytes is refused before anything of that
+// size is allocated.
+TEST_F(DataServiceTest, ClaimedShapesAreCheckedAgainstTheBytesFirst) {
+  const std::string s = CreateSession();
+  BuildSmallModel(s);
+  v1::PredictRequest request;
+  request.set_session_id(s);
+  request.set_model("small");
+  v1::TensorProto* x = request.add_inputs();
+  x->set_dtype(v1::INT64);
+  for (int64_t d : {24, 8, 8, 1, 37, 104, 305}) x->add_shape(d);  // 14 GB of int64
+  x->set_data(std::string(8, '\0'));
+  v1::PredictResponse response;
+  ExpectError(inference_->Predict(Context(10).get(), request, &response),
+              StatusCode::INVALID_ARGUMENT, "inputs[0].data",
+              "needs 14421688320 bytes, received 8");
 }
 
 TEST_F(DataServiceTest, MessagesOverTheLimitAreResourceExhausted) {

@@ -122,6 +122,30 @@ TEST_F(JobServiceTest, ManyWatchersGetTheSameEvents) {
   }
 }
 
+// A watcher that stops reading fills its stream's flow-control window; the job must neither
+// wait for it nor lose events for the others.
+TEST_F(JobServiceTest, AWatcherThatNeverReadsDoesNotHoldTheJobBack) {
+  const std::string s = CreateSession();
+  BuildSmallModel(s);
+  CompileSmallModel(s);
+  // 600 one-batch epochs: some 1,800 events, well over the stream's 64 KiB window.
+  const v1::Job job = StartFit(s, 600, 8, 8);
+  grpc::ClientContext stuck_context;
+  v1::WatchJobRequest request;
+  request.set_session_id(s);
+  request.set_job_id(job.id());
+  std::unique_ptr<grpc::ClientReader<v1::JobEvent>> stuck =
+      jobs_->WatchJob(&stuck_context, request);  // never read
+  const std::vector<v1::JobEvent> events = Watch(s, job.id());
+  ASSERT_FALSE(events.empty());
+  ASSERT_TRUE(events.back().has_finished());
+  EXPECT_EQ(events.back().finished().state(), v1::SUCCEEDED);
+  EXPECT_EQ(events.back().sequence(), static_cast<int64_t>(events.size()));
+  EXPECT_GT(events.size(), 1800u);
+  stuck_context.TryCancel();
+  stuck->Finish().IgnoreError();
+}
+
 TEST_F(JobServiceTest, CancelStopsWithinOneBatch) {
   const std::string s = CreateSession();
   BuildSmallModel(s);

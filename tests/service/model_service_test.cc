@@ -80,7 +80,8 @@ TEST_F(ModelServiceTest, ReflectionListsKilnServices) {
     EXPECT_NE(bytes.find(service), std::string::npos) << service;
   }
   context.TryCancel();
-  call->Finish(new grpc::Status, reinterpret_cast<void*>(4));
+  grpc::Status finished;
+  call->Finish(&finished, reinterpret_cast<void*>(4));
   while (cq.Next(&tag, &ok)) {
     if (tag == reinterpret_cast<void*>(4)) break;
   }
