@@ -22,31 +22,42 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
     }
     absl::Status status = Consume();
     if (!status.ok()) {
+      // Released before the client hears of the failure, so its next upload has the room.
+      if (session_ != nullptr) session_->AbortUpload(upload_id_);
       Finish(ToGrpcStatus(status));
       return;
     }
     StartRead(&request_);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    // A cancelled stream leaves no upload behind (failed and finished ones are gone already).
+    if (session_ != nullptr) session_->AbortUpload(upload_id_);
+    delete this;
+  }
 
  private:
   absl::Status Consume() {
-    if (builder_ == nullptr) {
+    if (session_ == nullptr) {
       if (!request_.has_header()) {
         return FieldError("header", "the first message of an upload must be its header");
       }
-      KILN_ASSIGN_OR_RETURN(session_, sessions_->Get(request_.header().session_id()));
-      KILN_ASSIGN_OR_RETURN(builder_, UploadBuilder::Create(request_.header()));
+      absl::StatusOr<std::shared_ptr<Session>> session =
+          sessions_->Get(request_.header().session_id());
+      if (!session.ok()) return WithFieldPrefix(session.status(), "header");
+      KILN_ASSIGN_OR_RETURN(upload_id_, (*session)->BeginUpload(request_.header()));
+      session_ = *std::move(session);
       return absl::OkStatus();
     }
     if (!request_.has_chunk()) return FieldError("chunk", "only the first message is a header");
-    return builder_->Append(request_.chunk(), -1, session_->UploadBudget()).status();
+    return session_->AppendToUpload(upload_id_, request_.chunk(), /*offset=*/-1).status();
   }
 
   absl::Status Complete() {
-    if (builder_ == nullptr) return FieldError("header", "the upload sent no header");
-    KILN_ASSIGN_OR_RETURN(*response_, session_->AddUploadedDataset(*builder_));
+    if (session_ == nullptr) return FieldError("header", "the upload sent no header");
+    v1::FinishUploadRequest finish;
+    finish.set_upload_id(upload_id_);
+    KILN_ASSIGN_OR_RETURN(*response_, session_->FinishUpload(finish));
     return absl::OkStatus();
   }
 
@@ -54,8 +65,8 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
   WorkerPool* pool_;
   v1::DatasetInfo* response_;
   v1::UploadDatasetRequest request_;
-  std::shared_ptr<Session> session_;
-  std::unique_ptr<UploadBuilder> builder_;
+  std::shared_ptr<Session> session_;  // set once the header has begun the upload
+  std::string upload_id_;
 };
 
 }  // namespace
@@ -69,9 +80,10 @@ grpc::ServerUnaryReactor* DataServiceImpl::BeginUpload(grpc::CallbackServerConte
                                                        const v1::BeginUploadRequest* request,
                                                        v1::BeginUploadResponse* response) {
   return Respond(context, [&]() -> absl::Status {
-    KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session,
-                          sessions_->Get(request->header().session_id()));
-    absl::StatusOr<std::string> id = session->BeginUpload(request->header());
+    absl::StatusOr<std::shared_ptr<Session>> session =
+        sessions_->Get(request->header().session_id());
+    if (!session.ok()) return WithFieldPrefix(session.status(), "header");
+    absl::StatusOr<std::string> id = (*session)->BeginUpload(request->header());
     if (!id.ok()) return id.status();
     response->set_upload_id(*id);
     return absl::OkStatus();

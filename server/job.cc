@@ -70,11 +70,16 @@ void Job::Append(v1::JobEvent event) {
     event.set_sequence(static_cast<int64_t>(events_.size()) + 1);
     *event.mutable_time() = Now();
     switch (event.event_case()) {
-      case v1::JobEvent::kStateChanged:
-        snapshot_.set_state(event.state_changed().state());
+      case v1::JobEvent::kStateChanged: {
+        const v1::JobState from = snapshot_.state(), to = event.state_changed().state();
+        // A repeated cancel says nothing new; a job cancelled while it was being started
+        // stays CANCELLING rather than appearing to run again.
+        if (to == from || (from == v1::CANCELLING && to == v1::RUNNING)) return;
+        snapshot_.set_state(to);
         if (event.state_changed().state() == v1::RUNNING)
           *snapshot_.mutable_started() = event.time();
         break;
+      }
       case v1::JobEvent::kTrainBegin:
         snapshot_.set_epochs(event.train_begin().epochs());
         snapshot_.set_steps_per_epoch(event.train_begin().steps_per_epoch());
@@ -85,6 +90,7 @@ void Job::Append(v1::JobEvent event) {
         break;
       case v1::JobEvent::kBatchEnd:
         *snapshot_.mutable_logs() = event.batch_end().logs();
+        if (kind_ != v1::FIT) snapshot_.set_steps_per_epoch(event.batch_end().steps());
         break;
       case v1::JobEvent::kEpochEnd: {
         *snapshot_.mutable_logs() = event.epoch_end().logs();

@@ -104,19 +104,19 @@ class FailedWatch : public grpc::ServerWriteReactor<v1::JobEvent> {
 grpc::ServerUnaryReactor* JobServiceImpl::StartFit(grpc::CallbackServerContext* context,
                                                    const v1::StartFitRequest* request,
                                                    v1::Job* response) {
-  return CallSession(context, sessions_, request, response, &Session::StartFit);
+  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::StartFit);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::StartEvaluate(grpc::CallbackServerContext* context,
                                                         const v1::StartEvaluateRequest* request,
                                                         v1::Job* response) {
-  return CallSession(context, sessions_, request, response, &Session::StartEvaluate);
+  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::StartEvaluate);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::StartPredict(grpc::CallbackServerContext* context,
                                                        const v1::StartPredictRequest* request,
                                                        v1::Job* response) {
-  return CallSession(context, sessions_, request, response, &Session::StartPredict);
+  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::StartPredict);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,

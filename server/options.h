@@ -1,10 +1,11 @@
-// Server settings (kiln-server's flags fill them; tests set them directly).
+// Server settings (kiln-server's flags fill them; tests set them directly) and their checks.
 #ifndef KILN_SERVER_OPTIONS_H_
 #define KILN_SERVER_OPTIONS_H_
 
 #include <cstdint>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 
 namespace kiln::server {
@@ -19,9 +20,13 @@ struct ServerOptions {
   int64_t max_message_bytes = int64_t{64} << 20;
   absl::Duration session_ttl = absl::Hours(1);
   absl::Duration max_session_ttl = absl::Hours(24);
+  absl::Duration session_reap_interval = absl::Seconds(5);  // how often expiry is checked
   int max_sessions = 256;
   int64_t max_session_bytes = int64_t{4} << 30;  // datasets and uploads of one session
 };
+
+// INVALID_ARGUMENT naming the kiln-server flag of the first setting out of range.
+absl::Status ValidateOptions(const ServerOptions& options);
 
 }  // namespace kiln::server
 

@@ -20,6 +20,7 @@ KilnServer::KilnServer(ServerOptions options) : options_(std::move(options)) {}
 KilnServer::~KilnServer() { Shutdown(absl::ZeroDuration()); }
 
 absl::Status KilnServer::Start() {
+  if (absl::Status valid = ValidateOptions(options_); !valid.ok()) return valid;
   const int threads = options_.compute_threads > 0
                           ? options_.compute_threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -31,7 +32,7 @@ absl::Status KilnServer::Start() {
   session_service_ = std::make_unique<SessionServiceImpl>(sessions_.get());
   model_service_ = std::make_unique<ModelServiceImpl>(sessions_.get(), rpc_workers_.get());
   data_service_ = std::make_unique<DataServiceImpl>(sessions_.get(), rpc_workers_.get());
-  job_service_ = std::make_unique<JobServiceImpl>(sessions_.get());
+  job_service_ = std::make_unique<JobServiceImpl>(sessions_.get(), rpc_workers_.get());
   inference_service_ = std::make_unique<InferenceServiceImpl>(sessions_.get(), rpc_workers_.get());
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -113,7 +113,7 @@ class DataServiceImpl final : public v1::DataService::CallbackService {
 
 class JobServiceImpl final : public v1::JobService::CallbackService {
  public:
-  explicit JobServiceImpl(SessionManager* sessions) : sessions_(sessions) {}
+  JobServiceImpl(SessionManager* sessions, WorkerPool* pool) : sessions_(sessions), pool_(pool) {}
   grpc::ServerUnaryReactor* StartFit(grpc::CallbackServerContext* context,
                                      const v1::StartFitRequest* request,
                                      v1::Job* response) override;
@@ -136,6 +136,7 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
 
  private:
   SessionManager* sessions_;
+  WorkerPool* pool_;  // Start*: they decode and check the job's data
 };
 
 class InferenceServiceImpl final : public v1::InferenceService::CallbackService {

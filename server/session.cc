@@ -39,8 +39,10 @@ void Session::Touch() {
 }
 
 bool Session::Expired(absl::Time now) const {
-  if (!compute_.job().empty()) return false;  // a running job keeps its session alive
   absl::MutexLock lock(&mu_);
+  for (const auto& [id, job] : jobs_) {
+    if (!job->finished()) return false;  // a queued or running job keeps its session alive
+  }
   return now - last_used_ > ttl_;
 }
 
@@ -159,13 +161,19 @@ absl::StatusOr<v1::TensorInfo> Session::AddInput(const v1::AddInputRequest& requ
 
 absl::StatusOr<v1::AddLayerResponse> Session::AddLayer(const v1::AddLayerRequest& request) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::unique_ptr<Layer>> layer = CreateLayer(request.spec(), NextSeed());
+  absl::StatusOr<std::unique_ptr<Layer>> layer = CreateLayer(request.spec(), PeekSeed());
   if (!layer.ok()) return WithFieldPrefix(layer.status(), "spec");
-  KILN_ASSIGN_OR_RETURN(Graph::AddedLayer added,
-                        graph_.AddLayer(*std::move(layer), Ids(request.inputs())));
+  absl::StatusOr<Graph::AddedLayer> added =
+      graph_.AddLayer(*std::move(layer), Ids(request.inputs()));
+  if (!added.ok()) {
+    // A taken name is the spec's fault; shape errors already name `inputs`.
+    return absl::IsAlreadyExists(added.status()) ? WithFieldPrefix(added.status(), "spec")
+                                                 : added.status();
+  }
+  CommitSeed();
   v1::AddLayerResponse response;
-  *response.mutable_layer() = LayerInfoOf(*added.layer);
-  for (TensorId t : added.outputs) *response.add_outputs() = TensorInfoOf(graph_, t);
+  *response.mutable_layer() = LayerInfoOf(*added->layer);
+  for (TensorId t : added->outputs) *response.add_outputs() = TensorInfoOf(graph_, t);
   return response;
 }
 
@@ -225,13 +233,19 @@ absl::StatusOr<std::shared_ptr<Session::ModelEntry>> Session::FindModel(
   return it->second;
 }
 
+absl::Status Session::CheckModelExists(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  return FindModel(name, "model").status();
+}
+
 absl::StatusOr<v1::ModelInfo> Session::CreateModel(const v1::CreateModelRequest& request) {
   absl::MutexLock lock(&mu_);
   std::string name = request.name();
+  int next_counter = model_counter_;
   if (name.empty()) {
     do {
-      name = model_counter_ == 0 ? "model" : absl::StrCat("model_", model_counter_);
-      ++model_counter_;
+      name = next_counter == 0 ? "model" : absl::StrCat("model_", next_counter);
+      ++next_counter;
     } while (models_.contains(name));
   } else if (models_.contains(name)) {
     return WithFieldPrefix(
@@ -239,6 +253,7 @@ absl::StatusOr<v1::ModelInfo> Session::CreateModel(const v1::CreateModelRequest&
   }
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                         Model::Create(graph_, Ids(request.inputs()), Ids(request.outputs()), name));
+  model_counter_ = next_counter;
   auto entry = std::make_shared<ModelEntry>();
   entry->name = name;
   entry->model = std::move(model);
@@ -263,7 +278,7 @@ absl::StatusOr<v1::ModelInfo> Session::DefineModel(const v1::DefineModelRequest&
               absl::StrCat("a model \"", name, "\" already exists; set `replace` to replace it")),
           "definition.name");
     }
-    seed = NextSeed();
+    seed = PeekSeed();
   }
   absl::StatusOr<std::unique_ptr<Model>> model = BuildModel(definition, *entry->own_graph, seed);
   if (!model.ok()) return WithFieldPrefix(model.status(), "definition");
@@ -279,6 +294,8 @@ absl::StatusOr<v1::ModelInfo> Session::DefineModel(const v1::DefineModelRequest&
         absl::AlreadyExistsError(absl::StrCat("a model \"", name, "\" already exists")),
         "definition.name");
   }
+  // Two definitions built at once may share a seed; neither changes the seed of a failed one.
+  if (seed == PeekSeed()) CommitSeed();
   models_[name] = entry;
   return ModelInfoOf(*entry, true);
 }

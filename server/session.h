@@ -49,6 +49,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const std::string& id() const { return id_; }
   // Marks the session used now (its TTL counts from the last use).
   void Touch();
+  // Idle for longer than its TTL, with no job queued or running.
   bool Expired(absl::Time now) const;
   // full: with tensors and layers (GetSession); else a summary (ListSessions).
   v1::Session Describe(bool full) const;
@@ -71,13 +72,15 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Data.
   absl::StatusOr<v1::DatasetInfo> OpenDataset(const v1::OpenDatasetRequest& request);
-  // Registers a finished upload (both upload paths end here).
-  absl::StatusOr<v1::DatasetInfo> AddUploadedDataset(const UploadBuilder& upload);
+  // Uploads in progress, for both the unary calls and the client stream (which appends with
+  // offset -1: no offset check).
   absl::StatusOr<std::string> BeginUpload(const v1::UploadHeader& header);
   absl::StatusOr<int64_t> AppendUploadChunk(const v1::AppendUploadChunkRequest& request);
+  absl::StatusOr<int64_t> AppendToUpload(const std::string& upload_id, const v1::UploadChunk& chunk,
+                                         int64_t offset);
   absl::StatusOr<v1::DatasetInfo> FinishUpload(const v1::FinishUploadRequest& request);
-  // Bytes an upload may still add under the session's limit.
-  int64_t UploadBudget() const;
+  // Drops an upload that will not be finished (a failed or abandoned stream).
+  void AbortUpload(const std::string& upload_id);
   absl::StatusOr<v1::DatasetInfo> GetDataset(const v1::GetDatasetRequest& request) const;
   v1::ListDatasetsResponse ListDatasets() const;
   absl::Status DeleteDataset(const v1::DeleteDatasetRequest& request);
@@ -109,15 +112,17 @@ class Session : public std::enable_shared_from_this<Session> {
   absl::StatusOr<std::shared_ptr<ModelEntry>> FindModel(const std::string& name,
                                                         absl::string_view field) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FindModel's error for a job's `model`, checked before its data is decoded.
+  absl::Status CheckModelExists(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::shared_ptr<Layer>> FindLayer(const std::string& layer,
                                                    const std::string& model) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A job's data: a session dataset, a built-in, or inline tensors. `default_split` completes
-  // a bare "fashion_mnist".
+  // a bare "fashion_mnist". Decoding and loading happen outside `mu_`.
   absl::StatusOr<std::shared_ptr<const Dataset>> ResolveData(const v1::DataRef& ref,
                                                              absl::string_view path,
                                                              absl::string_view default_split)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<v1::DatasetInfo> AddDataset(const std::string& name, Dataset data,
                                              const std::string& source)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -126,7 +131,10 @@ class Session : public std::enable_shared_from_this<Session> {
   absl::StatusOr<v1::Job> Submit(std::shared_ptr<Job> job, JobScheduler::Work work)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string NextJobId() const;
-  uint64_t NextSeed() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return seeds_(); }
+  // The seed the next new layer or model gets; CommitSeed moves on to the one after, so that
+  // a failed call leaves every later initialisation as it was.
+  uint64_t PeekSeed() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return std::mt19937_64(seeds_)(); }
+  void CommitSeed() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { seeds_.discard(1); }
 
   v1::TensorInfo TensorInfoOf(const Graph& graph, TensorId id) const;
   v1::LayerInfo LayerInfoOf(const Layer& layer) const;

@@ -38,11 +38,6 @@ int64_t Session::DatasetBytes() const {
   return bytes;
 }
 
-int64_t Session::UploadBudget() const {
-  absl::MutexLock lock(&mu_);
-  return std::max<int64_t>(0, runtime_.options->max_session_bytes - DatasetBytes());
-}
-
 absl::StatusOr<v1::DatasetInfo> Session::AddDataset(const std::string& name, Dataset data,
                                                     const std::string& source) {
   if (name.empty()) return FieldError("name", "a dataset needs a name");
@@ -106,15 +101,27 @@ absl::StatusOr<std::string> Session::BeginUpload(const v1::UploadHeader& header)
 }
 
 absl::StatusOr<int64_t> Session::AppendUploadChunk(const v1::AppendUploadChunkRequest& request) {
+  return AppendToUpload(request.upload_id(), request.chunk(), request.offset());
+}
+
+absl::StatusOr<int64_t> Session::AppendToUpload(const std::string& upload_id,
+                                                const v1::UploadChunk& chunk, int64_t offset) {
   absl::MutexLock lock(&mu_);
-  auto it = uploads_.find(request.upload_id());
+  auto it = uploads_.find(upload_id);
   if (it == uploads_.end()) {
-    return WithFieldPrefix(absl::NotFoundError(absl::StrCat("no upload \"", request.upload_id(),
-                                                            "\" in this session")),
-                           "upload_id");
+    return WithFieldPrefix(
+        absl::NotFoundError(absl::StrCat("no upload \"", upload_id, "\" in this session")),
+        "upload_id");
   }
+  // Every upload in progress counts against the session's limit, so parallel ones cannot
+  // each take all of it.
   const int64_t budget = runtime_.options->max_session_bytes - DatasetBytes() + it->second->bytes();
-  return it->second->Append(request.chunk(), request.offset(), budget);
+  return it->second->Append(chunk, offset, budget);
+}
+
+void Session::AbortUpload(const std::string& upload_id) {
+  absl::MutexLock lock(&mu_);
+  uploads_.erase(upload_id);
 }
 
 absl::StatusOr<v1::DatasetInfo> Session::FinishUpload(const v1::FinishUploadRequest& request) {
@@ -130,13 +137,9 @@ absl::StatusOr<v1::DatasetInfo> Session::FinishUpload(const v1::FinishUploadRequ
     upload = std::move(it->second);
     uploads_.erase(it);
   }
-  return AddUploadedDataset(*upload);
-}
-
-absl::StatusOr<v1::DatasetInfo> Session::AddUploadedDataset(const UploadBuilder& upload) {
-  KILN_ASSIGN_OR_RETURN(Dataset data, upload.Finish());
+  KILN_ASSIGN_OR_RETURN(Dataset data, upload->Finish());  // parsing runs outside the lock
   absl::MutexLock lock(&mu_);
-  return AddDataset(upload.header().name(), std::move(data), "upload");
+  return AddDataset(upload->header().name(), std::move(data), "upload");
 }
 
 absl::StatusOr<v1::DatasetInfo> Session::GetDataset(const v1::GetDatasetRequest& request) const {
@@ -218,8 +221,11 @@ absl::StatusOr<std::shared_ptr<const Dataset>> Session::ResolveData(
   switch (ref.source_case()) {
     case v1::DataRef::kDataset: {
       std::string name = ref.dataset();
-      auto it = datasets_.find(name);
-      if (it != datasets_.end()) return it->second.data;
+      {
+        absl::MutexLock lock(&mu_);
+        auto it = datasets_.find(name);
+        if (it != datasets_.end()) return it->second.data;
+      }
       if (name == "fashion_mnist") name = absl::StrCat(name, ":", default_split);
       absl::StatusOr<std::shared_ptr<const Dataset>> builtin = runtime_.builtins->Get(name);
       if (!builtin.ok()) return WithFieldPrefix(builtin.status(), absl::StrCat(path, ".dataset"));

@@ -21,7 +21,7 @@ google::protobuf::RepeatedPtrField<v1::Metric> ToMetrics(const Logs& logs) {
 }
 
 // Turns the trainer's callbacks into job events. Batch ends are sent at most every 100 ms (and
-// always for an epoch's last batch), so fast small batches do not flood watchers.
+// always for an epoch's or a run's last batch), so fast small batches do not flood watchers.
 class JobReporter : public TrainingCallback {
  public:
   explicit JobReporter(std::shared_ptr<Job> job) : job_(std::move(job)) {}
@@ -46,18 +46,15 @@ class JobReporter : public TrainingCallback {
   }
   void OnTrainBatchEnd(int epoch, int64_t batch, const Logs& logs,
                        double samples_per_second) override {
-    job_->SetProgress(epoch, batch + 1, ++batches_done_);
-    const absl::Time now = absl::Now();
-    if (batch + 1 < steps_ && now - last_batch_event_ < absl::Milliseconds(100)) return;
-    last_batch_event_ = now;
-    v1::JobEvent e;
-    v1::BatchEnd* b = e.mutable_batch_end();
-    b->set_epoch(epoch);
-    b->set_batch(batch);
-    b->set_steps(steps_);
-    *b->mutable_logs() = ToMetrics(logs);
-    b->set_samples_per_second(samples_per_second);
-    job_->Append(std::move(e));
+    BatchDone(epoch, batch, steps_, logs, samples_per_second);
+  }
+  // A fit's validation batches are not reported: its epoch end carries their results.
+  void OnTestBatchEnd(int64_t batch, int64_t steps, const Logs& logs,
+                      double samples_per_second) override {
+    if (job_->kind() == v1::EVALUATE) BatchDone(0, batch, steps, logs, samples_per_second);
+  }
+  void OnPredictBatchEnd(int64_t batch, int64_t steps, double samples_per_second) override {
+    BatchDone(0, batch, steps, {}, samples_per_second);
   }
   void OnEpochEnd(int epoch, const Logs& logs) override {
     v1::JobEvent e;
@@ -70,6 +67,22 @@ class JobReporter : public TrainingCallback {
   bool StopRequested() override { return job_->cancel_requested(); }
 
  private:
+  void BatchDone(int epoch, int64_t batch, int64_t steps, const Logs& logs,
+                 double samples_per_second) {
+    job_->SetProgress(epoch, batch + 1, ++batches_done_);
+    const absl::Time now = absl::Now();
+    if (batch + 1 < steps && now - last_batch_event_ < absl::Milliseconds(100)) return;
+    last_batch_event_ = now;
+    v1::JobEvent e;
+    v1::BatchEnd* b = e.mutable_batch_end();
+    b->set_epoch(epoch);
+    b->set_batch(batch);
+    b->set_steps(steps);
+    *b->mutable_logs() = ToMetrics(logs);
+    b->set_samples_per_second(samples_per_second);
+    job_->Append(std::move(e));
+  }
+
   std::shared_ptr<Job> job_;
   int64_t steps_ = 0, batches_done_ = 0;
   absl::Time epoch_start_, last_batch_event_ = absl::InfinitePast();
@@ -127,6 +140,7 @@ class SessionJobRunner {
     // Only after the weights are free: a client that reacts to the Finished event may use them
     // at once.
     FinishJob(job, status, std::move(details));
+    session.Touch();  // the session's TTL counts from the end of its last job
   }
 
   static absl::StatusOr<v1::DatasetInfo> StorePredictions(Session& session, const std::string& name,
@@ -142,7 +156,11 @@ class SessionJobRunner {
 std::string Session::NextJobId() const { return absl::StrCat("job-", ++*runtime_.job_counter); }
 
 absl::StatusOr<v1::Job> Session::Submit(std::shared_ptr<Job> job, JobScheduler::Work work) {
-  if (closed_) return absl::FailedPreconditionError("the session is being deleted");
+  if (closed_) {
+    return WithFieldPrefix(
+        absl::NotFoundError(absl::StrCat("session \"", id_, "\" was deleted or has expired")),
+        "session_id");
+  }
   KILN_RETURN_IF_ERROR(runtime_.scheduler->Submit(job, std::move(work)));
   jobs_[job->id()] = job;
   job_order_.push_back(job->id());
@@ -150,8 +168,7 @@ absl::StatusOr<v1::Job> Session::Submit(std::shared_ptr<Job> job, JobScheduler::
 }
 
 absl::StatusOr<v1::Job> Session::StartFit(const v1::StartFitRequest& request) {
-  absl::MutexLock lock(&mu_);
-  KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.model(), "model"));
+  KILN_RETURN_IF_ERROR(CheckModelExists(request.model()));
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<const Dataset> data,
                         ResolveData(request.data(), "data", "train"));
   std::shared_ptr<const Dataset> validation;
@@ -159,6 +176,8 @@ absl::StatusOr<v1::Job> Session::StartFit(const v1::StartFitRequest& request) {
     KILN_ASSIGN_OR_RETURN(validation,
                           ResolveData(request.validation_data(), "validation_data", "test"));
   }
+  absl::MutexLock lock(&mu_);
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.model(), "model"));
   // Everything fit checks before training, answered now rather than by a failed job.
   absl::Status valid = entry->trainer->ValidateFit(*data, request.config(), validation.get());
   if (!valid.ok()) return RequestError(valid);
@@ -174,10 +193,11 @@ absl::StatusOr<v1::Job> Session::StartFit(const v1::StartFitRequest& request) {
 }
 
 absl::StatusOr<v1::Job> Session::StartEvaluate(const v1::StartEvaluateRequest& request) {
-  absl::MutexLock lock(&mu_);
-  KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.model(), "model"));
+  KILN_RETURN_IF_ERROR(CheckModelExists(request.model()));
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<const Dataset> data,
                         ResolveData(request.data(), "data", "test"));
+  absl::MutexLock lock(&mu_);
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.model(), "model"));
   absl::Status valid = entry->trainer->ValidateEvaluate(*data, request.config());
   if (!valid.ok()) return RequestError(valid);
   auto job = std::make_shared<Job>(NextJobId(), id_, request.model(), v1::EVALUATE);
@@ -194,10 +214,11 @@ absl::StatusOr<v1::Job> Session::StartEvaluate(const v1::StartEvaluateRequest& r
 }
 
 absl::StatusOr<v1::Job> Session::StartPredict(const v1::StartPredictRequest& request) {
-  absl::MutexLock lock(&mu_);
-  KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.model(), "model"));
+  KILN_RETURN_IF_ERROR(CheckModelExists(request.model()));
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<const Dataset> data,
                         ResolveData(request.data(), "data", "test"));
+  absl::MutexLock lock(&mu_);
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.model(), "model"));
   absl::Status valid = entry->trainer->ValidatePredict(*data, request.config());
   if (!valid.ok()) return RequestError(valid);
   const std::string job_id = NextJobId();

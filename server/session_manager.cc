@@ -128,7 +128,9 @@ void SessionManager::Shutdown() {
 }
 
 void SessionManager::ReaperLoop() {
-  while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(5))) DeleteExpired(absl::Now());
+  while (!stop_.WaitForNotificationWithTimeout(runtime_.options->session_reap_interval)) {
+    DeleteExpired(absl::Now());
+  }
 }
 
 }  // namespace kiln::server

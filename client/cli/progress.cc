@@ -20,7 +20,7 @@ std::string FormatLogs(const google::protobuf::RepeatedPtrField<v1::Metric>& log
   return out;
 }
 
-void FitProgress::DrawBar(int64_t done, int64_t steps,
+void JobProgress::DrawBar(int64_t done, int64_t steps,
                           const google::protobuf::RepeatedPtrField<v1::Metric>& logs,
                           double seconds, bool final) {
   const int width = std::to_string(steps).size();
@@ -53,22 +53,36 @@ void FitProgress::DrawBar(int64_t done, int64_t steps,
   std::fflush(out_);
 }
 
-void FitProgress::OnEvent(const v1::JobEvent& event) {
+JobProgress::JobProgress(std::FILE* out, bool interactive, const v1::Job& job)
+    : out_(out),
+      interactive_(interactive),
+      fit_(job.kind() == v1::FIT),
+      epochs_(job.epochs()),
+      steps_(job.steps_per_epoch()),
+      start_(job.has_started() ? Seconds(job.started()) : 0) {}
+
+void JobProgress::OnEvent(const v1::JobEvent& event) {
   switch (event.event_case()) {
+    case v1::JobEvent::kStateChanged:
+      if (event.state_changed().state() == v1::RUNNING) start_ = Seconds(event.time());
+      break;
     case v1::JobEvent::kTrainBegin:
       epochs_ = event.train_begin().epochs();
       steps_ = event.train_begin().steps_per_epoch();
-      batch_size_ = event.train_begin().batch_size();
       break;
     case v1::JobEvent::kEpochBegin:
-      epoch_start_ = Seconds(event.time());
+      start_ = Seconds(event.time());
       std::fprintf(out_, "Epoch %d/%d\n", event.epoch_begin().epoch() + 1, epochs_);
       std::fflush(out_);
       break;
     case v1::JobEvent::kBatchEnd: {
       const v1::BatchEnd& b = event.batch_end();
-      if (interactive_ && b.batch() + 1 < b.steps()) {
-        DrawBar(b.batch() + 1, b.steps(), b.logs(), Seconds(event.time()) - epoch_start_, false);
+      const bool last = b.batch() + 1 >= b.steps();
+      const double seconds = start_ > 0 ? Seconds(event.time()) - start_ : 0;
+      if (!fit_) {
+        DrawBar(b.batch() + 1, b.steps(), b.logs(), seconds, last);
+      } else if (interactive_ && !last) {  // a fit's epoch line ends with its EpochEnd
+        DrawBar(b.batch() + 1, b.steps(), b.logs(), seconds, false);
       }
       break;
     }

@@ -1,8 +1,10 @@
-// Keras-style progress for `kiln fit`: on a terminal a live bar per epoch
+// Keras-style progress for the jobs the CLI follows. A fit, on a terminal, gets a live bar per
+// epoch
 //   Epoch 2/5
 //    412/938 [========>.....................] - ETA: 12s - loss: 0.4731 - accuracy: 0.8302
 // redrawn in place; when the output is piped, one plain line per epoch (Keras's verbose=2):
 //   938/938 - 22s - 23ms/step - loss: 0.4731 - accuracy: 0.8302 - val_loss: ...
+// Evaluate and predict jobs get one such bar (or line) for the whole run.
 #ifndef KILN_CLIENT_CLI_PROGRESS_H_
 #define KILN_CLIENT_CLI_PROGRESS_H_
 
@@ -13,9 +15,11 @@
 
 namespace kiln::cli {
 
-class FitProgress {
+class JobProgress {
  public:
-  FitProgress(std::FILE* out, bool interactive) : out_(out), interactive_(interactive) {}
+  // `job`: the job as GetJob or Start* returned it, so that a watch that starts mid-job knows
+  // the job's kind, epochs and steps.
+  JobProgress(std::FILE* out, bool interactive, const v1::Job& job);
   void OnEvent(const v1::JobEvent& event);
 
  private:
@@ -25,9 +29,10 @@ class FitProgress {
 
   std::FILE* out_;
   bool interactive_;
+  bool fit_;
   int epochs_ = 0;
-  int64_t steps_ = 0, batch_size_ = 0;
-  double epoch_start_ = 0;
+  int64_t steps_ = 0;
+  double start_ = 0;  // of the epoch (fit) or of the run (evaluate, predict), in seconds
   size_t last_width_ = 0;
 };
 

@@ -2,8 +2,11 @@
 
 #include <grpcpp/generic/generic_stub.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "core/base/status.h"
@@ -80,8 +83,9 @@ absl::Status Client::Health() {
 absl::StatusOr<v1::Finished> Client::WatchJob(
     const std::string& session, const std::string& job, int64_t from_sequence,
     const std::function<void(const v1::JobEvent&)>& on_event) {
+  constexpr int kMaxRetries = 6;  // in a row without an event: about 15 s of backoff in all
   int64_t last = from_sequence;
-  for (int attempt = 0;; ++attempt) {
+  for (int retries = 0;; ++retries) {
     v1::WatchJobRequest request;
     request.set_session_id(session);
     request.set_job_id(job);
@@ -91,6 +95,7 @@ absl::StatusOr<v1::Finished> Client::WatchJob(
     v1::JobEvent event;
     while (reader->Read(&event)) {
       last = event.sequence();
+      retries = 0;
       if (on_event) on_event(event);
       if (event.has_finished()) {
         reader->Finish();
@@ -98,12 +103,31 @@ absl::StatusOr<v1::Finished> Client::WatchJob(
       }
     }
     grpc::Status status = reader->Finish();
+    if (status.ok()) return FinishedFromJob(session, job);  // from_sequence was past the end
     // Only a dropped connection is worth resuming; anything else is the answer.
-    if (status.error_code() != grpc::StatusCode::UNAVAILABLE || attempt >= 3) {
-      if (status.ok()) return absl::InternalError("the event stream ended before the job did");
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE || retries >= kMaxRetries) {
       return FromGrpc(status);
     }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250 << std::min(retries, 4)));
   }
+}
+
+absl::StatusOr<v1::Finished> Client::FinishedFromJob(const std::string& session,
+                                                     const std::string& job) {
+  v1::GetJobRequest request;
+  request.set_session_id(session);
+  request.set_job_id(job);
+  KILN_ASSIGN_OR_RETURN(v1::Job snapshot, Call(&v1::JobService::Stub::GetJob, *jobs_, request));
+  if (!snapshot.has_finished()) {
+    return absl::InternalError("the event stream ended before the job did");
+  }
+  v1::Finished finished;
+  finished.set_state(snapshot.state());
+  if (snapshot.has_error()) *finished.mutable_error() = snapshot.error();
+  if (snapshot.kind() != v1::FIT) *finished.mutable_results() = snapshot.logs();
+  finished.set_output_dataset(snapshot.output_dataset());
+  *finished.mutable_history() = snapshot.history();
+  return finished;
 }
 
 }  // namespace kiln::client

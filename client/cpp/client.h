@@ -45,7 +45,9 @@ class Client {
 
   // Streams a job's events after `from_sequence` to `on_event` (which may be null) until the
   // job's Finished event, which it returns. A broken stream is resumed from the last event
-  // seen, so on_event sees each event exactly once.
+  // seen, so on_event sees each event exactly once; after a few failed reconnections in a row
+  // the error is returned. When from_sequence is already past a finished job's last event, the
+  // Finished details are rebuilt from GetJob.
   absl::StatusOr<v1::Finished> WatchJob(const std::string& session, const std::string& job,
                                         int64_t from_sequence,
                                         const std::function<void(const v1::JobEvent&)>& on_event);
@@ -58,6 +60,8 @@ class Client {
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
  private:
+  absl::StatusOr<v1::Finished> FinishedFromJob(const std::string& session, const std::string& job);
+
   absl::Duration timeout_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::SessionService::Stub> sessions_;

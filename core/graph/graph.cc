@@ -37,9 +37,11 @@ absl::StatusOr<TensorId> Graph::AddInput(const Shape& shape, const std::string& 
                                    kMaxTensorElements, " elements per sample"));
   }
   if (!name.empty() && (input_names_.contains(name) || layers_by_name_.contains(name))) {
-    return FieldError("name", absl::StrCat("The name \"", name,
-                                           "\" is already used in this "
-                                           "graph. Names must be unique."));
+    return WithFieldPrefix(
+        absl::AlreadyExistsError(absl::StrCat("The name \"", name,
+                                              "\" is already used in this graph. Names "
+                                              "must be unique.")),
+        "name");
   }
   GraphNode node;
   node.input_name = name.empty() ? NextName("input_layer") : name;
@@ -55,12 +57,15 @@ absl::StatusOr<TensorId> Graph::AddInput(const Shape& shape, const std::string& 
 }
 
 absl::StatusOr<Graph::AddedLayer> Graph::AddLayer(std::unique_ptr<Layer> layer,
-                                                 absl::Span<const TensorId> inputs) {
+                                                  absl::Span<const TensorId> inputs) {
   const bool auto_named = layer->name().empty();
   const std::string name = auto_named ? NextName(layer->base_name()) : layer->name();
   if (!auto_named && (layers_by_name_.contains(name) || input_names_.contains(name))) {
-    return absl::AlreadyExistsError(absl::StrCat("The name \"", name, "\" is already used in this "
-                                                 "graph. Layer names must be unique."));
+    return WithFieldPrefix(
+        absl::AlreadyExistsError(absl::StrCat("The name \"", name,
+                                              "\" is already used in this graph. Layer names "
+                                              "must be unique.")),
+        layer->FieldPath("name"));
   }
   layer->set_name(name);
   std::vector<Shape> output_shapes;
@@ -97,8 +102,15 @@ absl::StatusOr<std::vector<Shape>> Graph::PrepareCall(Layer& layer,
     }
     shapes.push_back(t->shape);
   }
-  KILN_ASSIGN_OR_RETURN(std::vector<Shape> out_shapes, layer.OutputShapes(shapes));
-  KILN_RETURN_IF_ERROR(layer.BuildIfNeeded(shapes));
+  // Errors about the inputs as a whole (shapes that do not fit together) are put on "inputs".
+  auto on_inputs = [](const absl::Status& status) {
+    return FieldPathOf(status).has_value() || status.code() != absl::StatusCode::kInvalidArgument
+               ? status
+               : WithFieldPrefix(status, "inputs");
+  };
+  absl::StatusOr<std::vector<Shape>> out_shapes = layer.OutputShapes(shapes);
+  if (!out_shapes.ok()) return on_inputs(out_shapes.status());
+  if (absl::Status built = layer.BuildIfNeeded(shapes); !built.ok()) return on_inputs(built);
   return out_shapes;
 }
 

@@ -37,8 +37,12 @@ struct GraphNode {
 
 class Graph {
  public:
+  // Errors carry field paths relative to the call: "shape", "name", "inputs[i]" (a tensor that
+  // does not exist, or of a rank or size the layer cannot take), "inputs" (tensors that do not
+  // fit together), the layer's "<spec field>.name" (ALREADY_EXISTS for a taken name).
+
   // A model input of `shape` (without the batch dimension; every dimension > 0). An empty
-  // name gets "input_layer", "input_layer_1", ...
+  // name gets "input_layer", "input_layer_1", ...; a taken name is ALREADY_EXISTS.
   absl::StatusOr<TensorId> AddInput(const Shape& shape, const std::string& name);
 
   // Takes ownership of a new layer, gives it its unique name (the spec's or an auto name) and,

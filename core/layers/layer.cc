@@ -198,14 +198,17 @@ absl::StatusOr<Variable*> Layer::AddWeight(std::string name, Shape shape, const 
 
 absl::Status Layer::CheckRank(const Shape& input, int index, int rank) const {
   if (input.rank() == rank) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "Input ", index, " of layer \"", name_, "\" is incompatible with the layer: expected ndim=",
-      rank, ", found ndim=", input.rank(), ". Full shape received: ", input.ToString()));
+  return FieldError(
+      InputPath(index),
+      absl::StrCat("Input ", index, " of layer \"", name_,
+                   "\" is incompatible with the layer: expected ndim=", rank,
+                   ", found ndim=", input.rank(), ". Full shape received: ", input.ToString()));
 }
 
 absl::Status Layer::CheckMinRank(const Shape& input, int index, int min_rank) const {
   if (input.rank() >= min_rank) return absl::OkStatus();
-  return absl::InvalidArgumentError(
+  return FieldError(
+      InputPath(index),
       absl::StrCat("Input ", index, " of layer \"", name_,
                    "\" is incompatible with the layer: expected min_ndim=", min_rank,
                    ", found ndim=", input.rank(), ". Full shape received: ", input.ToString()));
@@ -214,11 +217,14 @@ absl::Status Layer::CheckMinRank(const Shape& input, int index, int min_rank) co
 absl::Status Layer::CheckAxisValue(const Shape& input, int index, int axis, int64_t value) const {
   const int a = NormalizeAxis(axis, input.rank());
   if (input[a] == value) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "Input ", index, " of layer \"", name_, "\" is incompatible with the layer: expected axis ",
-      axis, " of input shape to have value ", value, ", but received input with shape ",
-      input.ToString()));
+  return FieldError(InputPath(index),
+                    absl::StrCat("Input ", index, " of layer \"", name_,
+                                 "\" is incompatible with the layer: expected axis ", axis,
+                                 " of input shape to have value ", value,
+                                 ", but received input with shape ", input.ToString()));
 }
+
+std::string Layer::InputPath(int index) { return absl::StrCat("inputs[", index, "]"); }
 
 std::string Layer::FieldPath(absl::string_view field) const {
   return absl::StrCat(spec_field_, ".", field);

@@ -97,6 +97,9 @@ class Layer {
   // For a producer: the axis of its output that holds channels.
   virtual int ChannelAxis() const { return -1; }
 
+  // "depthwise_conv2d.<field>": where a field of this layer's spec is, for error paths.
+  std::string FieldPath(absl::string_view field) const;
+
  protected:
   // `spec_field` is the LayerSpec oneof field ("depthwise_conv2d"), used in error paths.
   Layer(const v1::LayerSpec& spec, std::string class_name, std::string base_name,
@@ -121,7 +124,7 @@ class Layer {
   absl::StatusOr<Variable*> AddWeight(std::string name, Shape shape, const WeightSpec& spec,
                                       bool trainable = true);
 
-  // Keras's InputSpec errors:
+  // Keras's InputSpec errors, at field path "inputs[index]" (the call's input):
   // 'Input 0 of layer "x" is incompatible with the layer: expected ndim=4, found ndim=3. ...'
   absl::Status CheckRank(const Shape& input, int index, int rank) const;
   absl::Status CheckMinRank(const Shape& input, int index, int min_rank) const;
@@ -129,8 +132,8 @@ class Layer {
   // have value 3, but received input with shape (None, 32, 32, 4)'
   absl::Status CheckAxisValue(const Shape& input, int index, int axis, int64_t value) const;
 
-  // "depthwise_conv2d.<field>" for error paths.
-  std::string FieldPath(absl::string_view field) const;
+  // "inputs[index]".
+  static std::string InputPath(int index);
 
   const std::vector<Shape>& built_input_shapes() const { return built_input_shapes_; }
   uint64_t seed() const { return seed_; }

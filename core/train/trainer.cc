@@ -15,6 +15,11 @@
 namespace kiln {
 namespace {
 
+double SamplesPerSecond(int64_t samples, absl::Time start) {
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  return seconds > 0 ? double(samples) / seconds : 0.0;
+}
+
 // A running mean weighted by samples, as Keras's Mean metric with sample_weight=batch size.
 struct RunningMean {
   double sum = 0, count = 0;
@@ -253,9 +258,8 @@ absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& c
       if (!batch_loss.ok()) return batch_loss.status();
       loss_mean.Add(*batch_loss, double(rows.size()));
       if (callback) {
-        const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
         callback->OnTrainBatchEnd(epoch, step, MakeLogs("", loss_mean.Result(), metrics),
-                                  seconds > 0 ? double(end) / seconds : 0.0);
+                                  SamplesPerSecond(end, start));
       }
     }
     Logs logs = MakeLogs("", loss_mean.Result(), metrics);
@@ -282,6 +286,8 @@ absl::StatusOr<Logs> Trainer::EvaluateRows(const Dataset& data, int64_t begin, i
   RunningMean loss_mean;
   const double weight_penalty = WeightPenalty(/*add_gradients=*/false);
   std::vector<int64_t> rows;
+  const int64_t steps = (end - begin + batch_size - 1) / batch_size;
+  const absl::Time start = absl::Now();
   for (int64_t first = begin; first < end; first += batch_size) {
     if (callback && callback->StopRequested()) {
       return absl::CancelledError("evaluation cancelled");
@@ -303,6 +309,11 @@ absl::StatusOr<Logs> Trainer::EvaluateRows(const Dataset& data, int64_t begin, i
     loss_mean.Add(loss + plan->activity_penalty() + weight_penalty, double(rows.size()));
     for (Metric& m : metrics) {
       m.Update(plan->output_data(0), targets_.data(), plan->output_shape(0));
+    }
+    if (callback) {
+      callback->OnTestBatchEnd((first - begin) / batch_size, steps,
+                               MakeLogs(prefix, loss_mean.Result(), metrics),
+                               SamplesPerSecond(last - begin, start));
     }
   }
   return MakeLogs(prefix, loss_mean.Result(), metrics);
@@ -349,6 +360,8 @@ absl::StatusOr<std::vector<Tensor>> Trainer::Predict(const Dataset& data,
   }
   dnnl::stream stream = NewStream();
   std::vector<int64_t> rows;
+  const int64_t steps = (n + batch_size - 1) / batch_size;
+  const absl::Time start = absl::Now();
   for (int64_t first = 0; first < n; first += batch_size) {
     if (callback && callback->StopRequested()) return absl::CancelledError("predict cancelled");
     const int64_t last = std::min<int64_t>(first + batch_size, n);
@@ -364,6 +377,9 @@ absl::StatusOr<std::vector<Tensor>> Trainer::Predict(const Dataset& data,
     for (size_t o = 0; o < outputs.size(); ++o) {
       const int64_t row = outputs[o].num_elements() / n;
       std::copy_n(plan->output_data(o), rows.size() * row, outputs[o].data<float>() + first * row);
+    }
+    if (callback) {
+      callback->OnPredictBatchEnd(first / batch_size, steps, SamplesPerSecond(last, start));
     }
   }
   return outputs;

@@ -47,6 +47,12 @@ class TrainingCallback {
   virtual void OnTrainBatchEnd(int /*epoch*/, int64_t /*batch*/, const Logs& /*logs*/,
                                double /*samples_per_second*/) {}
   virtual void OnEpochEnd(int /*epoch*/, const Logs& /*logs*/) {}
+  // After each batch of an evaluation (also a fit's validation, as in Keras) with the running
+  // loss and metrics, and after each batch of a prediction. `steps` is the number of batches.
+  virtual void OnTestBatchEnd(int64_t /*batch*/, int64_t /*steps*/, const Logs& /*logs*/,
+                              double /*samples_per_second*/) {}
+  virtual void OnPredictBatchEnd(int64_t /*batch*/, int64_t /*steps*/,
+                                 double /*samples_per_second*/) {}
   // Polled between batches (fit, evaluate and predict).
   virtual bool StopRequested() { return false; }
 };

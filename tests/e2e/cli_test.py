@@ -80,7 +80,22 @@ class CliTest(ServerTestCase):
         self.assertIn("Usage: kiln <command>", self.kiln("--help").stdout)
         self.assertIn("unknown command", self.kiln("frobnicate", expect=2).stderr)
         self.assertIn("--session", self.kiln("model", "list", expect=2).stderr)
-        self.assertIn("--model", self.kiln("compile", session="s", expect=2).stderr)
+        self.assertIn("--dataset", self.kiln("fit", "--model=m", session="s", expect=2).stderr)
+
+    def test_model_may_be_left_out_when_the_session_has_one(self):
+        s = self.new_session()
+        self.assertIn("no model yet", self.kiln("compile", session=s, expect=2).stderr)
+        self.kiln("model", "define", self.path("model.json"), session=s)
+        self.assertEqual(self.kiln("compile", session=s).stdout, "compiled tiny\n")
+        self.assertIn('Model: "tiny"', self.kiln("model", "summary", session=s).stdout)
+        with open(self.path("model.json")) as f:
+            other = json.load(f)
+        other["name"] = "other"
+        with open(self.path("other.json"), "w") as f:
+            json.dump(other, f)
+        self.kiln("model", "define", self.path("other.json"), session=s)
+        run = self.kiln("model", "summary", session=s, expect=2)
+        self.assertIn("2 models (other, tiny); choose one with --model", run.stderr)
 
     def test_health(self):
         self.assertEqual(self.kiln("health").stdout, "SERVING\n")
@@ -139,7 +154,7 @@ class CliTest(ServerTestCase):
         s = self.trained_session()
         self.assertIn("train: 256 samples, x (256, 8, 8, 1), y (256)",
                       self.kiln("data", "list", session=s).stdout)
-        fit = self.kiln("fit", "--model=tiny", "--dataset=train", "--epochs=4",
+        fit = self.kiln("fit", "--dataset=train", "--epochs=4",
                         "--batch_size=32", "--seed=3", "--validation_split=0.25", session=s)
         lines = fit.stdout.splitlines()
         # Piped: one plain line per epoch, no carriage returns.
@@ -154,9 +169,11 @@ class CliTest(ServerTestCase):
         last_accuracy = float(epoch_lines[-1].split("accuracy: ")[1].split()[0])
         self.assertGreater(last_accuracy, 0.9, fit.stdout)
 
-        evaluate = self.kiln("evaluate", "--model=tiny", "--dataset=train", session=s).stdout
-        self.assertRegex(evaluate, r"^loss: [0-9.]+ - accuracy: [0-9.]+\n$")
-        self.assertGreater(float(evaluate.split("accuracy: ")[1]), 0.9)
+        evaluate = self.kiln("evaluate", "--dataset=train", session=s).stdout
+        # A progress line for the run (8 batches of 32), then the results.
+        self.assertRegex(evaluate, r"^8/8 - \d+s \d+ms/step - loss: [0-9.]+ - accuracy: [0-9.]+\n"
+                                   r"loss: [0-9.]+ - accuracy: [0-9.]+\n$")
+        self.assertGreater(float(evaluate.splitlines()[1].split("accuracy: ")[1]), 0.9)
 
         unary = self.path("unary.npy")
         self.kiln("predict", "--model=tiny", f"--input={self.x_path}", f"--output={unary}",
@@ -204,6 +221,12 @@ class CliTest(ServerTestCase):
         run = self.kiln("jobs", "watch", job, session=s, expect=1)
         self.assertIn(f"{job} CANCELLED", run.stdout)
         self.assertIn("CANCELLED", self.kiln("jobs", "list", session=s).stdout)
+        # Watching a finished job from past its last event still reports how it ended.
+        last = json.loads(self.kiln("jobs", "list", "--json", session=s).stdout)
+        last_sequence = last["jobs"][0]["last_sequence"]
+        run = self.kiln("jobs", "watch", job, f"--from={last_sequence}", session=s, expect=1)
+        self.assertIn(f"{job} CANCELLED", run.stdout)
+        self.assertIn("CANCELLED", run.stderr)
 
 
 if __name__ == "__main__":

@@ -21,13 +21,13 @@ TEST_F(ConcurrencyTest, EightClientsBuildTrainAndPredict) {
   for (int c = 0; c < kClients; ++c) {
     clients.emplace_back([&, c] {
       // A channel per client, as separate processes would have.
-      auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                         grpc::InsecureChannelCredentials());
-      auto jobs = v1::JobService::NewStub(channel);
-      auto inference = v1::InferenceService::NewStub(channel);
-      const std::string s = CreateSession();
-      const std::string model = BuildSmallModel(s, absl::StrCat("m", c));
-      CompileSmallModel(s, model);
+      grpc::ChannelArguments args;
+      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // its own connection
+      Stubs client(grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                             grpc::InsecureChannelCredentials(), args));
+      const std::string s = CreateSession(&client);
+      const std::string model = BuildSmallModel(s, absl::StrCat("m", c), &client);
+      CompileSmallModel(s, model, &client);
       v1::StartFitRequest fit;
       fit.set_session_id(s);
       fit.set_model(model);
@@ -35,12 +35,12 @@ TEST_F(ConcurrencyTest, EightClientsBuildTrainAndPredict) {
       fit.mutable_config()->set_epochs(2);
       fit.mutable_config()->set_batch_size(16);
       v1::Job job;
-      grpc::Status status = jobs->StartFit(Context().get(), fit, &job);
+      grpc::Status status = client.jobs->StartFit(Context().get(), fit, &job);
       if (!status.ok()) {
         failures[c] = "StartFit: " + status.error_message();
         return;
       }
-      const std::vector<v1::JobEvent> events = Watch(s, job.id());
+      const std::vector<v1::JobEvent> events = Watch(s, job.id(), 0, -1, nullptr, &client);
       if (events.empty() || events.back().finished().state() != v1::SUCCEEDED) {
         failures[c] = "fit did not succeed";
         return;
@@ -51,7 +51,7 @@ TEST_F(ConcurrencyTest, EightClientsBuildTrainAndPredict) {
       *predict.add_inputs() = InlineData(5, c).inline_().x(0);
       for (int i = 0; i < 10; ++i) {
         v1::PredictResponse response;
-        status = inference->Predict(Context().get(), predict, &response);
+        status = client.inference->Predict(Context().get(), predict, &response);
         if (!status.ok() || response.outputs(0).shape(0) != 5) {
           failures[c] = "Predict: " + status.error_message();
           return;

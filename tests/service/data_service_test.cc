@@ -79,7 +79,7 @@ TEST_F(DataServiceTest, StreamingUploadInChunks) {
   chunk.mutable_chunk()->set_data(x_bytes);
   writer2->Write(chunk);
   writer2->WritesDone();
-  ExpectError(writer2->Finish(), StatusCode::ALREADY_EXISTS, "name", "already exists");
+  ExpectError(writer2->Finish(), StatusCode::ALREADY_EXISTS, "header.name", "already exists");
 }
 
 TEST_F(DataServiceTest, UnaryUploadWithOffsets) {
@@ -207,6 +207,65 @@ TEST_F(DataServiceTest, MessagesOverTheLimitAreResourceExhausted) {
   v1::PredictResponse response;
   ExpectError(inference_->Predict(Context().get(), request, &response),
               StatusCode::RESOURCE_EXHAUSTED, "", "");
+}
+
+class SessionByteLimitTest : public DataServiceTest {
+ protected:
+  void Configure(server::ServerOptions& options) override {
+    DataServiceTest::Configure(options);
+    options.max_session_bytes = 3 << 20;
+  }
+};
+
+// Two uploads streamed at once share the session's limit: together they may not exceed it.
+TEST_F(SessionByteLimitTest, ParallelUploadsShareTheSessionLimit) {
+  const std::string s = CreateSession();
+  const std::string bytes = Npy({65536, 8}, std::vector<float>(65536 * 8, 1.0f));  // 2 MiB
+  struct Stream {
+    std::unique_ptr<grpc::ClientContext> context;
+    v1::DatasetInfo info;
+    std::unique_ptr<grpc::ClientWriter<v1::UploadDatasetRequest>> writer;
+  };
+  auto open = [&](const std::string& name) {
+    Stream stream;
+    stream.context = Context();
+    stream.writer = data_->UploadDataset(stream.context.get(), &stream.info);
+    v1::UploadDatasetRequest header;
+    header.mutable_header()->set_session_id(s);
+    header.mutable_header()->set_name(name);
+    header.mutable_header()->add_x()->set_format("npy");
+    stream.writer->Write(header);
+    return stream;
+  };
+  auto send = [&](Stream& stream) {
+    for (size_t offset = 0; offset < bytes.size(); offset += 512 << 10) {
+      v1::UploadDatasetRequest chunk;
+      chunk.mutable_chunk()->set_array("x");
+      chunk.mutable_chunk()->set_data(bytes.substr(offset, 512 << 10));
+      if (!stream.writer->Write(chunk)) break;
+    }
+    stream.writer->WritesDone();
+  };
+  Stream first = open("first"), second = open("second");
+  send(first);
+  send(second);
+  const grpc::Status statuses[] = {first.writer->Finish(), second.writer->Finish()};
+  // They cannot both fit; which one goes over depends on how their chunks interleave.
+  EXPECT_FALSE(statuses[0].ok() && statuses[1].ok());
+  int stored = 0;
+  for (const grpc::Status& status : statuses) {
+    if (status.ok()) {
+      ++stored;
+    } else {
+      ExpectError(status, StatusCode::RESOURCE_EXHAUSTED, "", "exceed the session's limit of");
+    }
+  }
+  // What the failed streams had received is released: one more 2 MiB upload fits exactly
+  // when none was stored.
+  Stream third = open("third");
+  send(third);
+  const grpc::Status status = third.writer->Finish();
+  EXPECT_EQ(status.ok(), stored == 0) << status.error_message();
 }
 
 }  // namespace

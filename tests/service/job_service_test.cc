@@ -231,6 +231,16 @@ TEST_F(JobServiceTest, EvaluatePredictJobAndUnaryPredict) {
   ASSERT_EQ(events.back().finished().state(), v1::SUCCEEDED);
   ASSERT_EQ(events.back().finished().results_size(), 2);
   EXPECT_EQ(events.back().finished().results(0).name(), "loss");
+  // Its progress: test batches (40 rows in batches of 32) ending with the results.
+  const v1::JobEvent* last_batch = nullptr;
+  for (const v1::JobEvent& e : events) last_batch = e.has_batch_end() ? &e : last_batch;
+  ASSERT_NE(last_batch, nullptr);
+  EXPECT_EQ(last_batch->batch_end().batch(), 1);
+  EXPECT_EQ(last_batch->batch_end().steps(), 2);
+  ASSERT_EQ(last_batch->batch_end().logs_size(), 2);
+  EXPECT_FLOAT_EQ(last_batch->batch_end().logs(0).value(),
+                  events.back().finished().results(0).value());
+  EXPECT_EQ(GetJob(s, job.id()).batches_done(), 2);
 
   v1::StartPredictRequest predict;
   predict.set_session_id(s);
@@ -238,6 +248,10 @@ TEST_F(JobServiceTest, EvaluatePredictJobAndUnaryPredict) {
   *predict.mutable_data() = InlineData(10, 4);
   ASSERT_TRUE(jobs_->StartPredict(Context().get(), predict, &job).ok());
   const std::vector<v1::JobEvent> predict_events = Watch(s, job.id());
+  ASSERT_GE(predict_events.size(), 2u);
+  const v1::BatchEnd& predicted = predict_events[predict_events.size() - 2].batch_end();
+  EXPECT_EQ(predicted.batch() + 1, predicted.steps());  // one batch of 10 rows
+  EXPECT_EQ(predicted.logs_size(), 0);
   const std::string output = predict_events.back().finished().output_dataset();
   EXPECT_EQ(output, "predictions-" + job.id());
   v1::ReadDatasetRequest read;
@@ -327,6 +341,58 @@ TEST_F(JobServiceTest, ShutdownInterruptsRunningJobsAndClosesWatchers) {
   EXPECT_EQ(events.back().finished().state(), v1::INTERRUPTED);
   EXPECT_EQ(status.error_code(), StatusCode::UNAVAILABLE) << status.error_message();
   server_.reset();
+}
+
+class SessionExpiryTest : public JobServiceTest {
+ protected:
+  void Configure(server::ServerOptions& options) override {
+    options.session_reap_interval = absl::Milliseconds(50);
+  }
+  // Without touching the session (ListSessions does not count as its use).
+  bool Listed(const std::string& session) {
+    v1::ListSessionsResponse list;
+    EXPECT_TRUE(sessions_->ListSessions(Context().get(), v1::ListSessionsRequest(), &list).ok());
+    for (const v1::Session& s : list.sessions()) {
+      if (s.id() == session) return true;
+    }
+    return false;
+  }
+};
+
+TEST_F(SessionExpiryTest, ARunningJobKeepsItsSessionAlive) {
+  v1::CreateSessionRequest create;
+  create.set_ttl_seconds(1);
+  v1::Session session;
+  ASSERT_TRUE(sessions_->CreateSession(Context().get(), create, &session).ok());
+  const std::string s = session.id();
+  BuildSmallModel(s);
+  CompileSmallModel(s);
+  const v1::Job job = StartFit(s, /*epochs=*/100000, 16, 64);
+  // A watch uses the session when it starts only; read events for 2.5 TTLs.
+  {
+    auto context = Context();
+    v1::WatchJobRequest request;
+    request.set_session_id(s);
+    request.set_job_id(job.id());
+    auto reader = jobs_->WatchJob(context.get(), request);
+    const absl::Time until = absl::Now() + absl::Milliseconds(2500);
+    v1::JobEvent event;
+    while (absl::Now() < until && reader->Read(&event)) {
+    }
+    EXPECT_TRUE(Listed(s)) << "the session expired under its running job";
+    context->TryCancel();
+    reader->Finish().IgnoreError();
+  }
+  v1::CancelJobRequest cancel;
+  cancel.set_session_id(s);
+  cancel.set_job_id(job.id());
+  v1::Job cancelled;
+  ASSERT_TRUE(jobs_->CancelJob(Context().get(), cancel, &cancelled).ok());
+  EXPECT_EQ(Watch(s, job.id()).back().finished().state(), v1::CANCELLED);
+  // Idle now: gone once its TTL has passed.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (Listed(s) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_FALSE(Listed(s));
 }
 
 }  // namespace

@@ -197,7 +197,8 @@ TEST_F(ModelServiceTest, InvalidCardsNameTheFieldAndChangeNothing) {
   ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
       "depthwise_conv2d { kernel_size: 3 name: \"dw\" }", request.mutable_spec()));
   ExpectError(models_->AddLayer(Context().get(), request, &response), StatusCode::INVALID_ARGUMENT,
-              "", "Input 0 of layer \"dw\" is incompatible with the layer: expected ndim=4");
+              "inputs[0]",
+              "Input 0 of layer \"dw\" is incompatible with the layer: expected ndim=4");
   request.clear_inputs();
   request.add_inputs(999);
   ExpectError(models_->AddLayer(Context().get(), request, &response), StatusCode::NOT_FOUND,
@@ -218,8 +219,19 @@ TEST_F(ModelServiceTest, InvalidCardsNameTheFieldAndChangeNothing) {
   const v1::TensorInfo other = AddInput(s, {16, 16, 4});
   call.set_layer("shared");
   call.add_inputs(other.id());
-  ExpectError(models_->CallLayer(Context().get(), call, &called), StatusCode::INVALID_ARGUMENT, "",
-              "expected axis -1 of input shape to have value 3");
+  ExpectError(models_->CallLayer(Context().get(), call, &called), StatusCode::INVALID_ARGUMENT,
+              "inputs[0]", "expected axis -1 of input shape to have value 3");
+  // A name already taken, and tensors that do not fit together.
+  request.clear_inputs();
+  request.add_inputs(x.id());
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      "depthwise_conv2d { kernel_size: 3 name: \"shared\" }", request.mutable_spec()));
+  ExpectError(models_->AddLayer(Context().get(), request, &response), StatusCode::ALREADY_EXISTS,
+              "spec.depthwise_conv2d.name", "The name \"shared\" is already used");
+  request.add_inputs(other.id());
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString("add {}", request.mutable_spec()));
+  ExpectError(models_->AddLayer(Context().get(), request, &response), StatusCode::INVALID_ARGUMENT,
+              "inputs", "");
 }
 
 v1::ModelDefinition LoadDefinition() {

@@ -9,6 +9,13 @@
 
 namespace kiln::testing {
 
+Stubs::Stubs(const std::shared_ptr<grpc::Channel>& channel)
+    : sessions(v1::SessionService::NewStub(channel)),
+      models(v1::ModelService::NewStub(channel)),
+      data(v1::DataService::NewStub(channel)),
+      jobs(v1::JobService::NewStub(channel)),
+      inference(v1::InferenceService::NewStub(channel)) {}
+
 void ServiceTest::SetUp() {
   data_root_ =
       (std::filesystem::temp_directory_path() / ("kiln_service_test_" + std::to_string(::getpid())))
@@ -25,11 +32,12 @@ void ServiceTest::SetUp() {
   args.SetMaxSendMessageSize(256 << 20);
   channel_ = grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server_->port()),
                                        grpc::InsecureChannelCredentials(), args);
-  sessions_ = v1::SessionService::NewStub(channel_);
-  models_ = v1::ModelService::NewStub(channel_);
-  data_ = v1::DataService::NewStub(channel_);
-  jobs_ = v1::JobService::NewStub(channel_);
-  inference_ = v1::InferenceService::NewStub(channel_);
+  stubs_ = std::make_unique<Stubs>(channel_);
+  sessions_ = stubs_->sessions.get();
+  models_ = stubs_->models.get();
+  data_ = stubs_->data.get();
+  jobs_ = stubs_->jobs.get();
+  inference_ = stubs_->inference.get();
 }
 
 void ServiceTest::TearDown() {
@@ -43,47 +51,48 @@ std::unique_ptr<grpc::ClientContext> ServiceTest::Context(int seconds) {
   return context;
 }
 
-std::string ServiceTest::CreateSession() {
+std::string ServiceTest::CreateSession(Stubs* via) {
   v1::CreateSessionRequest request;
   request.set_name("test");
   v1::Session session;
-  grpc::Status status = sessions_->CreateSession(Context().get(), request, &session);
+  grpc::Status status = Use(via).sessions->CreateSession(Context().get(), request, &session);
   EXPECT_TRUE(status.ok()) << status.error_message();
   return session.id();
 }
 
 v1::TensorInfo ServiceTest::AddInput(const std::string& session, std::vector<int64_t> shape,
-                                     const std::string& name) {
+                                     const std::string& name, Stubs* via) {
   v1::AddInputRequest request;
   request.set_session_id(session);
   for (int64_t d : shape) request.mutable_input()->add_shape(d);
   request.mutable_input()->set_name(name);
   v1::TensorInfo info;
-  grpc::Status status = models_->AddInput(Context().get(), request, &info);
+  grpc::Status status = Use(via).models->AddInput(Context().get(), request, &info);
   EXPECT_TRUE(status.ok()) << status.error_message();
   return info;
 }
 
 v1::AddLayerResponse ServiceTest::AddLayer(const std::string& session, const std::string& spec,
-                                           std::vector<int64_t> inputs) {
+                                           std::vector<int64_t> inputs, Stubs* via) {
   v1::AddLayerRequest request;
   request.set_session_id(session);
   EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(spec, request.mutable_spec()));
   for (int64_t t : inputs) request.add_inputs(t);
   v1::AddLayerResponse response;
-  grpc::Status status = models_->AddLayer(Context().get(), request, &response);
+  grpc::Status status = Use(via).models->AddLayer(Context().get(), request, &response);
   EXPECT_TRUE(status.ok()) << spec << ": " << status.error_message();
   return response;
 }
 
-std::string ServiceTest::BuildSmallModel(const std::string& session, const std::string& name) {
-  const int64_t input = AddInput(session, {8, 8, 1}).id();
+std::string ServiceTest::BuildSmallModel(const std::string& session, const std::string& name,
+                                         Stubs* via) {
+  const int64_t input = AddInput(session, {8, 8, 1}, "", via).id();
   int64_t t = input;
   for (const char* spec :
        {"conv2d { filters: 4 kernel_size: 3 padding: \"same\" }", "batch_normalization {}",
         "relu {}", "depthwise_conv2d { kernel_size: 3 }", "global_average_pooling2d {}",
         "dense { units: 3 activation: \"softmax\" }"}) {
-    t = AddLayer(session, spec, {t}).outputs(0).id();
+    t = AddLayer(session, spec, {t}, via).outputs(0).id();
   }
   v1::CreateModelRequest request;
   request.set_session_id(session);
@@ -91,12 +100,13 @@ std::string ServiceTest::BuildSmallModel(const std::string& session, const std::
   request.add_inputs(input);
   request.add_outputs(t);
   v1::ModelInfo model;
-  grpc::Status status = models_->CreateModel(Context().get(), request, &model);
+  grpc::Status status = Use(via).models->CreateModel(Context().get(), request, &model);
   EXPECT_TRUE(status.ok()) << status.error_message();
   return model.name();
 }
 
-void ServiceTest::CompileSmallModel(const std::string& session, const std::string& name) {
+void ServiceTest::CompileSmallModel(const std::string& session, const std::string& name,
+                                    Stubs* via) {
   v1::CompileRequest request;
   request.set_session_id(session);
   request.set_model(name);
@@ -104,7 +114,7 @@ void ServiceTest::CompileSmallModel(const std::string& session, const std::strin
   request.mutable_config()->mutable_loss()->set_name("sparse_categorical_crossentropy");
   request.mutable_config()->add_metrics("accuracy");
   v1::ModelInfo info;
-  grpc::Status status = models_->Compile(Context().get(), request, &info);
+  grpc::Status status = Use(via).models->Compile(Context().get(), request, &info);
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_TRUE(info.compiled());
 }
@@ -135,13 +145,13 @@ v1::DataRef ServiceTest::InlineData(int64_t n, uint64_t seed) {
 
 std::vector<v1::JobEvent> ServiceTest::Watch(const std::string& session, const std::string& job,
                                              int64_t from_sequence, int max_events,
-                                             grpc::Status* status) {
+                                             grpc::Status* status, Stubs* via) {
   v1::WatchJobRequest request;
   request.set_session_id(session);
   request.set_job_id(job);
   request.set_from_sequence(from_sequence);
   auto context = Context(300);
-  auto reader = jobs_->WatchJob(context.get(), request);
+  auto reader = Use(via).jobs->WatchJob(context.get(), request);
   std::vector<v1::JobEvent> events;
   v1::JobEvent event;
   while ((max_events < 0 || static_cast<int>(events.size()) < max_events) && reader->Read(&event)) {

@@ -15,6 +15,17 @@
 
 namespace kiln::testing {
 
+// Stubs of every Kiln service on one channel.
+struct Stubs {
+  explicit Stubs(const std::shared_ptr<grpc::Channel>& channel);
+  std::unique_ptr<v1::SessionService::Stub> sessions;
+  std::unique_ptr<v1::ModelService::Stub> models;
+  std::unique_ptr<v1::DataService::Stub> data;
+  std::unique_ptr<v1::JobService::Stub> jobs;
+  std::unique_ptr<v1::InferenceService::Stub> inference;
+};
+
+// The helpers call through the fixture's channel, or through `via` (another client's).
 class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override;
@@ -24,34 +35,41 @@ class ServiceTest : public ::testing::Test {
 
   std::unique_ptr<grpc::ClientContext> Context(int seconds = 60);
 
-  std::string CreateSession();
+  std::string CreateSession(Stubs* via = nullptr);
   v1::TensorInfo AddInput(const std::string& session, std::vector<int64_t> shape,
-                          const std::string& name = "");
+                          const std::string& name = "", Stubs* via = nullptr);
   // `spec` in protobuf text format.
   v1::AddLayerResponse AddLayer(const std::string& session, const std::string& spec,
-                                std::vector<int64_t> inputs);
+                                std::vector<int64_t> inputs, Stubs* via = nullptr);
   // input (8, 8, 1) -> Conv2D 4 -> BatchNormalization -> ReLU -> DepthwiseConv2D ->
   // GlobalAveragePooling2D -> Dense 3 softmax; returns the model's name.
-  std::string BuildSmallModel(const std::string& session, const std::string& name = "small");
-  void CompileSmallModel(const std::string& session, const std::string& name = "small");
+  std::string BuildSmallModel(const std::string& session, const std::string& name = "small",
+                              Stubs* via = nullptr);
+  void CompileSmallModel(const std::string& session, const std::string& name = "small",
+                         Stubs* via = nullptr);
   // Random (n, 8, 8, 1) images and labels in [0, 3), inline.
   v1::DataRef InlineData(int64_t n, uint64_t seed = 1);
 
   // Watches a job to its end (or until `max_events`) from `from_sequence`.
   std::vector<v1::JobEvent> Watch(const std::string& session, const std::string& job,
                                   int64_t from_sequence = 0, int max_events = -1,
-                                  grpc::Status* status = nullptr);
+                                  grpc::Status* status = nullptr, Stubs* via = nullptr);
   v1::Job GetJob(const std::string& session, const std::string& job);
 
   server::ServerOptions options_;
   std::string data_root_;
   std::unique_ptr<server::KilnServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::SessionService::Stub> sessions_;
-  std::unique_ptr<v1::ModelService::Stub> models_;
-  std::unique_ptr<v1::DataService::Stub> data_;
-  std::unique_ptr<v1::JobService::Stub> jobs_;
-  std::unique_ptr<v1::InferenceService::Stub> inference_;
+  std::unique_ptr<Stubs> stubs_;
+  // stubs_'s, for short.
+  v1::SessionService::Stub* sessions_ = nullptr;
+  v1::ModelService::Stub* models_ = nullptr;
+  v1::DataService::Stub* data_ = nullptr;
+  v1::JobService::Stub* jobs_ = nullptr;
+  v1::InferenceService::Stub* inference_ = nullptr;
+
+ private:
+  Stubs& Use(Stubs* via) { return via != nullptr ? *via : *stubs_; }
 };
 
 // The field path of a google.rpc.BadRequest detail, or "" when there is none.

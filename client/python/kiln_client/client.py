@@ -296,23 +296,29 @@ class Session:
             request.validation_data.CopyFrom(data_pb2.DataRef(dataset=validation_dataset))
         return self._call(self.client._jobs, "StartFit", request)
 
-    def watch(self, job_id: str, from_sequence: int = 0) -> Iterator[jobs_pb2.JobEvent]:
-        """The job's events, resuming after dropped connections, until it finishes."""
-        last = from_sequence
+    def watch(self, job_id: str, from_sequence: int = 0,
+              max_retries: int = 6) -> Iterator[jobs_pb2.JobEvent]:
+        """The job's events after from_sequence, until it finishes.
+
+        A dropped connection is resumed from the last event seen (each event is yielded exactly
+        once); after max_retries failed reconnections in a row, with backoff, the error is
+        raised. For a finished job and a from_sequence past its end, nothing is yielded."""
+        last, retries = from_sequence, 0
         while True:
             request = service_pb2.WatchJobRequest(session_id=self.id, job_id=job_id,
                                                   from_sequence=last)
             try:
                 for event in self.client._jobs.WatchJob(request):
-                    last = event.sequence
+                    last, retries = event.sequence, 0
                     yield event
                     if event.HasField("finished"):
                         return
                 return
             except grpc.RpcError as e:
-                if e.code() != grpc.StatusCode.UNAVAILABLE:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or retries >= max_retries:
                     raise _error(e) from None
-                time.sleep(0.5)
+                time.sleep(0.25 * 2 ** min(retries, 4))
+                retries += 1
 
     def wait(self, job_id: str, on_event=None) -> jobs_pb2.Finished:
         """Follows a job to its end; raises KilnError unless it succeeded."""

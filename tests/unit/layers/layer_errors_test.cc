@@ -124,14 +124,17 @@ absl::Status CallError(const std::string& spec, const std::vector<Shape>& shapes
 TEST(LayerErrorsTest, CallErrors) {
   absl::Status s = CallError("depthwise_conv2d { name: \"dw\" kernel_size: 3 }", {Shape{8, 8}});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(FieldPathOf(s), "inputs[0]");  // the input at fault, as the graph's callers name it
   EXPECT_EQ(s.message(),
-            "Input 0 of layer \"dw\" is incompatible with the layer: expected "
+            "inputs[0]: Input 0 of layer \"dw\" is incompatible with the layer: expected "
             "ndim=4, found ndim=3. Full shape received: (None, 8, 8)");
   s = CallError("depthwise_conv2d { name: \"dw\" kernel_size: 5 }", {Shape{4, 9, 3}});
-  EXPECT_EQ(s.message(),
-            "Computed output size would be zero or negative. Received `inputs shape=(None, 4, 9, "
-            "3)`, `kernel shape=(5, 5, 3, 1)`, `dilation_rate=(1, 1)`, `strides=(1, 1)`, "
-            "`padding=valid`.");
+  EXPECT_EQ(FieldPathOf(s), "inputs");
+  EXPECT_EQ(
+      s.message(),
+      "inputs: Computed output size would be zero or negative. Received `inputs shape=(None, 4, 9, "
+      "3)`, `kernel shape=(5, 5, 3, 1)`, `dilation_rate=(1, 1)`, `strides=(1, 1)`, "
+      "`padding=valid`.");
   s = CallError("depthwise_conv2d { kernel_size: 3 dilation_rate: 3 }", {Shape{6, 6, 2}});
   EXPECT_THAT(std::string(s.message()), HasSubstr("Computed output size would be zero"));
   s = CallError("conv2d { filters: 4 kernel_size: 1 groups: 2 }", {Shape{5, 5, 3}});
@@ -185,8 +188,8 @@ TEST(LayerErrorsTest, SharedLayerRejectsOtherChannelCountsAndStaysIntact) {
   auto bad = graph.Call(*dw, {*b});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(),
-            "Input 0 of layer \"dw\" is incompatible with the layer: expected axis -1 of input "
-            "shape to have value 3, but received input with shape (None, 8, 8, 4)");
+            "inputs[0]: Input 0 of layer \"dw\" is incompatible with the layer: expected axis -1 "
+            "of input shape to have value 3, but received input with shape (None, 8, 8, 4)");
   EXPECT_EQ(graph.nodes().size(), nodes);
   EXPECT_EQ(graph.tensors().size(), tensors);
   EXPECT_EQ((*dw)->variable("kernel")->value.shape(), kernel.shape());
@@ -207,8 +210,8 @@ TEST(LayerErrorsTest, BatchNormalizationKeepsTheRankItWasBuiltFor) {
   auto bad = graph.Call(*bn, {*vector});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(),
-            "Input 0 of layer \"bn\" is incompatible with the layer: expected ndim=4, found "
-            "ndim=2. Full shape received: (None, 8)");
+            "inputs[0]: Input 0 of layer \"bn\" is incompatible with the layer: expected ndim=4, "
+            "found ndim=2. Full shape received: (None, 8)");
 }
 
 TEST(LayerErrorsTest, SizesAreBoundedWithoutOverflow) {

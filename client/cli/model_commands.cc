@@ -1,0 +1,84 @@
+// kiln model define|summary|list; kiln compile.
+#include <cstdio>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_split.h"
+#include "client/cli/commands.h"
+#include "client/cli/common.h"
+#include "client/cli/flags.h"
+
+namespace kiln::cli {
+
+absl::Status ModelCommand(client::Client& c, const std::vector<std::string>& args) {
+  const std::string verb = args.size() > 1 ? args[1] : "";
+  KILN_ASSIGN_OR_RETURN(const std::string session, RequireSession());
+  if (verb == "define") {
+    if (args.size() < 3) return UsageError("usage: kiln model define FILE.json");
+    v1::DefineModelRequest request;
+    request.set_session_id(session);
+    KILN_ASSIGN_OR_RETURN(*request.mutable_definition(),
+                          ParseJsonFile<v1::ModelDefinition>(args[2]));
+    request.set_replace(absl::GetFlag(FLAGS_replace));
+    KILN_ASSIGN_OR_RETURN(v1::ModelInfo info,
+                          c.Call(&v1::ModelService::Stub::DefineModel, c.models(), request));
+    if (absl::GetFlag(FLAGS_json)) return PrintJson(info);
+    std::printf("%s%s", info.summary().c_str(), info.compiled() ? "compiled: yes\n" : "");
+  } else if (verb == "summary") {
+    v1::GetModelRequest request;
+    request.set_session_id(session);
+    KILN_ASSIGN_OR_RETURN(*request.mutable_name(), ResolveModel(c, session));
+    KILN_ASSIGN_OR_RETURN(v1::ModelInfo info,
+                          c.Call(&v1::ModelService::Stub::GetModel, c.models(), request));
+    if (absl::GetFlag(FLAGS_json)) return PrintJson(info);
+    std::printf("%s", info.summary().c_str());
+  } else if (verb == "list") {
+    v1::ListModelsRequest request;
+    request.set_session_id(session);
+    KILN_ASSIGN_OR_RETURN(v1::ListModelsResponse r,
+                          c.Call(&v1::ModelService::Stub::ListModels, c.models(), request));
+    if (absl::GetFlag(FLAGS_json)) return PrintJson(r);
+    for (const v1::ModelInfo& m : r.models()) {
+      std::printf("%-20s params=%lld compiled=%s\n", m.name().c_str(),
+                  static_cast<long long>(m.total_params()), m.compiled() ? "yes" : "no");
+    }
+  } else {
+    return UsageError("usage: kiln model define FILE.json | summary | list");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Compile(client::Client& c) {
+  v1::CompileRequest request;
+  KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
+  KILN_ASSIGN_OR_RETURN(*request.mutable_model(), ResolveModel(c, request.session_id()));
+  v1::CompileConfig& config = *request.mutable_config();
+  if (!absl::GetFlag(FLAGS_config).empty()) {
+    KILN_ASSIGN_OR_RETURN(config, ParseJsonFile<v1::CompileConfig>(absl::GetFlag(FLAGS_config)));
+  } else {
+    const std::string optimizer = absl::GetFlag(FLAGS_optimizer);
+    const double lr = absl::GetFlag(FLAGS_learning_rate);
+    if (optimizer == "sgd" || optimizer == "SGD") {
+      v1::SGD* sgd = config.mutable_optimizer()->mutable_sgd();
+      if (lr > 0) sgd->set_learning_rate(float(lr));
+      sgd->set_momentum(float(absl::GetFlag(FLAGS_momentum)));
+    } else if (optimizer == "adam" || optimizer == "Adam") {
+      v1::Adam* adam = config.mutable_optimizer()->mutable_adam();
+      if (lr > 0) adam->set_learning_rate(float(lr));
+    } else {
+      config.mutable_optimizer()->set_name(optimizer);  // the server explains what it knows
+    }
+    config.mutable_loss()->set_name(absl::GetFlag(FLAGS_loss));
+    config.mutable_loss()->set_from_logits(absl::GetFlag(FLAGS_from_logits));
+    for (absl::string_view m :
+         absl::StrSplit(absl::GetFlag(FLAGS_metrics), ',', absl::SkipEmpty())) {
+      config.add_metrics(std::string(m));
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(v1::ModelInfo info,
+                        c.Call(&v1::ModelService::Stub::Compile, c.models(), request));
+  if (absl::GetFlag(FLAGS_json)) return PrintJson(info);
+  std::printf("compiled %s\n", info.name().c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace kiln::cli
