@@ -27,6 +27,12 @@ v1::DatasetInfo InfoOf(const std::string& name, const Dataset& data, const std::
   return info;
 }
 
+absl::Status UploadNotFound(const std::string& upload_id) {
+  return WithFieldPrefix(
+      absl::NotFoundError(absl::StrCat("no upload \"", upload_id, "\" in this session")),
+      "upload_id");
+}
+
 }  // namespace
 
 int64_t Session::DatasetBytes() const {
@@ -109,9 +115,7 @@ absl::StatusOr<int64_t> Session::AppendToUpload(const std::string& upload_id,
   absl::MutexLock lock(&mu_);
   auto it = uploads_.find(upload_id);
   if (it == uploads_.end()) {
-    return WithFieldPrefix(
-        absl::NotFoundError(absl::StrCat("no upload \"", upload_id, "\" in this session")),
-        "upload_id");
+    return UploadNotFound(upload_id);
   }
   // Every upload in progress counts against the session's limit, so parallel ones cannot
   // each take all of it.
@@ -130,9 +134,7 @@ absl::StatusOr<v1::DatasetInfo> Session::FinishUpload(const v1::FinishUploadRequ
     absl::MutexLock lock(&mu_);
     auto it = uploads_.find(request.upload_id());
     if (it == uploads_.end()) {
-      return WithFieldPrefix(absl::NotFoundError(absl::StrCat("no upload \"", request.upload_id(),
-                                                              "\" in this session")),
-                             "upload_id");
+      return UploadNotFound(request.upload_id());
     }
     upload = std::move(it->second);
     uploads_.erase(it);

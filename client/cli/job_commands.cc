@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
@@ -18,18 +19,29 @@
 namespace kiln::cli {
 namespace {
 
-// Follows a job to its end, drawing its progress; an error unless it SUCCEEDED.
-absl::StatusOr<v1::Finished> Follow(client::Client& c, const std::string& session,
-                                    const v1::Job& job) {
+// The error a job that did not succeed ended with, its message after `context`.
+absl::Status JobError(const v1::Finished& finished, absl::string_view context) {
+  return absl::Status(static_cast<absl::StatusCode>(finished.error().code()),
+                      absl::StrCat(context, finished.error().message()));
+}
+
+// With --detach, prints the job's id and returns nothing; otherwise follows the job to its
+// end, drawing its progress, and returns how it finished: an error unless it SUCCEEDED.
+absl::StatusOr<std::optional<v1::Finished>> FollowUnlessDetached(client::Client& c,
+                                                                 const std::string& session,
+                                                                 const v1::Job& job) {
+  if (absl::GetFlag(FLAGS_detach)) {
+    std::printf("%s\n", job.id().c_str());
+    return std::nullopt;
+  }
   JobProgress progress(stdout, isatty(fileno(stdout)) != 0, job);
   KILN_ASSIGN_OR_RETURN(v1::Finished finished,
                         c.WatchJob(session, job.id(), 0, [&](const v1::JobEvent& e) {
                           if (!absl::GetFlag(FLAGS_json)) progress.OnEvent(e);
                         }));
   if (finished.state() != v1::SUCCEEDED) {
-    return absl::Status(static_cast<absl::StatusCode>(finished.error().code()),
-                        absl::StrCat("job ", job.id(), " ", v1::JobState_Name(finished.state()),
-                                     ": ", finished.error().message()));
+    return JobError(finished,
+                    absl::StrCat("job ", job.id(), " ", v1::JobState_Name(finished.state()), ": "));
   }
   return finished;
 }
@@ -81,12 +93,10 @@ absl::Status Fit(client::Client& c) {
   config.set_validation_split(absl::GetFlag(FLAGS_validation_split));
   if (absl::GetFlag(FLAGS_seed) >= 0) config.set_seed(absl::GetFlag(FLAGS_seed));
   KILN_ASSIGN_OR_RETURN(v1::Job job, c.Call(&v1::JobService::Stub::StartFit, c.jobs(), request));
-  if (absl::GetFlag(FLAGS_detach)) {
-    std::printf("%s\n", job.id().c_str());
-    return absl::OkStatus();
-  }
-  KILN_ASSIGN_OR_RETURN(v1::Finished finished, Follow(c, request.session_id(), job));
-  if (absl::GetFlag(FLAGS_json)) return PrintJson(finished);
+  KILN_ASSIGN_OR_RETURN(std::optional<v1::Finished> finished,
+                        FollowUnlessDetached(c, request.session_id(), job));
+  if (!finished.has_value()) return absl::OkStatus();
+  if (absl::GetFlag(FLAGS_json)) return PrintJson(*finished);
   return absl::OkStatus();
 }
 
@@ -98,13 +108,11 @@ absl::Status Evaluate(client::Client& c) {
   request.mutable_config()->set_batch_size(absl::GetFlag(FLAGS_batch_size));
   KILN_ASSIGN_OR_RETURN(v1::Job job,
                         c.Call(&v1::JobService::Stub::StartEvaluate, c.jobs(), request));
-  if (absl::GetFlag(FLAGS_detach)) {
-    std::printf("%s\n", job.id().c_str());
-    return absl::OkStatus();
-  }
-  KILN_ASSIGN_OR_RETURN(v1::Finished finished, Follow(c, request.session_id(), job));
-  if (absl::GetFlag(FLAGS_json)) return PrintJson(finished);
-  const std::string line = FormatLogs(finished.results());
+  KILN_ASSIGN_OR_RETURN(std::optional<v1::Finished> finished,
+                        FollowUnlessDetached(c, request.session_id(), job));
+  if (!finished.has_value()) return absl::OkStatus();
+  if (absl::GetFlag(FLAGS_json)) return PrintJson(*finished);
+  const std::string line = FormatLogs(finished->results());
   std::printf("%s\n", line.substr(std::min<size_t>(3, line.size())).c_str());  // drop " - "
   return absl::OkStatus();
 }
@@ -142,21 +150,19 @@ absl::Status Predict(client::Client& c) {
     request.mutable_config()->set_batch_size(absl::GetFlag(FLAGS_batch_size));
     KILN_ASSIGN_OR_RETURN(v1::Job job,
                           c.Call(&v1::JobService::Stub::StartPredict, c.jobs(), request));
-    if (absl::GetFlag(FLAGS_detach)) {
-      std::printf("%s\n", job.id().c_str());
-      return absl::OkStatus();
-    }
-    KILN_ASSIGN_OR_RETURN(v1::Finished finished, Follow(c, session, job));
+    KILN_ASSIGN_OR_RETURN(std::optional<v1::Finished> finished,
+                          FollowUnlessDetached(c, session, job));
+    if (!finished.has_value()) return absl::OkStatus();
     v1::GetDatasetRequest get;
     get.set_session_id(session);
-    get.set_name(finished.output_dataset());
+    get.set_name(finished->output_dataset());
     KILN_ASSIGN_OR_RETURN(v1::DatasetInfo info,
                           c.Call(&v1::DataService::Stub::GetDataset, c.data(), get));
     shape.assign(info.x(0).shape().begin(), info.x(0).shape().end());
     for (int64_t offset = 0; offset < info.samples();) {
       v1::ReadDatasetRequest read;
       read.set_session_id(session);
-      read.set_name(finished.output_dataset());
+      read.set_name(finished->output_dataset());
       read.set_array("x");
       read.set_offset(offset);
       KILN_ASSIGN_OR_RETURN(v1::TensorProto rows,
@@ -164,7 +170,7 @@ absl::Status Predict(client::Client& c) {
       data += rows.data();
       offset += rows.shape(0);
     }
-    std::printf("predictions stored in dataset %s\n", finished.output_dataset().c_str());
+    std::printf("predictions stored in dataset %s\n", finished->output_dataset().c_str());
   }
   if (!absl::GetFlag(FLAGS_output).empty()) {
     KILN_RETURN_IF_ERROR(WriteNpy(absl::GetFlag(FLAGS_output), shape, data));
@@ -214,10 +220,7 @@ absl::Status JobsCommand(client::Client& c, const std::vector<std::string>& args
       std::printf("%s %s%s\n", job_id.c_str(), v1::JobState_Name(finished.state()).c_str(),
                   FormatLogs(finished.results()).c_str());
     }
-    if (finished.state() != v1::SUCCEEDED) {
-      return absl::Status(static_cast<absl::StatusCode>(finished.error().code()),
-                          finished.error().message());
-    }
+    if (finished.state() != v1::SUCCEEDED) return JobError(finished, "");
     return absl::OkStatus();
   }
   if (verb == "cancel") {
