@@ -8,7 +8,7 @@
 #include "core/base/status.h"
 #include "core/io/builtin_datasets.h"
 #include "core/io/readers.h"
-#include "server/tensor_codec.h"
+#include "core/io/tensor_proto.h"
 
 namespace kiln::server {
 namespace {

@@ -25,15 +25,8 @@ bool IsTerminal(v1::JobState state) {
          state == v1::INTERRUPTED;
 }
 
-Job::Job(std::string id, std::string session_id, std::string model, v1::JobKind kind)
-    : id_(std::move(id)),
-      session_id_(std::move(session_id)),
-      model_(std::move(model)),
-      kind_(kind) {
-  snapshot_.set_id(id_);
-  snapshot_.set_session_id(session_id_);
-  snapshot_.set_model(model_);
-  snapshot_.set_kind(kind_);
+Job::Job(v1::Job plan) : id_(plan.id()), session_id_(plan.session_id()), kind_(plan.kind()) {
+  snapshot_ = std::move(plan);
   snapshot_.set_state(v1::QUEUED);
   *snapshot_.mutable_created() = Now();
 }

@@ -44,7 +44,9 @@ class JobSubscription {
 
 class Job {
  public:
-  Job(std::string id, std::string session_id, std::string model, v1::JobKind kind);
+  // `plan`: the job's id, session_id, model and kind, and what is known before it runs
+  // (epochs, steps_per_epoch, seed, output_dataset). The job starts QUEUED.
+  explicit Job(v1::Job plan);
 
   const std::string& id() const { return id_; }
   const std::string& session_id() const { return session_id_; }
@@ -82,7 +84,7 @@ class Job {
   std::shared_ptr<JobSubscription> Subscribe(std::function<void()> notify);
 
  private:
-  const std::string id_, session_id_, model_;
+  const std::string id_, session_id_;
   const v1::JobKind kind_;
   std::atomic<bool> cancel_requested_{false};
   std::atomic<bool> interrupted_{false};

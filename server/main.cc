@@ -1,12 +1,17 @@
 // kiln-server: serves the Kiln API over gRPC until SIGINT or SIGTERM, then shuts down
 // gracefully (see KilnServer::Shutdown).
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/server.h"
 
@@ -34,8 +39,43 @@ ABSL_FLAG(int64_t, max_session_bytes, int64_t{4} << 30,
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "time in-flight RPCs get to finish after SIGINT/SIGTERM");
 
+namespace {
+
+constexpr char kUsage[] = R"(kiln-server: builds and trains Keras-style models for remote clients.
+
+Usage: kiln-server [--flag=value ...]
+
+Serves the Kiln gRPC API until SIGINT or SIGTERM, then drains and exits 0. `kiln health
+--wait=30s` returns once it answers. Flags:
+)";
+
+// kiln-server's own flags (this file's), not those of the libraries linked in (--helpfull).
+void PrintHelp() {
+  std::vector<absl::CommandLineFlag*> flags;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (absl::EndsWith(flag->Filename(), "server/main.cc")) flags.push_back(flag);
+  }
+  std::sort(flags.begin(), flags.end(),
+            [](const auto* a, const auto* b) { return a->Name() < b->Name(); });
+  std::printf("%s", kUsage);
+  for (const absl::CommandLineFlag* flag : flags) {
+    std::printf("  --%s (default: %s)\n      %s\n", std::string(flag->Name()).c_str(),
+                flag->DefaultValue().empty() ? "none" : flag->DefaultValue().c_str(),
+                flag->Help().c_str());
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("Kiln: builds and trains Keras-style models for remote clients.");
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h" || arg == "-help") {
+      PrintHelp();
+      return 0;
+    }
+  }
+  absl::SetProgramUsageMessage(kUsage);
   absl::ParseCommandLine(argc, argv);
 
   // Signals are taken synchronously by a waiting thread, never by a handler.

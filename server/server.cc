@@ -38,6 +38,9 @@ absl::Status KilnServer::Start() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // Without SO_REUSEPORT a second server on a port in use fails to start, instead of silently
+  // sharing the port's traffic with the first.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
@@ -48,7 +51,16 @@ absl::Status KilnServer::Start() {
   builder.RegisterService(inference_service_.get());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen));
+    server_.reset();
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options_.listen,
+        ": the address is in use (is another kiln-server running there?) or is not an address "
+        "of this machine; choose another with --listen=HOST:PORT (port 0 picks a free one)"));
+  }
+  // Health by service name too ("kiln.v1.ModelService"), as grpc_health_probe -service asks.
+  const google::protobuf::FileDescriptor* api = v1::Session::descriptor()->file();
+  for (int i = 0; i < api->service_count(); ++i) {
+    server_->GetHealthCheckService()->SetServingStatus(api->service(i)->full_name(), true);
   }
   return absl::OkStatus();
 }

@@ -1,6 +1,7 @@
 #include "server/session.h"
 
 #include <algorithm>
+#include <random>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -22,16 +23,31 @@ std::vector<TensorId> Ids(const google::protobuf::RepeatedField<int64_t>& ids) {
   return std::vector<TensorId>(ids.begin(), ids.end());
 }
 
+// A generator for one kind of seed: from the session's seed when it has one (each kind its
+// own stream), else from the system's entropy.
+std::mt19937_64 SeedStream(const std::optional<int64_t>& session_seed, uint64_t kind) {
+  if (!session_seed.has_value()) {
+    std::random_device entropy;
+    return std::mt19937_64((uint64_t(entropy()) << 32) ^ entropy());
+  }
+  std::seed_seq seq{uint32_t(uint64_t(*session_seed)), uint32_t(uint64_t(*session_seed) >> 32),
+                    uint32_t(kind)};
+  return std::mt19937_64(seq);
+}
+
 }  // namespace
 
-Session::Session(std::string id, std::string name, absl::Duration ttl, Runtime runtime)
+Session::Session(std::string id, std::string name, absl::Duration ttl, std::optional<int64_t> seed,
+                 Runtime runtime)
     : id_(std::move(id)),
       name_(std::move(name)),
+      seed_(seed),
       created_(absl::Now()),
       runtime_(runtime),
       ttl_(ttl),
       last_used_(absl::Now()),
-      seeds_(std::random_device{}()) {}
+      layer_seeds_(SeedStream(seed, 1)),
+      fit_seeds_(SeedStream(seed, 2)) {}
 
 void Session::Touch() {
   absl::MutexLock lock(&mu_);
@@ -54,6 +70,7 @@ v1::Session Session::Describe(bool full) const {
   *s.mutable_created() = ToTimestamp(created_);
   *s.mutable_expires() = ToTimestamp(last_used_ + ttl_);
   s.set_ttl_seconds(absl::ToInt64Seconds(ttl_));
+  if (seed_.has_value()) s.set_seed(*seed_);
   if (full) {
     for (TensorId id = 0; id < static_cast<TensorId>(graph_.tensors().size()); ++id) {
       *s.add_tensors() = TensorInfoOf(graph_, id);
@@ -161,7 +178,7 @@ absl::StatusOr<v1::TensorInfo> Session::AddInput(const v1::AddInputRequest& requ
 
 absl::StatusOr<v1::AddLayerResponse> Session::AddLayer(const v1::AddLayerRequest& request) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::unique_ptr<Layer>> layer = CreateLayer(request.spec(), PeekSeed());
+  absl::StatusOr<std::unique_ptr<Layer>> layer = CreateLayer(request.spec(), Peek(layer_seeds_));
   if (!layer.ok()) return WithFieldPrefix(layer.status(), "spec");
   absl::StatusOr<Graph::AddedLayer> added =
       graph_.AddLayer(*std::move(layer), Ids(request.inputs()));
@@ -170,7 +187,7 @@ absl::StatusOr<v1::AddLayerResponse> Session::AddLayer(const v1::AddLayerRequest
     return absl::IsAlreadyExists(added.status()) ? WithFieldPrefix(added.status(), "spec")
                                                  : added.status();
   }
-  CommitSeed();
+  Commit(layer_seeds_);
   v1::AddLayerResponse response;
   *response.mutable_layer() = LayerInfoOf(*added->layer);
   for (TensorId t : added->outputs) *response.add_outputs() = TensorInfoOf(graph_, t);
@@ -278,7 +295,7 @@ absl::StatusOr<v1::ModelInfo> Session::DefineModel(const v1::DefineModelRequest&
               absl::StrCat("a model \"", name, "\" already exists; set `replace` to replace it")),
           "definition.name");
     }
-    seed = PeekSeed();
+    seed = Peek(layer_seeds_);
   }
   absl::StatusOr<std::unique_ptr<Model>> model = BuildModel(definition, *entry->own_graph, seed);
   if (!model.ok()) return WithFieldPrefix(model.status(), "definition");
@@ -295,7 +312,7 @@ absl::StatusOr<v1::ModelInfo> Session::DefineModel(const v1::DefineModelRequest&
         "definition.name");
   }
   // Two definitions built at once may share a seed; neither changes the seed of a failed one.
-  if (seed == PeekSeed()) CommitSeed();
+  if (seed == Peek(layer_seeds_)) Commit(layer_seeds_);
   models_[name] = entry;
   return ModelInfoOf(*entry, true);
 }

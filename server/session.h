@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -44,7 +45,9 @@ struct Runtime {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(std::string id, std::string name, absl::Duration ttl, Runtime runtime);
+  // `seed`: CreateSessionRequest.seed (Keras's set_random_seed for this session), if given.
+  Session(std::string id, std::string name, absl::Duration ttl, std::optional<int64_t> seed,
+          Runtime runtime);
 
   const std::string& id() const { return id_; }
   // Marks the session used now (its TTL counts from the last use).
@@ -130,17 +133,20 @@ class Session : public std::enable_shared_from_this<Session> {
   // Registers a job and hands it to the scheduler with `work`.
   absl::StatusOr<v1::Job> Submit(std::shared_ptr<Job> job, JobScheduler::Work work)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::string NextJobId() const;
-  // The seed the next new layer or model gets; CommitSeed moves on to the one after, so that
-  // a failed call leaves every later initialisation as it was.
-  uint64_t PeekSeed() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return std::mt19937_64(seeds_)(); }
-  void CommitSeed() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { seeds_.discard(1); }
+  // A new job of this session, QUEUED, with a fresh id.
+  v1::Job NewJob(const std::string& model, v1::JobKind kind) const;
+  // The seed the next new layer or model gets (Peek), or the next fit without a seed of its
+  // own; Commit moves on to the one after, so that a failed call leaves every later one as
+  // it was.
+  static uint64_t Peek(const std::mt19937_64& seeds) { return std::mt19937_64(seeds)(); }
+  static void Commit(std::mt19937_64& seeds) { seeds.discard(1); }
 
   v1::TensorInfo TensorInfoOf(const Graph& graph, TensorId id) const;
   v1::LayerInfo LayerInfoOf(const Layer& layer) const;
   v1::ModelInfo ModelInfoOf(const ModelEntry& entry, bool full) const;
 
   const std::string id_, name_;
+  const std::optional<int64_t> seed_;
   const absl::Time created_;
   const Runtime runtime_;
 
@@ -150,7 +156,8 @@ class Session : public std::enable_shared_from_this<Session> {
   absl::Duration ttl_ ABSL_GUARDED_BY(mu_);
   absl::Time last_used_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  std::mt19937_64 seeds_ ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 layer_seeds_ ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 fit_seeds_ ABSL_GUARDED_BY(mu_);
   Graph graph_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::shared_ptr<ModelEntry>> models_ ABSL_GUARDED_BY(mu_);
   int model_counter_ ABSL_GUARDED_BY(mu_) = 0;

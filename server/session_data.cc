@@ -4,8 +4,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/base/status.h"
+#include "core/io/tensor_proto.h"
 #include "server/session.h"
-#include "server/tensor_codec.h"
 
 namespace kiln::server {
 namespace {

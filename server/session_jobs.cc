@@ -4,8 +4,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/base/status.h"
+#include "core/io/tensor_proto.h"
 #include "server/session.h"
-#include "server/tensor_codec.h"
 
 namespace kiln::server {
 namespace {
@@ -153,7 +153,14 @@ class SessionJobRunner {
   }
 };
 
-std::string Session::NextJobId() const { return absl::StrCat("job-", ++*runtime_.job_counter); }
+v1::Job Session::NewJob(const std::string& model, v1::JobKind kind) const {
+  v1::Job job;
+  job.set_id(absl::StrCat("job-", ++*runtime_.job_counter));
+  job.set_session_id(id_);
+  job.set_model(model);
+  job.set_kind(kind);
+  return job;
+}
 
 absl::StatusOr<v1::Job> Session::Submit(std::shared_ptr<Job> job, JobScheduler::Work work) {
   if (closed_) {
@@ -179,17 +186,26 @@ absl::StatusOr<v1::Job> Session::StartFit(const v1::StartFitRequest& request) {
   absl::MutexLock lock(&mu_);
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.model(), "model"));
   // Everything fit checks before training, answered now rather than by a failed job.
-  absl::Status valid = entry->trainer->ValidateFit(*data, request.config(), validation.get());
-  if (!valid.ok()) return RequestError(valid);
-  auto job = std::make_shared<Job>(NextJobId(), id_, request.model(), v1::FIT);
+  absl::StatusOr<FitInfo> plan = entry->trainer->PlanFit(*data, request.config(), validation.get());
+  if (!plan.ok()) return RequestError(plan.status());
+  v1::FitConfig config = request.config();
+  if (!config.has_seed()) config.set_seed(int64_t(Peek(fit_seeds_)));
+  v1::Job planned = NewJob(request.model(), v1::FIT);
+  planned.set_epoch(plan->initial_epoch);
+  planned.set_epochs(plan->epochs);
+  planned.set_steps_per_epoch(plan->steps_per_epoch);
+  planned.set_seed(config.seed());
+  auto job = std::make_shared<Job>(std::move(planned));
   std::shared_ptr<Session> self = shared_from_this();
-  const v1::FitConfig config = request.config();
-  return Submit(job, [self, job, entry, data, validation, config](int) {
-    SessionJobRunner::Run(*self, *job, [&](v1::Finished&) {
-      JobReporter reporter(job);
-      return entry->trainer->Fit(*data, config, &reporter, validation.get()).status();
-    });
-  });
+  KILN_ASSIGN_OR_RETURN(
+      v1::Job started, Submit(job, [self, job, entry, data, validation, config](int) {
+        SessionJobRunner::Run(*self, *job, [&](v1::Finished&) {
+          JobReporter reporter(job);
+          return entry->trainer->Fit(*data, config, &reporter, validation.get()).status();
+        });
+      }));
+  if (!request.config().has_seed()) Commit(fit_seeds_);
+  return started;
 }
 
 absl::StatusOr<v1::Job> Session::StartEvaluate(const v1::StartEvaluateRequest& request) {
@@ -200,7 +216,7 @@ absl::StatusOr<v1::Job> Session::StartEvaluate(const v1::StartEvaluateRequest& r
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.model(), "model"));
   absl::Status valid = entry->trainer->ValidateEvaluate(*data, request.config());
   if (!valid.ok()) return RequestError(valid);
-  auto job = std::make_shared<Job>(NextJobId(), id_, request.model(), v1::EVALUATE);
+  auto job = std::make_shared<Job>(NewJob(request.model(), v1::EVALUATE));
   std::shared_ptr<Session> self = shared_from_this();
   const v1::EvaluateConfig config = request.config();
   return Submit(job, [self, job, entry, data, config](int) {
@@ -221,15 +237,17 @@ absl::StatusOr<v1::Job> Session::StartPredict(const v1::StartPredictRequest& req
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.model(), "model"));
   absl::Status valid = entry->trainer->ValidatePredict(*data, request.config());
   if (!valid.ok()) return RequestError(valid);
-  const std::string job_id = NextJobId();
-  const std::string output = request.output_dataset().empty() ? absl::StrCat("predictions-", job_id)
-                                                              : request.output_dataset();
+  v1::Job planned = NewJob(request.model(), v1::PREDICT);
+  const std::string output = request.output_dataset().empty()
+                                 ? absl::StrCat("predictions-", planned.id())
+                                 : request.output_dataset();
   if (datasets_.contains(output)) {
     return WithFieldPrefix(absl::AlreadyExistsError(absl::StrCat(
                                "a dataset \"", output, "\" already exists in this session")),
                            "output_dataset");
   }
-  auto job = std::make_shared<Job>(job_id, id_, request.model(), v1::PREDICT);
+  planned.set_output_dataset(output);
+  auto job = std::make_shared<Job>(std::move(planned));
   std::shared_ptr<Session> self = shared_from_this();
   const v1::PredictConfig config = request.config();
   return Submit(job, [self, job, entry, data, config, output](int) {

@@ -46,7 +46,9 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Create(
   do {
     id = NewSessionId();
   } while (sessions_.contains(id));
-  auto session = std::make_shared<Session>(id, request.name(), ttl, runtime_);
+  auto session = std::make_shared<Session>(
+      id, request.name(), ttl,
+      request.has_seed() ? std::optional<int64_t>(request.seed()) : std::nullopt, runtime_);
   sessions_[id] = session;
   return session;
 }

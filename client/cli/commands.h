@@ -1,5 +1,6 @@
-// The kiln CLI's commands. `args` holds the positional arguments, the command's name first;
-// everything else comes from the flags in flags.h.
+// The kiln CLI's commands. Each is one entry of the command table (command_table.cc): its name,
+// arguments, help, the flags it takes, and the function that runs it. `args` holds the
+// positional arguments after the command's name; everything else comes from flags.h.
 #ifndef KILN_CLIENT_CLI_COMMANDS_H_
 #define KILN_CLIENT_CLI_COMMANDS_H_
 
@@ -7,23 +8,59 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "client/cpp/client.h"
 
 namespace kiln::cli {
 
+using Args = std::vector<std::string>;
+
+struct Command {
+  absl::string_view name = {};       // "fit", "model define"
+  absl::string_view arguments = {};  // the positional part of the synopsis: "FILE.json", "JOB"
+  absl::string_view summary = {};    // one line for `kiln help`
+  absl::string_view details = {};    // more for `kiln NAME --help`; may be empty
+  bool session = false;              // works in a session (--session / $KILN_SESSION)
+  std::vector<absl::string_view> flags = {};  // besides --server, --json, --help (and --session)
+  int min_args = 0, max_args = 0;             // positional arguments after the name; -1: any
+  absl::Status (*run)(client::Client& c, const Args& args) = nullptr;
+};
+
+// Every command, in the order `kiln help` lists them.
+const std::vector<Command>& Commands();
+
 // session_commands.cc
-absl::Status Health(client::Client& c);
-absl::Status SessionCommand(client::Client& c, const std::vector<std::string>& args);
+absl::Status Health(client::Client& c, const Args& args);
+absl::Status SessionCreate(client::Client& c, const Args& args);
+absl::Status SessionList(client::Client& c, const Args& args);
+absl::Status SessionShow(client::Client& c, const Args& args);
+absl::Status SessionDelete(client::Client& c, const Args& args);
 // model_commands.cc
-absl::Status ModelCommand(client::Client& c, const std::vector<std::string>& args);
-absl::Status Compile(client::Client& c);
+absl::Status ModelDefine(client::Client& c, const Args& args);
+absl::Status ModelSummary(client::Client& c, const Args& args);
+absl::Status ModelList(client::Client& c, const Args& args);
+absl::Status ModelDelete(client::Client& c, const Args& args);
+absl::Status Compile(client::Client& c, const Args& args);
+// weights_commands.cc
+absl::Status WeightsGet(client::Client& c, const Args& args);
+absl::Status WeightsSet(client::Client& c, const Args& args);
 // data_commands.cc
-absl::Status DataCommand(client::Client& c, const std::vector<std::string>& args);
+absl::Status DataOpen(client::Client& c, const Args& args);
+absl::Status DataUpload(client::Client& c, const Args& args);
+absl::Status DataList(client::Client& c, const Args& args);
+absl::Status DataRead(client::Client& c, const Args& args);
+absl::Status DataDelete(client::Client& c, const Args& args);
+// Every row of one array ("x", "x0", "y") of a session dataset, read page by page.
+absl::StatusOr<v1::TensorProto> ReadDatasetArray(client::Client& c, const std::string& session,
+                                                 const std::string& name, const std::string& array);
 // job_commands.cc
-absl::Status Fit(client::Client& c);
-absl::Status Evaluate(client::Client& c);
-absl::Status Predict(client::Client& c);
-absl::Status JobsCommand(client::Client& c, const std::vector<std::string>& args);
+absl::Status Fit(client::Client& c, const Args& args);
+absl::Status Evaluate(client::Client& c, const Args& args);
+absl::Status Predict(client::Client& c, const Args& args);
+absl::Status JobsList(client::Client& c, const Args& args);
+absl::Status JobsWatch(client::Client& c, const Args& args);
+absl::Status JobsCancel(client::Client& c, const Args& args);
 
 }  // namespace kiln::cli
 

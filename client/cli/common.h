@@ -1,6 +1,5 @@
-// What every kiln command shares: reading the common flags (server, session, model), usage
-// errors (exit status 2), and printing or reading protobuf JSON. Each command returns OK or the
-// error to report; a UsageError exits 2, anything else 1.
+// What every kiln command shares: the common flags (server, session, model), errors that set
+// the exit status (usage: 2, Ctrl-C: 130, anything else: 1), printing protobuf JSON, and files.
 #ifndef KILN_CLIENT_CLI_COMMON_H_
 #define KILN_CLIENT_CLI_COMMON_H_
 
@@ -13,39 +12,45 @@
 #include "client/cpp/client.h"
 #include "core/base/status.h"
 #include "google/protobuf/message.h"
-#include "google/protobuf/util/json_util.h"
 
 namespace kiln::cli {
 
-// Marks a UsageError.
-inline constexpr char kUsagePayload[] = "type.kiln.dev/kiln.cli.Usage";
+inline constexpr int kDefaultPort = 50051;
 
-// A command-line mistake: exit status 2 rather than 1.
+// A command-line mistake: exit status 2.
 absl::Status UsageError(absl::string_view message);
+bool IsUsageError(const absl::Status& status);
+// A job cancelled by Ctrl-C: exit status 130, as a shell reports a command SIGINT stopped.
+absl::Status InterruptedError(absl::string_view message);
+bool IsInterrupted(const absl::Status& status);
 
-// --server, else $KILN_SERVER, else localhost:50051.
-std::string Server();
-// --session, else $KILN_SESSION; a usage error when neither is set.
+// The server to talk to, and where that came from, for error messages.
+struct ServerAddress {
+  std::string target;  // host:port
+  std::string origin;  // "--server", "$KILN_SERVER" or "the default"
+};
+// --server, else $KILN_SERVER, else localhost; the port defaults to 50051.
+ServerAddress Server();
+// "host" -> "host:50051", "::1" -> "[::1]:50051"; a target with a port or a scheme
+// ("unix:...", "dns:///...") is left as it is.
+std::string WithDefaultPort(absl::string_view target);
+
+// --session, else $KILN_SESSION; a usage error that says how to get one when neither is set.
 absl::StatusOr<std::string> RequireSession();
 // `value` of --`flag`; a usage error when it is empty.
 absl::StatusOr<std::string> Require(const std::string& value, absl::string_view flag);
-// --model, else the session's only model; a usage error when there is none or several.
-absl::StatusOr<std::string> ResolveModel(client::Client& c, const std::string& session);
+// --model, else the session's only model. When it has none or several: a usage error, or, if
+// `optional`, "" (for a layer of the session's own graph rather than of a model).
+absl::StatusOr<std::string> ResolveModel(client::Client& c, const std::string& session,
+                                         bool optional = false);
 
+// Protobuf JSON with the API's field names.
 absl::Status PrintJson(const google::protobuf::Message& message);
-absl::StatusOr<std::string> ReadFile(const std::string& path);
 
-template <typename Message>
-absl::StatusOr<Message> ParseJsonFile(const std::string& path) {
-  KILN_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-  Message message;
-  const auto status = google::protobuf::util::JsonStringToMessage(text, &message);
-  if (!status.ok()) {
-    return UsageError(absl::StrCat(path, ": not a valid ", Message::descriptor()->name(),
-                                   " in protobuf JSON: ", status.ToString()));
-  }
-  return message;
-}
+// The whole file; a usage error that says why it cannot be read (missing, permission, ...).
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+// Replaces `path` with `bytes`; an error that says why it cannot be written.
+absl::Status WriteFile(const std::string& path, absl::string_view bytes);
 
 }  // namespace kiln::cli
 

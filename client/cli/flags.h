@@ -1,4 +1,5 @@
-// The kiln CLI's flags, shared by its command files (defined in flags.cc).
+// The kiln CLI's flags (defined in flags.cc): their names, types, defaults and help are written
+// once there; the command table (command_table.cc) says which command takes which.
 #ifndef KILN_CLIENT_CLI_FLAGS_H_
 #define KILN_CLIENT_CLI_FLAGS_H_
 
@@ -6,6 +7,7 @@
 #include <string>
 
 #include "absl/flags/declare.h"
+#include "absl/time/time.h"
 
 ABSL_DECLARE_FLAG(std::string, server);
 ABSL_DECLARE_FLAG(std::string, session);
@@ -33,7 +35,13 @@ ABSL_DECLARE_FLAG(std::string, y);
 ABSL_DECLARE_FLAG(double, scale);
 ABSL_DECLARE_FLAG(std::string, input);
 ABSL_DECLARE_FLAG(std::string, output);
+ABSL_DECLARE_FLAG(bool, keep);
+ABSL_DECLARE_FLAG(std::string, array);
+ABSL_DECLARE_FLAG(std::string, output_dir);
 ABSL_DECLARE_FLAG(int64_t, from);
+ABSL_DECLARE_FLAG(absl::Duration, wait);
+ABSL_DECLARE_FLAG(std::string, service);
+ABSL_DECLARE_FLAG(absl::Duration, progress_interval);
 ABSL_DECLARE_FLAG(bool, json);
 
 #endif  // KILN_CLIENT_CLI_FLAGS_H_

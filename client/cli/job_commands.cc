@@ -2,19 +2,18 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <optional>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/cli/commands.h"
 #include "client/cli/common.h"
 #include "client/cli/flags.h"
+#include "client/cli/interrupt.h"
+#include "client/cli/npy_files.h"
 #include "client/cli/progress.h"
-#include "core/io/dataset.h"
-#include "core/io/npy_writer.h"
-#include "core/io/readers.h"
 
 namespace kiln::cli {
 namespace {
@@ -25,8 +24,14 @@ absl::Status JobError(const v1::Finished& finished, absl::string_view context) {
                       absl::StrCat(context, finished.error().message()));
 }
 
+JobProgress NewProgress(const v1::Job& job) {
+  return JobProgress(stdout, isatty(fileno(stdout)) != 0, job,
+                     absl::GetFlag(FLAGS_progress_interval));
+}
+
 // With --detach, prints the job's id and returns nothing; otherwise follows the job to its
-// end, drawing its progress, and returns how it finished: an error unless it SUCCEEDED.
+// end, drawing its progress, and returns how it finished: an error unless it SUCCEEDED. The
+// first Ctrl-C while following cancels the job.
 absl::StatusOr<std::optional<v1::Finished>> FollowUnlessDetached(client::Client& c,
                                                                  const std::string& session,
                                                                  const v1::Job& job) {
@@ -34,14 +39,30 @@ absl::StatusOr<std::optional<v1::Finished>> FollowUnlessDetached(client::Client&
     std::printf("%s\n", job.id().c_str());
     return std::nullopt;
   }
-  JobProgress progress(stdout, isatty(fileno(stdout)) != 0, job);
+  JobProgress progress = NewProgress(job);
+  std::optional<QueuedNotice> queued;
+  if (!absl::GetFlag(FLAGS_json)) queued.emplace(stdout, job);
+  OnInterrupt cancel_on_ctrl_c([&c, &session, &job] {
+    std::fflush(stdout);
+    std::fprintf(stderr, "\nkiln: Ctrl-C: cancelling %s (press Ctrl-C again to stop waiting)\n",
+                 job.id().c_str());
+    v1::CancelJobRequest request;
+    request.set_session_id(session);
+    request.set_job_id(job.id());
+    absl::Status status = c.Call(&v1::JobService::Stub::CancelJob, c.jobs(), request).status();
+    if (!status.ok()) std::fprintf(stderr, "kiln: %s\n", status.ToString().c_str());
+  });
   KILN_ASSIGN_OR_RETURN(v1::Finished finished,
                         c.WatchJob(session, job.id(), 0, [&](const v1::JobEvent& e) {
+                          if (queued.has_value()) queued->OnEvent();
                           if (!absl::GetFlag(FLAGS_json)) progress.OnEvent(e);
                         }));
+  if (finished.state() == v1::CANCELLED && cancel_on_ctrl_c.interrupted()) {
+    return InterruptedError(absl::StrCat("job ", job.id(), " cancelled"));
+  }
   if (finished.state() != v1::SUCCEEDED) {
     return JobError(finished,
-                    absl::StrCat("job ", job.id(), " ", v1::JobState_Name(finished.state()), ": "));
+                    absl::StrCat("job ", job.id(), " ", StateName(finished.state()), ": "));
   }
   return finished;
 }
@@ -52,21 +73,13 @@ absl::StatusOr<v1::DataRef> DataRefFromFlag(const std::string& dataset) {
   return ref;
 }
 
-// Writes float32 data as .npy.
-absl::Status WriteNpy(const std::string& path, const std::vector<int64_t>& shape,
-                      const std::string& data) {
-  std::ofstream out(path, std::ios::binary);
-  out << FormatNpyFloat32(shape, data);
-  if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
-}
-
 // Per row the most likely class and its score.
-void PrintPredictions(const std::vector<int64_t>& shape, const std::string& data) {
+void PrintPredictions(const v1::TensorProto& predictions) {
+  const std::string& data = predictions.data();
   const float* p = reinterpret_cast<const float*>(data.data());
-  const int64_t rows = shape[0];
+  const int64_t rows = predictions.shape_size() > 0 ? predictions.shape(0) : 0;
   const int64_t cols = rows > 0 ? int64_t(data.size() / sizeof(float)) / rows : 0;
-  std::printf("predictions: (%s)\n", absl::StrJoin(shape, ", ").c_str());
+  std::printf("predictions: (%s)\n", absl::StrJoin(predictions.shape(), ", ").c_str());
   for (int64_t r = 0; r < std::min<int64_t>(rows, 10); ++r) {
     int64_t best = 0;
     for (int64_t j = 1; j < cols; ++j) best = p[r * cols + j] > p[r * cols + best] ? j : best;
@@ -76,9 +89,58 @@ void PrintPredictions(const std::vector<int64_t>& shape, const std::string& data
   if (rows > 10) std::printf("  ... %lld more rows\n", static_cast<long long>(rows - 10));
 }
 
+// Unary Predict on the rows of an .npy file.
+absl::StatusOr<v1::TensorProto> PredictFile(client::Client& c, const std::string& session) {
+  v1::PredictRequest request;
+  request.set_session_id(session);
+  request.set_batch_size(absl::GetFlag(FLAGS_batch_size));
+  // The file first: a file that cannot be read needs no server to say so.
+  KILN_ASSIGN_OR_RETURN(*request.add_inputs(), ReadNpyFile(absl::GetFlag(FLAGS_input)));
+  KILN_ASSIGN_OR_RETURN(*request.mutable_model(), ResolveModel(c, session));
+  KILN_ASSIGN_OR_RETURN(v1::PredictResponse r,
+                        c.Call(&v1::InferenceService::Stub::Predict, c.inference(), request));
+  return r.outputs(0);
+}
+
+// A predict job over a dataset. Its predictions become a session dataset, which is read back
+// and then deleted unless --keep: they would count toward the session's byte limit.
+absl::StatusOr<std::optional<v1::TensorProto>> PredictDataset(client::Client& c,
+                                                              const std::string& session) {
+  v1::StartPredictRequest request;
+  request.set_session_id(session);
+  KILN_ASSIGN_OR_RETURN(*request.mutable_model(), ResolveModel(c, session));
+  KILN_ASSIGN_OR_RETURN(*request.mutable_data(), DataRefFromFlag(absl::GetFlag(FLAGS_dataset)));
+  request.mutable_config()->set_batch_size(absl::GetFlag(FLAGS_batch_size));
+  KILN_ASSIGN_OR_RETURN(v1::Job job,
+                        c.Call(&v1::JobService::Stub::StartPredict, c.jobs(), request));
+  const std::string& output = job.output_dataset();
+  KILN_ASSIGN_OR_RETURN(std::optional<v1::Finished> finished,
+                        FollowUnlessDetached(c, session, job));
+  if (!finished.has_value()) {
+    std::fprintf(stderr,
+                 "kiln: the predictions will be the session's dataset %s: `kiln data read %s "
+                 "--output=FILE.npy` downloads them, `kiln data delete %s` frees their bytes\n",
+                 output.c_str(), output.c_str(), output.c_str());
+    return std::nullopt;
+  }
+  KILN_ASSIGN_OR_RETURN(v1::TensorProto predictions, ReadDatasetArray(c, session, output, "x"));
+  if (absl::GetFlag(FLAGS_keep)) {
+    std::fprintf(stderr,
+                 "kiln: kept the predictions as the session's dataset %s (%s bytes of its "
+                 "limit); `kiln data delete %s` frees them\n",
+                 output.c_str(), std::to_string(predictions.data().size()).c_str(), output.c_str());
+  } else {
+    v1::DeleteDatasetRequest drop;
+    drop.set_session_id(session);
+    drop.set_name(output);
+    KILN_RETURN_IF_ERROR(c.Call(&v1::DataService::Stub::DeleteDataset, c.data(), drop).status());
+  }
+  return predictions;
+}
+
 }  // namespace
 
-absl::Status Fit(client::Client& c) {
+absl::Status Fit(client::Client& c, const Args&) {
   v1::StartFitRequest request;
   KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
   KILN_ASSIGN_OR_RETURN(*request.mutable_model(), ResolveModel(c, request.session_id()));
@@ -95,12 +157,11 @@ absl::Status Fit(client::Client& c) {
   KILN_ASSIGN_OR_RETURN(v1::Job job, c.Call(&v1::JobService::Stub::StartFit, c.jobs(), request));
   KILN_ASSIGN_OR_RETURN(std::optional<v1::Finished> finished,
                         FollowUnlessDetached(c, request.session_id(), job));
-  if (!finished.has_value()) return absl::OkStatus();
-  if (absl::GetFlag(FLAGS_json)) return PrintJson(*finished);
+  if (finished.has_value() && absl::GetFlag(FLAGS_json)) return PrintJson(*finished);
   return absl::OkStatus();
 }
 
-absl::Status Evaluate(client::Client& c) {
+absl::Status Evaluate(client::Client& c, const Args&) {
   v1::StartEvaluateRequest request;
   KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
   KILN_ASSIGN_OR_RETURN(*request.mutable_model(), ResolveModel(c, request.session_id()));
@@ -117,121 +178,82 @@ absl::Status Evaluate(client::Client& c) {
   return absl::OkStatus();
 }
 
-absl::Status Predict(client::Client& c) {
+absl::Status Predict(client::Client& c, const Args&) {
   KILN_ASSIGN_OR_RETURN(const std::string session, RequireSession());
-  KILN_ASSIGN_OR_RETURN(const std::string model, ResolveModel(c, session));
-  std::vector<int64_t> shape;
-  std::string data;
+  if (absl::GetFlag(FLAGS_input).empty() == absl::GetFlag(FLAGS_dataset).empty()) {
+    return UsageError("kiln predict needs either --input=FILE.npy or --dataset=D");
+  }
+  v1::TensorProto predictions;
   if (!absl::GetFlag(FLAGS_input).empty()) {
-    // Unary Predict on the rows of an .npy file.
-    const std::string path = absl::GetFlag(FLAGS_input);
-    KILN_ASSIGN_OR_RETURN(const std::string bytes, ReadFile(path));
-    KILN_ASSIGN_OR_RETURN(Tensor x, ParseNpy(bytes, path));
-    x = ToFloat32(x);
-    v1::PredictRequest request;
-    request.set_session_id(session);
-    request.set_model(model);
-    request.set_batch_size(absl::GetFlag(FLAGS_batch_size));
-    v1::TensorProto* t = request.add_inputs();
-    t->set_dtype(v1::FLOAT32);
-    for (int64_t d : x.shape().dims()) t->add_shape(d);
-    t->set_data(x.raw_data(), x.byte_size());
-    KILN_ASSIGN_OR_RETURN(v1::PredictResponse r,
-                          c.Call(&v1::InferenceService::Stub::Predict, c.inference(), request));
-    if (absl::GetFlag(FLAGS_json)) return PrintJson(r);
-    shape.assign(r.outputs(0).shape().begin(), r.outputs(0).shape().end());
-    data = r.outputs(0).data();
+    KILN_ASSIGN_OR_RETURN(predictions, PredictFile(c, session));
   } else {
-    // A predict job over a dataset; its predictions become a dataset, read back in pages.
-    v1::StartPredictRequest request;
-    request.set_session_id(session);
-    request.set_model(model);
-    KILN_ASSIGN_OR_RETURN(*request.mutable_data(), DataRefFromFlag(absl::GetFlag(FLAGS_dataset)));
-    request.mutable_config()->set_batch_size(absl::GetFlag(FLAGS_batch_size));
-    KILN_ASSIGN_OR_RETURN(v1::Job job,
-                          c.Call(&v1::JobService::Stub::StartPredict, c.jobs(), request));
-    KILN_ASSIGN_OR_RETURN(std::optional<v1::Finished> finished,
-                          FollowUnlessDetached(c, session, job));
-    if (!finished.has_value()) return absl::OkStatus();
-    v1::GetDatasetRequest get;
-    get.set_session_id(session);
-    get.set_name(finished->output_dataset());
-    KILN_ASSIGN_OR_RETURN(v1::DatasetInfo info,
-                          c.Call(&v1::DataService::Stub::GetDataset, c.data(), get));
-    shape.assign(info.x(0).shape().begin(), info.x(0).shape().end());
-    for (int64_t offset = 0; offset < info.samples();) {
-      v1::ReadDatasetRequest read;
-      read.set_session_id(session);
-      read.set_name(finished->output_dataset());
-      read.set_array("x");
-      read.set_offset(offset);
-      KILN_ASSIGN_OR_RETURN(v1::TensorProto rows,
-                            c.Call(&v1::DataService::Stub::ReadDataset, c.data(), read));
-      data += rows.data();
-      offset += rows.shape(0);
-    }
-    std::printf("predictions stored in dataset %s\n", finished->output_dataset().c_str());
+    KILN_ASSIGN_OR_RETURN(std::optional<v1::TensorProto> rows, PredictDataset(c, session));
+    if (!rows.has_value()) return absl::OkStatus();  // --detach
+    predictions = *std::move(rows);
   }
   if (!absl::GetFlag(FLAGS_output).empty()) {
-    KILN_RETURN_IF_ERROR(WriteNpy(absl::GetFlag(FLAGS_output), shape, data));
-    std::printf("wrote %s\n", absl::GetFlag(FLAGS_output).c_str());
+    KILN_RETURN_IF_ERROR(WriteNpyFile(absl::GetFlag(FLAGS_output), predictions));
+    std::printf("wrote %s: (%s)\n", absl::GetFlag(FLAGS_output).c_str(),
+                absl::StrJoin(predictions.shape(), ", ").c_str());
+  } else if (absl::GetFlag(FLAGS_json)) {
+    return PrintJson(predictions);
   } else {
-    PrintPredictions(shape, data);
+    PrintPredictions(predictions);
   }
   return absl::OkStatus();
 }
 
-absl::Status JobsCommand(client::Client& c, const std::vector<std::string>& args) {
-  const std::string verb = args.size() > 1 ? args[1] : "";
-  KILN_ASSIGN_OR_RETURN(const std::string session, RequireSession());
-  if (verb == "list") {
-    v1::ListJobsRequest request;
-    request.set_session_id(session);
-    KILN_ASSIGN_OR_RETURN(v1::ListJobsResponse r,
-                          c.Call(&v1::JobService::Stub::ListJobs, c.jobs(), request));
-    if (absl::GetFlag(FLAGS_json)) return PrintJson(r);
-    for (const v1::Job& j : r.jobs()) {
-      const std::string epochs =
-          j.kind() == v1::FIT ? absl::StrFormat(" epoch %d/%d", j.epoch() + 1, j.epochs()) : "";
-      std::printf("%-8s %-9s %-12s %-11s%s%s\n", j.id().c_str(), v1::JobKind_Name(j.kind()).c_str(),
-                  j.model().c_str(), v1::JobState_Name(j.state()).c_str(), epochs.c_str(),
-                  FormatLogs(j.logs()).c_str());
-    }
-    return absl::OkStatus();
+absl::Status JobsList(client::Client& c, const Args&) {
+  v1::ListJobsRequest request;
+  KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
+  KILN_ASSIGN_OR_RETURN(v1::ListJobsResponse r,
+                        c.Call(&v1::JobService::Stub::ListJobs, c.jobs(), request));
+  if (absl::GetFlag(FLAGS_json)) return PrintJson(r);
+  for (const v1::Job& j : r.jobs()) {
+    // A queued job has no progress yet; the others show the epoch they are in (or ended in).
+    const std::string epochs = j.kind() == v1::FIT && j.state() != v1::QUEUED
+                                   ? absl::StrFormat(" epoch %d/%d", j.epoch() + 1, j.epochs())
+                                   : "";
+    std::printf("%-8s %-9s %-12s %-11s%s%s\n", j.id().c_str(),
+                absl::AsciiStrToLower(v1::JobKind_Name(j.kind())).c_str(), j.model().c_str(),
+                StateName(j.state()).c_str(), epochs.c_str(), FormatLogs(j.logs()).c_str());
   }
-  if (args.size() < 3) return UsageError("usage: kiln jobs list | watch JOB | cancel JOB");
-  const std::string& job_id = args[2];
-  if (verb == "watch") {
-    v1::GetJobRequest get;
-    get.set_session_id(session);
-    get.set_job_id(job_id);
-    KILN_ASSIGN_OR_RETURN(v1::Job job, c.Call(&v1::JobService::Stub::GetJob, c.jobs(), get));
-    JobProgress progress(stdout, isatty(fileno(stdout)) != 0, job);
-    KILN_ASSIGN_OR_RETURN(
-        v1::Finished finished,
-        c.WatchJob(session, job_id, absl::GetFlag(FLAGS_from), [&](const v1::JobEvent& e) {
-          if (absl::GetFlag(FLAGS_json)) {
-            PrintJson(e).IgnoreError();
-          } else {
-            progress.OnEvent(e);
-          }
-        }));
-    if (!absl::GetFlag(FLAGS_json)) {
-      std::printf("%s %s%s\n", job_id.c_str(), v1::JobState_Name(finished.state()).c_str(),
-                  FormatLogs(finished.results()).c_str());
-    }
-    if (finished.state() != v1::SUCCEEDED) return JobError(finished, "");
-    return absl::OkStatus();
+  return absl::OkStatus();
+}
+
+absl::Status JobsWatch(client::Client& c, const Args& args) {
+  v1::GetJobRequest get;
+  KILN_ASSIGN_OR_RETURN(*get.mutable_session_id(), RequireSession());
+  get.set_job_id(args[0]);
+  KILN_ASSIGN_OR_RETURN(v1::Job job, c.Call(&v1::JobService::Stub::GetJob, c.jobs(), get));
+  JobProgress progress = NewProgress(job);
+  std::optional<QueuedNotice> queued;
+  if (!absl::GetFlag(FLAGS_json)) queued.emplace(stdout, job);
+  KILN_ASSIGN_OR_RETURN(
+      v1::Finished finished,
+      c.WatchJob(get.session_id(), job.id(), absl::GetFlag(FLAGS_from), [&](const v1::JobEvent& e) {
+        if (queued.has_value()) queued->OnEvent();
+        if (absl::GetFlag(FLAGS_json)) {
+          PrintJson(e).IgnoreError();
+        } else {
+          progress.OnEvent(e);
+        }
+      }));
+  if (!absl::GetFlag(FLAGS_json)) {
+    std::printf("%s %s%s\n", job.id().c_str(), StateName(finished.state()).c_str(),
+                FormatLogs(finished.results()).c_str());
   }
-  if (verb == "cancel") {
-    v1::CancelJobRequest request;
-    request.set_session_id(session);
-    request.set_job_id(job_id);
-    KILN_ASSIGN_OR_RETURN(v1::Job j, c.Call(&v1::JobService::Stub::CancelJob, c.jobs(), request));
-    std::printf("%s %s\n", j.id().c_str(), v1::JobState_Name(j.state()).c_str());
-    return absl::OkStatus();
-  }
-  return UsageError("usage: kiln jobs list | watch JOB | cancel JOB");
+  if (finished.state() != v1::SUCCEEDED) return JobError(finished, "");
+  return absl::OkStatus();
+}
+
+absl::Status JobsCancel(client::Client& c, const Args& args) {
+  v1::CancelJobRequest request;
+  KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
+  request.set_job_id(args[0]);
+  KILN_ASSIGN_OR_RETURN(v1::Job j, c.Call(&v1::JobService::Stub::CancelJob, c.jobs(), request));
+  std::printf("%s %s\n", j.id().c_str(), StateName(j.state()).c_str());
+  return absl::OkStatus();
 }
 
 }  // namespace kiln::cli

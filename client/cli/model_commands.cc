@@ -1,4 +1,4 @@
-// kiln model define|summary|list; kiln compile.
+// kiln model define|summary|list|delete; kiln compile.
 #include <cstdio>
 
 #include "absl/flags/flag.h"
@@ -6,48 +6,56 @@
 #include "client/cli/commands.h"
 #include "client/cli/common.h"
 #include "client/cli/flags.h"
+#include "client/cli/json_input.h"
 
 namespace kiln::cli {
 
-absl::Status ModelCommand(client::Client& c, const std::vector<std::string>& args) {
-  const std::string verb = args.size() > 1 ? args[1] : "";
-  KILN_ASSIGN_OR_RETURN(const std::string session, RequireSession());
-  if (verb == "define") {
-    if (args.size() < 3) return UsageError("usage: kiln model define FILE.json");
-    v1::DefineModelRequest request;
-    request.set_session_id(session);
-    KILN_ASSIGN_OR_RETURN(*request.mutable_definition(),
-                          ParseJsonFile<v1::ModelDefinition>(args[2]));
-    request.set_replace(absl::GetFlag(FLAGS_replace));
-    KILN_ASSIGN_OR_RETURN(v1::ModelInfo info,
-                          c.Call(&v1::ModelService::Stub::DefineModel, c.models(), request));
-    if (absl::GetFlag(FLAGS_json)) return PrintJson(info);
-    std::printf("%s%s", info.summary().c_str(), info.compiled() ? "compiled: yes\n" : "");
-  } else if (verb == "summary") {
-    v1::GetModelRequest request;
-    request.set_session_id(session);
-    KILN_ASSIGN_OR_RETURN(*request.mutable_name(), ResolveModel(c, session));
-    KILN_ASSIGN_OR_RETURN(v1::ModelInfo info,
-                          c.Call(&v1::ModelService::Stub::GetModel, c.models(), request));
-    if (absl::GetFlag(FLAGS_json)) return PrintJson(info);
-    std::printf("%s", info.summary().c_str());
-  } else if (verb == "list") {
-    v1::ListModelsRequest request;
-    request.set_session_id(session);
-    KILN_ASSIGN_OR_RETURN(v1::ListModelsResponse r,
-                          c.Call(&v1::ModelService::Stub::ListModels, c.models(), request));
-    if (absl::GetFlag(FLAGS_json)) return PrintJson(r);
-    for (const v1::ModelInfo& m : r.models()) {
-      std::printf("%-20s params=%lld compiled=%s\n", m.name().c_str(),
-                  static_cast<long long>(m.total_params()), m.compiled() ? "yes" : "no");
-    }
-  } else {
-    return UsageError("usage: kiln model define FILE.json | summary | list");
+absl::Status ModelDefine(client::Client& c, const Args& args) {
+  v1::DefineModelRequest request;
+  KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
+  KILN_ASSIGN_OR_RETURN(*request.mutable_definition(), ParseJsonFile<v1::ModelDefinition>(args[0]));
+  request.set_replace(absl::GetFlag(FLAGS_replace));
+  KILN_ASSIGN_OR_RETURN(v1::ModelInfo info,
+                        c.Call(&v1::ModelService::Stub::DefineModel, c.models(), request));
+  if (absl::GetFlag(FLAGS_json)) return PrintJson(info);
+  std::printf("%s%s", info.summary().c_str(), info.compiled() ? "compiled: yes\n" : "");
+  return absl::OkStatus();
+}
+
+absl::Status ModelSummary(client::Client& c, const Args&) {
+  v1::GetModelRequest request;
+  KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
+  KILN_ASSIGN_OR_RETURN(*request.mutable_name(), ResolveModel(c, request.session_id()));
+  KILN_ASSIGN_OR_RETURN(v1::ModelInfo info,
+                        c.Call(&v1::ModelService::Stub::GetModel, c.models(), request));
+  if (absl::GetFlag(FLAGS_json)) return PrintJson(info);
+  std::printf("%s", info.summary().c_str());
+  return absl::OkStatus();
+}
+
+absl::Status ModelList(client::Client& c, const Args&) {
+  v1::ListModelsRequest request;
+  KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
+  KILN_ASSIGN_OR_RETURN(v1::ListModelsResponse r,
+                        c.Call(&v1::ModelService::Stub::ListModels, c.models(), request));
+  if (absl::GetFlag(FLAGS_json)) return PrintJson(r);
+  for (const v1::ModelInfo& m : r.models()) {
+    std::printf("%-20s params=%lld compiled=%s\n", m.name().c_str(),
+                static_cast<long long>(m.total_params()), m.compiled() ? "yes" : "no");
   }
   return absl::OkStatus();
 }
 
-absl::Status Compile(client::Client& c) {
+absl::Status ModelDelete(client::Client& c, const Args& args) {
+  v1::DeleteModelRequest request;
+  KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
+  request.set_name(args[0]);
+  KILN_RETURN_IF_ERROR(c.Call(&v1::ModelService::Stub::DeleteModel, c.models(), request).status());
+  std::printf("deleted model %s\n", request.name().c_str());
+  return absl::OkStatus();
+}
+
+absl::Status Compile(client::Client& c, const Args&) {
   v1::CompileRequest request;
   KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
   KILN_ASSIGN_OR_RETURN(*request.mutable_model(), ResolveModel(c, request.session_id()));

@@ -8,46 +8,50 @@
 
 namespace kiln::cli {
 
-absl::Status Health(client::Client& c) {
-  KILN_RETURN_IF_ERROR(c.Health());
+absl::Status Health(client::Client& c, const Args&) {
+  KILN_RETURN_IF_ERROR(c.Health(absl::GetFlag(FLAGS_service), absl::GetFlag(FLAGS_wait)));
   std::printf("SERVING\n");
   return absl::OkStatus();
 }
 
-absl::Status SessionCommand(client::Client& c, const std::vector<std::string>& args) {
-  const std::string verb = args.size() > 1 ? args[1] : "";
-  if (verb == "create") {
-    v1::CreateSessionRequest request;
-    request.set_name(absl::GetFlag(FLAGS_name));
-    request.set_ttl_seconds(absl::GetFlag(FLAGS_ttl));
-    KILN_ASSIGN_OR_RETURN(v1::Session s,
-                          c.Call(&v1::SessionService::Stub::CreateSession, c.sessions(), request));
-    if (absl::GetFlag(FLAGS_json)) return PrintJson(s);
-    std::printf("%s\n", s.id().c_str());
-  } else if (verb == "list") {
-    KILN_ASSIGN_OR_RETURN(
-        v1::ListSessionsResponse r,
-        c.Call(&v1::SessionService::Stub::ListSessions, c.sessions(), v1::ListSessionsRequest()));
-    if (absl::GetFlag(FLAGS_json)) return PrintJson(r);
-    for (const v1::Session& s : r.sessions()) {
-      std::printf("%s  %-16s models=%d datasets=%d jobs=%d\n", s.id().c_str(), s.name().c_str(),
-                  s.models_size(), s.datasets_size(), s.jobs_size());
-    }
-  } else if (verb == "show") {
-    v1::GetSessionRequest request;
-    KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
-    KILN_ASSIGN_OR_RETURN(v1::Session s,
-                          c.Call(&v1::SessionService::Stub::GetSession, c.sessions(), request));
-    return PrintJson(s);
-  } else if (verb == "delete") {
-    v1::DeleteSessionRequest request;
-    KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
-    KILN_RETURN_IF_ERROR(
-        c.Call(&v1::SessionService::Stub::DeleteSession, c.sessions(), request).status());
-    std::printf("deleted %s\n", request.session_id().c_str());
-  } else {
-    return UsageError("usage: kiln session create|list|show|delete");
+absl::Status SessionCreate(client::Client& c, const Args&) {
+  v1::CreateSessionRequest request;
+  request.set_name(absl::GetFlag(FLAGS_name));
+  request.set_ttl_seconds(absl::GetFlag(FLAGS_ttl));
+  if (absl::GetFlag(FLAGS_seed) >= 0) request.set_seed(absl::GetFlag(FLAGS_seed));
+  KILN_ASSIGN_OR_RETURN(v1::Session s,
+                        c.Call(&v1::SessionService::Stub::CreateSession, c.sessions(), request));
+  if (absl::GetFlag(FLAGS_json)) return PrintJson(s);
+  std::printf("%s\n", s.id().c_str());
+  return absl::OkStatus();
+}
+
+absl::Status SessionList(client::Client& c, const Args&) {
+  KILN_ASSIGN_OR_RETURN(
+      v1::ListSessionsResponse r,
+      c.Call(&v1::SessionService::Stub::ListSessions, c.sessions(), v1::ListSessionsRequest()));
+  if (absl::GetFlag(FLAGS_json)) return PrintJson(r);
+  for (const v1::Session& s : r.sessions()) {
+    std::printf("%s  %-16s models=%d datasets=%d jobs=%d\n", s.id().c_str(), s.name().c_str(),
+                s.models_size(), s.datasets_size(), s.jobs_size());
   }
+  return absl::OkStatus();
+}
+
+absl::Status SessionShow(client::Client& c, const Args&) {
+  v1::GetSessionRequest request;
+  KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
+  KILN_ASSIGN_OR_RETURN(v1::Session s,
+                        c.Call(&v1::SessionService::Stub::GetSession, c.sessions(), request));
+  return PrintJson(s);
+}
+
+absl::Status SessionDelete(client::Client& c, const Args&) {
+  v1::DeleteSessionRequest request;
+  KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
+  KILN_RETURN_IF_ERROR(
+      c.Call(&v1::SessionService::Stub::DeleteSession, c.sessions(), request).status());
+  std::printf("deleted %s\n", request.session_id().c_str());
   return absl::OkStatus();
 }
 

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/base/status.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -35,8 +36,12 @@ absl::Status FromGrpc(const grpc::Status& status) {
 }
 
 Client::Client(const std::string& target, absl::Duration timeout, int max_message_bytes)
-    : timeout_(timeout) {
+    : target_(target), timeout_(timeout) {
   grpc::ChannelArguments args;
+  // Reconnect soon after a server (re)starts: gRPC's default first backoff is a second.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   args.SetMaxReceiveMessageSize(max_message_bytes);
   args.SetMaxSendMessageSize(max_message_bytes);
   // Each Client its own connection: clients in one process do not queue behind each other.
@@ -49,13 +54,40 @@ Client::Client(const std::string& target, absl::Duration timeout, int max_messag
   inference_ = v1::InferenceService::NewStub(channel_);
 }
 
-absl::Status Client::Health() {
-  // grpc.health.v1.HealthCheckRequest{service: ""} is the empty message; SERVING is "\x08\x01".
+absl::Status Client::Health(const std::string& service, absl::Duration wait) {
+  if (wait <= absl::ZeroDuration()) {
+    return CheckHealthOnce(service, absl::Now() + absl::Seconds(10), /*wait_for_ready=*/false);
+  }
+  const absl::Time deadline = absl::Now() + wait;
+  for (;;) {
+    // wait_for_ready: the call waits for a connection rather than failing at once.
+    absl::Status status = CheckHealthOnce(service, deadline, /*wait_for_ready=*/true);
+    if (absl::IsDeadlineExceeded(status)) {
+      return absl::UnavailableError(
+          absl::StrCat("no server answered SERVING within ", absl::FormatDuration(wait)));
+    }
+    if (status.ok() || absl::IsNotFound(status) ||
+        absl::Now() + absl::Milliseconds(100) >= deadline) {
+      return status;
+    }
+    absl::SleepFor(absl::Milliseconds(100));  // it answers, but is not SERVING yet
+  }
+}
+
+absl::Status Client::CheckHealthOnce(const std::string& service, absl::Time deadline,
+                                     bool wait_for_ready) {
+  // grpc.health.v1.HealthCheckRequest: field 1, the service name (empty: the whole server).
+  if (service.size() > 127) return absl::InvalidArgumentError("service name too long");
+  std::string request_bytes;
+  if (!service.empty()) {
+    request_bytes = absl::StrCat("\x0a", std::string(1, char(service.size())), service);
+  }
   grpc::GenericStub stub(channel_);
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-  grpc::Slice empty("");  // an empty but valid message (a default ByteBuffer is invalid)
-  grpc::ByteBuffer request(&empty, 1), response;
+  context.set_deadline(absl::ToChronoTime(deadline));
+  context.set_wait_for_ready(wait_for_ready);
+  grpc::Slice slice(request_bytes);  // an empty slice still makes a valid (empty) message
+  grpc::ByteBuffer request(&slice, 1), response;
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
@@ -69,14 +101,21 @@ absl::Status Client::Health() {
                  });
   std::unique_lock<std::mutex> lock(mu);
   cv.wait(lock, [&] { return done; });
-  if (!result.ok()) return FromGrpc(result);
+  if (!result.ok()) {
+    if (result.error_code() == grpc::StatusCode::NOT_FOUND) {
+      return absl::NotFoundError(absl::StrCat("the server has no service \"", service, "\""));
+    }
+    return FromGrpc(result);
+  }
   std::vector<grpc::Slice> slices;
   std::string bytes;
   if (response.Dump(&slices).ok()) {
     for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   }
-  if (bytes != std::string("\x08\x01", 2))
-    return absl::UnavailableError("the server is not serving");
+  // HealthCheckResponse{status: SERVING} is field 1 = 1.
+  if (bytes != std::string("\x08\x01", 2)) {
+    return absl::UnavailableError("the server is not serving (it is starting or shutting down)");
+  }
   return absl::OkStatus();
 }
 

@@ -26,8 +26,11 @@ class Client {
   explicit Client(const std::string& target, absl::Duration timeout = absl::Minutes(10),
                   int max_message_bytes = 256 << 20);
 
-  // grpc.health.v1 Check of the whole server: OK when SERVING.
-  absl::Status Health();
+  // grpc.health.v1 Check of the whole server, or of `service` ("kiln.v1.ModelService"): OK
+  // when SERVING, UNAVAILABLE when not (or not reachable), NOT_FOUND for an unknown service.
+  // With `wait` > 0 it keeps asking (waiting for the server to come up) until it is SERVING or
+  // `wait` has passed.
+  absl::Status Health(const std::string& service = "", absl::Duration wait = absl::ZeroDuration());
 
   // A unary call with this client's deadline:
   //   client.Call(&v1::ModelService::Stub::AddLayer, client.models(), request)
@@ -58,10 +61,15 @@ class Client {
   v1::JobService::Stub& jobs() { return *jobs_; }
   v1::InferenceService::Stub& inference() { return *inference_; }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+  const std::string& target() const { return target_; }
 
  private:
   absl::StatusOr<v1::Finished> FinishedFromJob(const std::string& session, const std::string& job);
 
+  absl::Status CheckHealthOnce(const std::string& service, absl::Time deadline,
+                               bool wait_for_ready);
+
+  const std::string target_;
   absl::Duration timeout_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::SessionService::Stub> sessions_;

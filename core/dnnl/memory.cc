@@ -2,6 +2,7 @@
 
 #include "core/base/check.h"
 #include "core/dnnl/engine.h"
+#include "core/dnnl/primitive.h"
 
 namespace kiln {
 
@@ -83,13 +84,19 @@ Reorder::Reorder(const memory& src, const memory& dst, bool accumulate) : src_(s
       src.get_desc() == dst.get_desc() && src.get_data_handle() == dst.get_data_handle();
   noop_ = same && !accumulate;
   if (noop_) return;
-  dnnl::primitive_attr attr;
+  dnnl::primitive_attr attr = WithUserScratchpad();
   if (accumulate) {
     dnnl::post_ops ops;
     ops.append_sum(1.0f);
     attr.set_post_ops(ops);
   }
-  primitive_ = dnnl::reorder(dnnl::reorder::primitive_desc(src, dst, attr));
+  const dnnl::reorder::primitive_desc pd(src, dst, attr);
+  primitive_ = dnnl::reorder(pd);
+  // Float reorders need no scratchpad; one that does gets a buffer of its own.
+  if (const size_t bytes = pd.scratchpad_desc().get_size(); bytes > 0) {
+    scratchpad_buffer_ = std::shared_ptr<char[]>(new char[bytes]);
+    scratchpad_ = memory(pd.scratchpad_desc(), CpuEngine(), scratchpad_buffer_.get());
+  }
 }
 
 memory StageFrom(const memory& src, const memory::desc& want, Arena& arena, Reorder* reorder) {
@@ -122,7 +129,9 @@ memory View(const memory& m, const memory::desc& md) {
 
 void Reorder::Run(dnnl::stream& stream) const {
   if (noop_) return;
-  primitive_.execute(stream, {{DNNL_ARG_FROM, src_}, {DNNL_ARG_TO, dst_}});
+  std::unordered_map<int, memory> args = {{DNNL_ARG_FROM, src_}, {DNNL_ARG_TO, dst_}};
+  if (scratchpad_) args[DNNL_ARG_SCRATCHPAD] = scratchpad_;
+  primitive_.execute(stream, args);
 }
 
 }  // namespace kiln

@@ -9,6 +9,7 @@
 #define KILN_CORE_DNNL_MEMORY_H_
 
 #include <dnnl.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,7 +49,8 @@ memory WrapMemory(const memory::desc& md, void* data);
 // A plain memory object over a float32 tensor's buffer (the tensor must outlive it).
 memory WrapTensor(Tensor& tensor);
 
-// A prebuilt reorder between two memories of the same logical dims. With accumulate, the
+// A prebuilt reorder between two memories of the same logical dims, with its own scratchpad
+// (primitive.h says why). With accumulate, the
 // destination keeps its contents and receives dst += src. A reorder between identical
 // layouts of the same buffer is a no-op.
 class Reorder {
@@ -61,6 +63,8 @@ class Reorder {
  private:
   dnnl::reorder primitive_;
   memory src_, dst_;
+  memory scratchpad_;  // see primitive.h; empty when the reorder needs none
+  std::shared_ptr<char[]> scratchpad_buffer_;
   bool noop_ = true;
 };
 

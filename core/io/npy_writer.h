@@ -1,5 +1,6 @@
-// The writing side of NPY (numpy.save's format, v1.0): what the CLI saves predictions as and
-// what tests build uploads from. ParseNpy (core/io/readers.h) reads the result back.
+// The writing side of NPY (numpy.save's format, v1.0): what the CLI saves predictions, dataset
+// arrays and weights as, and what tests build uploads from. ParseNpy (core/io/readers.h) reads the
+// result back.
 #ifndef KILN_CORE_IO_NPY_WRITER_H_
 #define KILN_CORE_IO_NPY_WRITER_H_
 
@@ -8,11 +9,12 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "core/tensor/dtype.h"
 
 namespace kiln {
 
-// An .npy file's bytes for little-endian float32 `data` (C order) of `shape`.
-std::string FormatNpyFloat32(absl::Span<const int64_t> shape, absl::string_view data);
+// An .npy file's bytes for little-endian `data` of `dtype` (C order) and `shape`.
+std::string FormatNpy(DType dtype, absl::Span<const int64_t> shape, absl::string_view data);
 
 }  // namespace kiln
 

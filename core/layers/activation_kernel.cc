@@ -4,6 +4,7 @@
 
 #include "core/base/status.h"
 #include "core/dnnl/engine.h"
+#include "core/dnnl/primitive.h"
 
 namespace kiln {
 namespace {
@@ -72,7 +73,7 @@ struct ActivationKernel::Impl {
   Arena* arena = nullptr;
 
   // kEltwise / kSoftmax
-  dnnl::primitive forward, backward;
+  Primitive forward, backward;
   dnnl::eltwise_forward::primitive_desc eltwise_pd;
   dnnl::softmax_forward::primitive_desc softmax_pd;
   dnnl::logsoftmax_forward::primitive_desc logsoftmax_pd;
@@ -143,12 +144,12 @@ absl::StatusOr<std::unique_ptr<ActivationKernel>> ActivationKernel::Create(
     const int axis = NormalizeAxis(activation.axis, md.data.ndims);
     if (activation.kind == ActivationKind::kSoftmax) {
       impl->softmax_pd = dnnl::softmax_forward::primitive_desc(
-          dnnl::softmax_forward::desc(prop, md, axis), CpuEngine());
-      impl->forward = dnnl::softmax_forward(impl->softmax_pd);
+          dnnl::softmax_forward::desc(prop, md, axis), WithUserScratchpad(), CpuEngine());
+      impl->forward = Primitive::Create<dnnl::softmax_forward>(impl->softmax_pd, arena);
     } else {
       impl->logsoftmax_pd = dnnl::logsoftmax_forward::primitive_desc(
-          dnnl::logsoftmax_forward::desc(prop, md, axis), CpuEngine());
-      impl->forward = dnnl::logsoftmax_forward(impl->logsoftmax_pd);
+          dnnl::logsoftmax_forward::desc(prop, md, axis), WithUserScratchpad(), CpuEngine());
+      impl->forward = Primitive::Create<dnnl::logsoftmax_forward>(impl->logsoftmax_pd, arena);
     }
   } else if (std::optional<EltwiseChoice> choice = EltwiseFor(activation)) {
     impl->kind = Impl::Kind::kEltwise;
@@ -161,8 +162,9 @@ absl::StatusOr<std::unique_ptr<ActivationKernel>> ActivationKernel::Create(
     impl->alpha = choice->alpha;
     impl->beta = choice->beta;
     impl->eltwise_pd = dnnl::eltwise_forward::primitive_desc(
-        dnnl::eltwise_forward::desc(prop, fwd_alg, md, choice->alpha, choice->beta), CpuEngine());
-    impl->forward = dnnl::eltwise_forward(impl->eltwise_pd);
+        dnnl::eltwise_forward::desc(prop, fwd_alg, md, choice->alpha, choice->beta),
+        WithUserScratchpad(), CpuEngine());
+    impl->forward = Primitive::Create<dnnl::eltwise_forward>(impl->eltwise_pd, arena);
   } else {
     impl->kind = Impl::Kind::kCustom;
     if (HasPadding(md)) {
@@ -187,7 +189,7 @@ void ActivationKernel::Forward(dnnl::stream& stream) {
       return;
     case Impl::Kind::kEltwise:
     case Impl::Kind::kSoftmax:
-      m.forward.execute(stream, {{DNNL_ARG_SRC, m.src}, {DNNL_ARG_DST, m.dst}});
+      m.forward.Execute(stream, {{DNNL_ARG_SRC, m.src}, {DNNL_ARG_DST, m.dst}});
       return;
     case Impl::Kind::kCustom:
       m.to_dense_src.Run(stream);
@@ -211,20 +213,24 @@ absl::Status ActivationKernel::PrepareBackward(const memory& diff_dst, const mem
       dnnl::eltwise_backward::primitive_desc pd(
           dnnl::eltwise_backward::desc(m.eltwise_algorithm, diff_dst.get_desc(), md, m.alpha,
                                        m.beta),
-          CpuEngine(), m.eltwise_pd);
-      m.backward = dnnl::eltwise_backward(pd);
+          WithUserScratchpad(), CpuEngine(), m.eltwise_pd);
+      m.backward = Primitive::Create<dnnl::eltwise_backward>(pd, *m.arena);
       break;
     }
     case Impl::Kind::kSoftmax: {
       const int axis = NormalizeAxis(m.activation.axis, md.data.ndims);
       if (m.activation.kind == ActivationKind::kSoftmax) {
-        m.backward = dnnl::softmax_backward(dnnl::softmax_backward::primitive_desc(
-            dnnl::softmax_backward::desc(diff_dst.get_desc(), md, axis), CpuEngine(),
-            m.softmax_pd));
+        m.backward = Primitive::Create<dnnl::softmax_backward>(
+            dnnl::softmax_backward::primitive_desc(
+                dnnl::softmax_backward::desc(diff_dst.get_desc(), md, axis), WithUserScratchpad(),
+                CpuEngine(), m.softmax_pd),
+            *m.arena);
       } else {
-        m.backward = dnnl::logsoftmax_backward(dnnl::logsoftmax_backward::primitive_desc(
-            dnnl::logsoftmax_backward::desc(diff_dst.get_desc(), md, axis), CpuEngine(),
-            m.logsoftmax_pd));
+        m.backward = Primitive::Create<dnnl::logsoftmax_backward>(
+            dnnl::logsoftmax_backward::primitive_desc(
+                dnnl::logsoftmax_backward::desc(diff_dst.get_desc(), md, axis),
+                WithUserScratchpad(), CpuEngine(), m.logsoftmax_pd),
+            *m.arena);
       }
       break;
     }
@@ -251,13 +257,13 @@ void ActivationKernel::Backward(dnnl::stream& stream) {
       m.backward_copy.Run(stream);
       return;
     case Impl::Kind::kEltwise:
-      m.backward.execute(stream, {{m.backward_uses_dst ? DNNL_ARG_DST : DNNL_ARG_SRC,
+      m.backward.Execute(stream, {{m.backward_uses_dst ? DNNL_ARG_DST : DNNL_ARG_SRC,
                                    m.backward_uses_dst ? m.dst : m.src},
                                   {DNNL_ARG_DIFF_DST, m.diff_dst},
                                   {DNNL_ARG_DIFF_SRC, m.diff_src}});
       return;
     case Impl::Kind::kSoftmax:
-      m.backward.execute(stream, {{DNNL_ARG_DST, m.dst},
+      m.backward.Execute(stream, {{DNNL_ARG_DST, m.dst},
                                   {DNNL_ARG_DIFF_DST, m.diff_dst},
                                   {DNNL_ARG_DIFF_SRC, m.diff_src}});
       return;

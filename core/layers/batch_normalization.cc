@@ -6,6 +6,7 @@
 #include "core/base/status.h"
 #include "core/dnnl/engine.h"
 #include "core/dnnl/memory.h"
+#include "core/dnnl/primitive.h"
 #include "core/keras/args.h"
 #include "core/keras/constraints.h"
 #include "core/keras/initializers.h"
@@ -54,8 +55,8 @@ class BatchNormOp final : public Op {
                                                            : prop_kind::forward_inference;
     fwd_pd_ = dnnl::batch_normalization_forward::primitive_desc(
         dnnl::batch_normalization_forward::desc(prop, src_.get_desc(), epsilon_, flags_),
-        CpuEngine());
-    fwd_ = dnnl::batch_normalization_forward(fwd_pd_);
+        WithUserScratchpad(), CpuEngine());
+    fwd_ = Primitive::Create<dnnl::batch_normalization_forward>(fwd_pd_, *arena_);
 
     const memory::desc stat_md({ShapeOf(src_.get_desc())[1]}, dt::f32, tag::a);
     if (use_batch_stats) {
@@ -80,7 +81,7 @@ class BatchNormOp final : public Op {
                                             {DNNL_ARG_VARIANCE, variance_}};
     if (gamma_) args[DNNL_ARG_SCALE] = scale_;
     if (beta_) args[DNNL_ARG_SHIFT] = shift_;
-    fwd_.execute(stream, args);
+    fwd_.Execute(stream, std::move(args));
     if (use_batch_stats_) {
       stream.wait();
       UpdateMovingStatistics();
@@ -97,8 +98,8 @@ class BatchNormOp final : public Op {
     dnnl::batch_normalization_backward::primitive_desc pd(
         dnnl::batch_normalization_backward::desc(prop, diff_dst_.get_desc(), src_.get_desc(),
                                                  epsilon_, flags_),
-        CpuEngine(), fwd_pd_);
-    bwd_ = dnnl::batch_normalization_backward(pd);
+        WithUserScratchpad(), CpuEngine(), fwd_pd_);
+    bwd_ = Primitive::Create<dnnl::batch_normalization_backward>(pd, *arena_);
     if (data_grad) {
       memory view = View(diff_inputs[0], ChannelsSecondView(diff_inputs[0].get_desc(), axis_));
       diff_src_ = StageTo(view, pd.diff_src_desc(), *arena_, &diff_src_reorder_);
@@ -134,7 +135,7 @@ class BatchNormOp final : public Op {
     if (beta_) args[DNNL_ARG_SHIFT] = shift_;
     if (diff_scale_) args[DNNL_ARG_DIFF_SCALE] = diff_scale_;
     if (diff_shift_) args[DNNL_ARG_DIFF_SHIFT] = diff_shift_;
-    bwd_.execute(stream, args);
+    bwd_.Execute(stream, std::move(args));
     diff_src_reorder_.Run(stream);
     to_gamma_grad_.Run(stream);
     to_beta_grad_.Run(stream);
@@ -163,9 +164,9 @@ class BatchNormOp final : public Op {
   int axis_ = 1;
   normalization_flags flags_ = normalization_flags::none;
   dnnl::batch_normalization_forward::primitive_desc fwd_pd_;
-  dnnl::batch_normalization_forward fwd_;
+  Primitive fwd_;
   memory src_, dst_, mean_, variance_, scale_, shift_;
-  dnnl::batch_normalization_backward bwd_;
+  Primitive bwd_;
   memory diff_dst_, diff_src_, diff_scale_, diff_shift_;
   Reorder diff_src_reorder_, to_gamma_grad_, to_beta_grad_;
 };

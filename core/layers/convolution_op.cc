@@ -5,6 +5,7 @@
 #include "core/base/status.h"
 #include "core/dnnl/engine.h"
 #include "core/dnnl/memory.h"
+#include "core/dnnl/primitive.h"
 #include "core/layers/activation_kernel.h"
 
 namespace kiln {
@@ -47,7 +48,7 @@ class ConvolutionOp : public Op {
   memory::dims strides_, dilates_, pad_l_, pad_r_;
 
   dnnl::convolution_forward::primitive_desc fwd_pd_;
-  dnnl::convolution_forward fwd_;
+  Primitive fwd_;
   memory keras_weights_;  // view of kernel_->value
   memory weights_;        // fwd_pd_'s layout
   Reorder weights_reorder_;
@@ -62,10 +63,10 @@ class ConvolutionOp : public Op {
 
   // Backward.
   memory diff_conv_dst_;  // gradient at the primitive's output (after activation backward)
-  dnnl::convolution_backward_weights bwd_weights_;
+  Primitive bwd_weights_;
   memory bw_src_, bw_diff_dst_, diff_weights_, diff_bias_;
   Reorder bw_src_reorder_, bw_diff_dst_reorder_, diff_weights_to_grad_, diff_bias_to_grad_;
-  dnnl::convolution_backward_data bwd_data_;
+  Primitive bwd_data_;
   memory bd_weights_, bd_diff_dst_, bd_diff_src_;
   Reorder bd_weights_reorder_, bd_diff_dst_reorder_, bd_diff_src_reorder_;
   bool compute_weight_grads_ = false;
@@ -109,7 +110,7 @@ absl::Status ConvolutionOp::Init(OpContext& ctx, const ConvolutionConfig& config
       has_bias ? memory::desc({out_channels}, dt::f32, tag::a) : memory::desc();
 
   const prop_kind prop = ctx.backward ? prop_kind::forward_training : prop_kind::forward_inference;
-  dnnl::primitive_attr attr;
+  dnnl::primitive_attr attr = WithUserScratchpad();
   std::optional<ActivationKernel::PostOp> post_op =
       ActivationKernel::FusablePostOp(activation_, ctx.backward);
   if (post_op.has_value()) {
@@ -138,7 +139,7 @@ absl::Status ConvolutionOp::Init(OpContext& ctx, const ConvolutionConfig& config
         return dnnl::convolution_forward::primitive_desc(desc, attr, CpuEngine());
       },
       try_input_layout ? 3 : 1);
-  fwd_ = dnnl::convolution_forward(fwd_pd_);
+  fwd_ = Primitive::Create<dnnl::convolution_forward>(fwd_pd_, *arena_);
 
   if (fold_.has_value()) {
     folded_kernel_ = Tensor(DType::kFloat32, kernel->value.shape());
@@ -217,7 +218,7 @@ void ConvolutionOp::Forward(dnnl::stream& stream) {
   std::unordered_map<int, memory> args = {
       {DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, conv_dst_}};
   if (bias_mem_) args[DNNL_ARG_BIAS] = bias_mem_;
-  fwd_.execute(stream, args);
+  fwd_.Execute(stream, std::move(args));
   if (activation_kernel_ && !activation_fused_) activation_kernel_->Forward(stream);
 }
 
@@ -249,10 +250,11 @@ absl::Status ConvolutionOp::PrepareBackward(const std::vector<memory>& diff_outp
                                   : dnnl::convolution_backward_weights::desc(
                                         algorithm::convolution_direct, src, weights_any_, diff_dst,
                                         strides_, dilates_, pad_l_, pad_r_);
-          return dnnl::convolution_backward_weights::primitive_desc(desc, CpuEngine(), fwd_pd_);
+          return dnnl::convolution_backward_weights::primitive_desc(desc, WithUserScratchpad(),
+                                                                    CpuEngine(), fwd_pd_);
         },
         2);
-    bwd_weights_ = dnnl::convolution_backward_weights(pd);
+    bwd_weights_ = Primitive::Create<dnnl::convolution_backward_weights>(pd, *arena_);
     bw_src_ = StageFrom(src_, pd.src_desc(), *arena_, &bw_src_reorder_);
     bw_diff_dst_ = StageFrom(diff_conv_dst_, pd.diff_dst_desc(), *arena_, &bw_diff_dst_reorder_);
     diff_weights_ = AllocateMemory(pd.diff_weights_desc(), *arena_);
@@ -279,10 +281,10 @@ absl::Status ConvolutionOp::PrepareBackward(const std::vector<memory>& diff_outp
               dnnl::convolution_backward_data::desc(algorithm::convolution_direct, diff_src,
                                                     weights_any_, diff_dst, strides_, dilates_,
                                                     pad_l_, pad_r_),
-              CpuEngine(), fwd_pd_);
+              WithUserScratchpad(), CpuEngine(), fwd_pd_);
         },
         2);
-    bwd_data_ = dnnl::convolution_backward_data(pd);
+    bwd_data_ = Primitive::Create<dnnl::convolution_backward_data>(pd, *arena_);
     bd_weights_ = StageFrom(weights_, pd.weights_desc(), *arena_, &bd_weights_reorder_);
     if (bw_diff_dst_ && bw_diff_dst_.get_desc() == pd.diff_dst_desc()) {
       bd_diff_dst_ = bw_diff_dst_;  // already staged for the weights pass
@@ -303,14 +305,14 @@ void ConvolutionOp::Backward(dnnl::stream& stream) {
                                             {DNNL_ARG_DIFF_DST, bw_diff_dst_},
                                             {DNNL_ARG_DIFF_WEIGHTS, diff_weights_}};
     if (bias_) args[DNNL_ARG_DIFF_BIAS] = diff_bias_;
-    bwd_weights_.execute(stream, args);
+    bwd_weights_.Execute(stream, std::move(args));
     diff_weights_to_grad_.Run(stream);
     if (bias_) diff_bias_to_grad_.Run(stream);
   }
   if (bwd_data_) {
     bd_weights_reorder_.Run(stream);
     bd_diff_dst_reorder_.Run(stream);
-    bwd_data_.execute(stream, {{DNNL_ARG_DIFF_DST, bd_diff_dst_},
+    bwd_data_.Execute(stream, {{DNNL_ARG_DIFF_DST, bd_diff_dst_},
                                {DNNL_ARG_WEIGHTS, bd_weights_},
                                {DNNL_ARG_DIFF_SRC, bd_diff_src_}});
     bd_diff_src_reorder_.Run(stream);

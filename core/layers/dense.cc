@@ -4,6 +4,7 @@
 #include "core/base/status.h"
 #include "core/dnnl/engine.h"
 #include "core/dnnl/memory.h"
+#include "core/dnnl/primitive.h"
 #include "core/keras/args.h"
 #include "core/keras/constraints.h"
 #include "core/keras/initializers.h"
@@ -42,7 +43,7 @@ class DenseOp final : public Op {
     dst_md_ = memory::desc({rows, units}, dt::f32, tag::ab);
     const memory::desc bias_md = bias ? memory::desc({units}, dt::f32, tag::a) : memory::desc();
 
-    dnnl::primitive_attr attr;
+    dnnl::primitive_attr attr = WithUserScratchpad();
     auto post_op = ActivationKernel::FusablePostOp(activation, ctx.backward);
     if (post_op.has_value()) {
       dnnl::post_ops ops;
@@ -56,7 +57,7 @@ class DenseOp final : public Op {
                                                  dst_md_)
              : dnnl::inner_product_forward::desc(prop, src_.get_desc(), weights_any_, dst_md_);
     fwd_pd_ = dnnl::inner_product_forward::primitive_desc(desc, attr, CpuEngine());
-    fwd_ = dnnl::inner_product_forward(fwd_pd_);
+    fwd_ = Primitive::Create<dnnl::inner_product_forward>(fwd_pd_, *arena_);
     weights_ = AllocateMemory(fwd_pd_.weights_desc(), *arena_);
     weights_reorder_ = Reorder(WrapMemory(keras_weights_md_, kernel->value.raw_data()), weights_);
     if (bias) bias_mem_ = WrapMemory(bias_md, bias->value.raw_data());
@@ -89,7 +90,7 @@ class DenseOp final : public Op {
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst_}};
     if (bias_) args[DNNL_ARG_BIAS] = bias_mem_;
-    fwd_.execute(stream, args);
+    fwd_.Execute(stream, std::move(args));
     if (run_activation_forward_) activation_->Forward(stream);
   }
 
@@ -110,8 +111,9 @@ class DenseOp final : public Op {
                                     src_.get_desc(), weights_any_, diff_bias_md, dst_md_)
                               : dnnl::inner_product_backward_weights::desc(src_.get_desc(),
                                                                            weights_any_, dst_md_);
-      dnnl::inner_product_backward_weights::primitive_desc pd(desc, CpuEngine(), fwd_pd_);
-      bwd_weights_ = dnnl::inner_product_backward_weights(pd);
+      dnnl::inner_product_backward_weights::primitive_desc pd(desc, WithUserScratchpad(),
+                                                              CpuEngine(), fwd_pd_);
+      bwd_weights_ = Primitive::Create<dnnl::inner_product_backward_weights>(pd, *arena_);
       diff_weights_ = AllocateMemory(pd.diff_weights_desc(), *arena_);
       to_kernel_grad_ = Reorder(
           diff_weights_, WrapMemory(keras_weights_md_, kernel_->grad.raw_data()), accumulate);
@@ -124,8 +126,8 @@ class DenseOp final : public Op {
     if (input_needs_grad_ && diff_inputs[0]) {
       dnnl::inner_product_backward_data::primitive_desc pd(
           dnnl::inner_product_backward_data::desc(src_.get_desc(), weights_any_, dst_md_),
-          CpuEngine(), fwd_pd_);
-      bwd_data_ = dnnl::inner_product_backward_data(pd);
+          WithUserScratchpad(), CpuEngine(), fwd_pd_);
+      bwd_data_ = Primitive::Create<dnnl::inner_product_backward_data>(pd, *arena_);
       bd_weights_ = StageFrom(weights_, pd.weights_desc(), *arena_, &bd_weights_reorder_);
       const Shape in_shape = ShapeOf(diff_inputs[0].get_desc());
       memory diff_in_plain =
@@ -142,13 +144,13 @@ class DenseOp final : public Op {
                                               {DNNL_ARG_DIFF_DST, diff_dst_},
                                               {DNNL_ARG_DIFF_WEIGHTS, diff_weights_}};
       if (bias_) args[DNNL_ARG_DIFF_BIAS] = diff_bias_;
-      bwd_weights_.execute(stream, args);
+      bwd_weights_.Execute(stream, std::move(args));
       to_kernel_grad_.Run(stream);
       if (bias_) to_bias_grad_.Run(stream);
     }
     if (bwd_data_) {
       bd_weights_reorder_.Run(stream);
-      bwd_data_.execute(stream, {{DNNL_ARG_DIFF_DST, diff_dst_},
+      bwd_data_.Execute(stream, {{DNNL_ARG_DIFF_DST, diff_dst_},
                                  {DNNL_ARG_WEIGHTS, bd_weights_},
                                  {DNNL_ARG_DIFF_SRC, diff_src_}});
       diff_src_reorder_.Run(stream);
@@ -163,7 +165,7 @@ class DenseOp final : public Op {
   uint64_t weights_version_ = ~uint64_t{0};
   memory::desc keras_weights_md_, weights_any_, dst_md_;
   dnnl::inner_product_forward::primitive_desc fwd_pd_;
-  dnnl::inner_product_forward fwd_;
+  Primitive fwd_;
   memory input_plain_, src_, weights_, bias_mem_, dst_;
   Reorder input_reorder_, weights_reorder_;
   std::unique_ptr<ActivationKernel> activation_;
@@ -171,8 +173,7 @@ class DenseOp final : public Op {
 
   bool compute_weight_grads_ = false;
   memory diff_dst_, diff_weights_, diff_bias_, bd_weights_, diff_src_;
-  dnnl::inner_product_backward_weights bwd_weights_;
-  dnnl::inner_product_backward_data bwd_data_;
+  Primitive bwd_weights_, bwd_data_;
   Reorder to_kernel_grad_, to_bias_grad_, bd_weights_reorder_, diff_src_reorder_;
 };
 

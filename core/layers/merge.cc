@@ -5,6 +5,7 @@
 #include "core/base/status.h"
 #include "core/dnnl/engine.h"
 #include "core/dnnl/memory.h"
+#include "core/dnnl/primitive.h"
 #include "core/keras/args.h"
 #include "core/layers/factories.h"
 
@@ -27,8 +28,8 @@ class AddOp final : public Op {
     for (const memory& m : ctx.inputs) srcs.push_back(m.get_desc());
     const std::vector<float> scales(srcs.size(), 1.0f);
     // The first input's layout for the result, so the common residual pattern needs no reorder.
-    dnnl::sum::primitive_desc pd(srcs[0], scales, srcs, CpuEngine());
-    sum_ = dnnl::sum(pd);
+    dnnl::sum::primitive_desc pd(srcs[0], scales, srcs, CpuEngine(), WithUserScratchpad());
+    sum_ = Primitive::Create<dnnl::sum>(pd, *ctx.arena);
     memory output = AllocateMemory(pd.dst_desc(), *ctx.arena);
     outputs_ = {output};
     args_[DNNL_ARG_DST] = output;
@@ -38,7 +39,7 @@ class AddOp final : public Op {
     return absl::OkStatus();
   }
 
-  void Forward(dnnl::stream& stream) override { sum_.execute(stream, args_); }
+  void Forward(dnnl::stream& stream) override { sum_.Execute(stream, args_); }
 
   absl::Status PrepareBackward(const std::vector<memory>& diff_outputs,
                                const std::vector<memory>& diff_inputs, bool) override {
@@ -56,7 +57,7 @@ class AddOp final : public Op {
 
  private:
   std::vector<bool> needs_grad_;
-  dnnl::sum sum_;
+  Primitive sum_;
   std::unordered_map<int, memory> args_;
   std::vector<Reorder> to_diff_inputs_;
 };
@@ -72,8 +73,8 @@ class ConcatOp final : public Op {
       srcs.push_back(m.get_desc());
       extents_.push_back(m.get_desc().dims()[axis]);
     }
-    dnnl::concat::primitive_desc pd(axis, srcs, CpuEngine());
-    concat_ = dnnl::concat(pd);
+    dnnl::concat::primitive_desc pd(axis, srcs, CpuEngine(), WithUserScratchpad());
+    concat_ = Primitive::Create<dnnl::concat>(pd, *ctx.arena);
     memory output = AllocateMemory(pd.dst_desc(), *ctx.arena);
     outputs_ = {output};
     args_[DNNL_ARG_DST] = output;
@@ -83,7 +84,7 @@ class ConcatOp final : public Op {
     return absl::OkStatus();
   }
 
-  void Forward(dnnl::stream& stream) override { concat_.execute(stream, args_); }
+  void Forward(dnnl::stream& stream) override { concat_.Execute(stream, args_); }
 
   absl::Status PrepareBackward(const std::vector<memory>& diff_outputs,
                                const std::vector<memory>& diff_inputs, bool) override {
@@ -116,7 +117,7 @@ class ConcatOp final : public Op {
   int axis_ = 0;
   std::vector<int64_t> extents_;
   std::vector<bool> needs_grad_;
-  dnnl::concat concat_;
+  Primitive concat_;
   std::unordered_map<int, memory> args_;
   memory plain_diff_;
   Reorder to_plain_;

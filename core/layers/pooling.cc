@@ -4,6 +4,7 @@
 #include "core/base/status.h"
 #include "core/dnnl/engine.h"
 #include "core/dnnl/memory.h"
+#include "core/dnnl/primitive.h"
 #include "core/keras/args.h"
 #include "core/layers/conv_args.h"
 #include "core/layers/factories.h"
@@ -59,8 +60,8 @@ class PoolingOp final : public Op {
     fwd_pd_ = dnnl::pooling_forward::primitive_desc(
         dnnl::pooling_forward::desc(prop, alg_, src_.get_desc(), dst_any_, strides_, kernel_,
                                     pad_l_, pad_r_),
-        CpuEngine());
-    fwd_ = dnnl::pooling_forward(fwd_pd_);
+        WithUserScratchpad(), CpuEngine());
+    fwd_ = Primitive::Create<dnnl::pooling_forward>(fwd_pd_, *arena_);
     dst_ = AllocateMemory(fwd_pd_.dst_desc(), *arena_);
     if (ctx.backward && alg_ == algorithm::pooling_max) {
       workspace_ = AllocateMemory(fwd_pd_.workspace_desc(), *arena_);
@@ -84,7 +85,7 @@ class PoolingOp final : public Op {
   void Forward(dnnl::stream& stream) override {
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_DST, dst_}};
     if (workspace_) args[DNNL_ARG_WORKSPACE] = workspace_;
-    fwd_.execute(stream, args);
+    fwd_.Execute(stream, std::move(args));
     to_output_.Run(stream);
   }
 
@@ -96,8 +97,8 @@ class PoolingOp final : public Op {
     dnnl::pooling_backward::primitive_desc pd(
         dnnl::pooling_backward::desc(alg_, diff_in_view.get_desc(), dst_any_, strides_, kernel_,
                                      pad_l_, pad_r_),
-        CpuEngine(), fwd_pd_);
-    bwd_ = dnnl::pooling_backward(pd);
+        WithUserScratchpad(), CpuEngine(), fwd_pd_);
+    bwd_ = Primitive::Create<dnnl::pooling_backward>(pd, *arena_);
     // The gradient arrives over the Keras output dims; global pooling's output is the plain
     // (N, C, 1, 1) bytes.
     memory diff_out_view =
@@ -115,7 +116,7 @@ class PoolingOp final : public Op {
     std::unordered_map<int, memory> args = {{DNNL_ARG_DIFF_DST, diff_dst_},
                                             {DNNL_ARG_DIFF_SRC, diff_src_}};
     if (workspace_) args[DNNL_ARG_WORKSPACE] = workspace_;
-    bwd_.execute(stream, args);
+    bwd_.Execute(stream, std::move(args));
     diff_src_reorder_.Run(stream);
   }
 
@@ -128,10 +129,10 @@ class PoolingOp final : public Op {
   memory::dims kernel_, strides_, pad_l_, pad_r_;
   memory::desc dst_any_;
   dnnl::pooling_forward::primitive_desc fwd_pd_;
-  dnnl::pooling_forward fwd_;
+  Primitive fwd_;
   memory src_, dst_, workspace_;
   Reorder to_output_;
-  dnnl::pooling_backward bwd_;
+  Primitive bwd_;
   memory diff_dst_, diff_src_;
   Reorder diff_dst_reorder_, diff_src_reorder_;
 };

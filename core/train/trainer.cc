@@ -156,25 +156,30 @@ absl::StatusOr<double> Trainer::TrainBatch(const Dataset& data, absl::Span<const
   return loss + activity + penalty;
 }
 
-absl::StatusOr<int64_t> Trainer::TrainingRows(const Dataset& data, const v1::FitConfig& config,
-                                              const Dataset* validation) const {
+absl::StatusOr<FitInfo> Trainer::PlanFit(const Dataset& data, const v1::FitConfig& config,
+                                         const Dataset* validation) const {
   if (!compiled()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "You must call `compile()` before using the model. (model \"", model_->name(), "\")"));
   }
-  const int epochs = config.has_epochs() ? config.epochs() : 1;
-  if (config.has_batch_size() && config.batch_size() <= 0) {
+  FitInfo info;
+  info.initial_epoch = config.initial_epoch();
+  info.epochs = config.has_epochs() ? config.epochs() : 1;
+  info.batch_size = config.has_batch_size() ? config.batch_size() : 32;
+  info.validation_freq = config.has_validation_freq() ? config.validation_freq() : 1;
+  info.shuffle = !config.has_shuffle() || config.shuffle();
+  if (info.batch_size <= 0) {
     return FieldError("batch_size",
                       absl::StrCat("must be positive. Received: ", config.batch_size()));
   }
-  if (epochs <= 0) {
-    return FieldError("epochs", absl::StrCat("must be positive. Received: ", epochs));
+  if (info.epochs <= 0) {
+    return FieldError("epochs", absl::StrCat("must be positive. Received: ", info.epochs));
   }
-  if (config.has_validation_freq() && config.validation_freq() <= 0) {
+  if (info.validation_freq <= 0) {
     return FieldError("validation_freq",
                       absl::StrCat("must be positive. Received: ", config.validation_freq()));
   }
-  if (config.initial_epoch() < 0 || config.initial_epoch() >= epochs) {
+  if (info.initial_epoch < 0 || info.initial_epoch >= info.epochs) {
     return FieldError("initial_epoch",
                       absl::StrCat("must be in [0, epochs). Received: ", config.initial_epoch()));
   }
@@ -186,16 +191,16 @@ absl::StatusOr<int64_t> Trainer::TrainingRows(const Dataset& data, const v1::Fit
   KILN_RETURN_IF_ERROR(CheckInputs(data));
   KILN_RETURN_IF_ERROR(CheckTargets(data));
   if (validation != nullptr) {
-    // Keras: validation_data takes precedence over validation_split.
     absl::Status status = CheckInputs(*validation);
     if (status.ok()) status = CheckTargets(*validation);
     if (!status.ok()) return WithFieldPrefix(status, "validation_data");
-    return data.size();
   }
   const int64_t n = data.size();
-  if (config.validation_split() == 0) return n;
-  const int64_t train_n = int64_t(std::floor(double(n) * (1.0 - config.validation_split())));
-  if (train_n == 0 || train_n == n) {
+  // Keras: validation_data takes precedence over validation_split.
+  const int64_t train_n = validation != nullptr || config.validation_split() == 0
+                              ? n
+                              : int64_t(std::floor(double(n) * (1.0 - config.validation_split())));
+  if (validation == nullptr && config.validation_split() != 0 && (train_n == 0 || train_n == n)) {
     return FieldError("validation_split",
                       absl::StrCat("Training data contains ", n,
                                    " samples, which is not sufficient to split it into a "
@@ -205,16 +210,18 @@ absl::StatusOr<int64_t> Trainer::TrainingRows(const Dataset& data, const v1::Fit
                                    "`. Either provide more data, or a different value for the "
                                    "`validation_split` argument."));
   }
-  return train_n;
+  info.steps_per_epoch = (train_n + info.batch_size - 1) / info.batch_size;
+  info.train_samples = train_n;
+  info.validation_samples = validation != nullptr ? validation->size() : n - train_n;
+  return info;
 }
 
 absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& config,
                                      TrainingCallback* callback, const Dataset* validation) {
-  KILN_ASSIGN_OR_RETURN(const int64_t train_n, TrainingRows(data, config, validation));
+  KILN_ASSIGN_OR_RETURN(const FitInfo info, PlanFit(data, config, validation));
   const int64_t n = data.size();
-  const int batch_size = config.has_batch_size() ? config.batch_size() : 32;
-  const int epochs = config.has_epochs() ? config.epochs() : 1;
-  const int validation_freq = config.has_validation_freq() ? config.validation_freq() : 1;
+  const int64_t train_n = info.train_samples;
+  const int batch_size = info.batch_size;
   KILN_ASSIGN_OR_RETURN(std::vector<Metric> metrics, ResolveMetrics(data.y.shape()));
 
   const uint64_t seed = config.has_seed() ? uint64_t(config.seed()) : std::random_device{}();
@@ -222,22 +229,14 @@ absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& c
   std::mt19937_64 shuffle_rng(seed);
   dnnl::stream stream = NewStream();
 
-  FitInfo info;
-  info.initial_epoch = config.initial_epoch();
-  info.epochs = epochs;
-  info.batch_size = batch_size;
-  info.steps_per_epoch = (train_n + batch_size - 1) / batch_size;
-  info.train_samples = train_n;
-  info.validation_samples = validation != nullptr ? validation->size() : n - train_n;
   if (callback) callback->OnTrainBegin(info);
 
   History history;
   std::vector<int64_t> order(train_n);
-  const bool shuffle = !config.has_shuffle() || config.shuffle();
-  for (int epoch = config.initial_epoch(); epoch < epochs; ++epoch) {
+  for (int epoch = info.initial_epoch; epoch < info.epochs; ++epoch) {
     if (callback) callback->OnEpochBegin(epoch);
     std::iota(order.begin(), order.end(), 0);
-    if (shuffle) std::shuffle(order.begin(), order.end(), shuffle_rng);
+    if (info.shuffle) std::shuffle(order.begin(), order.end(), shuffle_rng);
     for (Metric& m : metrics) m.Reset();
     RunningMean loss_mean;
     const absl::Time start = absl::Now();
@@ -263,7 +262,7 @@ absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& c
       }
     }
     Logs logs = MakeLogs("", loss_mean.Result(), metrics);
-    if ((validation != nullptr || train_n < n) && (epoch + 1) % validation_freq == 0) {
+    if ((validation != nullptr || train_n < n) && (epoch + 1) % info.validation_freq == 0) {
       absl::StatusOr<Logs> val =
           validation != nullptr
               ? EvaluateRows(*validation, 0, validation->size(), batch_size, callback, "val_")

@@ -30,10 +30,13 @@ namespace kiln {
 // Ordered (name, value) pairs, as Keras orders its logs: loss, metrics, then val_*.
 using Logs = std::vector<std::pair<std::string, double>>;
 
+// A fit as it will run: its config with Keras's defaults filled in, and the data's split.
 struct FitInfo {
   int initial_epoch = 0;
   int epochs = 0;
   int batch_size = 0;
+  int validation_freq = 1;
+  bool shuffle = true;
   int64_t steps_per_epoch = 0;
   int64_t train_samples = 0;
   int64_t validation_samples = 0;
@@ -81,11 +84,10 @@ class Trainer {
   absl::StatusOr<History> Fit(const Dataset& data, const v1::FitConfig& config,
                               TrainingCallback* callback = nullptr,
                               const Dataset* validation = nullptr);
-  // Every check Fit/Evaluate/Predict make before running, without running anything.
-  absl::Status ValidateFit(const Dataset& data, const v1::FitConfig& config,
-                           const Dataset* validation = nullptr) const {
-    return TrainingRows(data, config, validation).status();
-  }
+  // Every check Fit makes before running, without running anything; the fit it would run.
+  absl::StatusOr<FitInfo> PlanFit(const Dataset& data, const v1::FitConfig& config,
+                                  const Dataset* validation = nullptr) const;
+  // The same checks for Evaluate and Predict.
   absl::Status ValidateEvaluate(const Dataset& data, const v1::EvaluateConfig& config) const;
   absl::Status ValidatePredict(const Dataset& data, const v1::PredictConfig& config) const;
   absl::StatusOr<Logs> Evaluate(const Dataset& data, const v1::EvaluateConfig& config,
@@ -98,9 +100,6 @@ class Trainer {
   absl::Status CheckInputs(const Dataset& data) const;
 
  private:
-  // Validates a fit and returns how many leading rows it trains on (the rest validate).
-  absl::StatusOr<int64_t> TrainingRows(const Dataset& data, const v1::FitConfig& config,
-                                       const Dataset* validation) const;
   absl::Status CheckTargets(const Dataset& data) const;
   absl::StatusOr<std::vector<Metric>> ResolveMetrics(const Shape& target_shape) const;
   // Sum of the weight regularizers' penalties (and, when add_gradients, their gradients

@@ -4,80 +4,15 @@ Each test drives the CLI as a user would from a shell (stdout piped, so progress
 plain lines) and checks its output, exit status and the files it writes.
 """
 import json
-import os
-import subprocess
-import tempfile
 import unittest
 
 import numpy as np
 
-from kiln_e2e import CLI_BIN, ServerTestCase, make_data
+from kiln_e2e import MODEL, CliTestCase
 
-# A small DepthwiseConv2D classifier over 8x8 images; separable data makes its accuracy a
-# meaningful check that training through the CLI really trains.
-MODEL = {
-    "name": "tiny",
-    "nodes": [
-        {"id": "image", "input": {"shape": [8, 8, 1]}},
-        {"id": "dw", "layer": {"depthwise_conv2d": {"kernel_size": [3], "padding": "same",
-                                                    "depth_multiplier": 4}},
-         "inputs": ["image"]},
-        {"id": "relu", "layer": {"relu": {}}, "inputs": ["dw"]},
-        {"id": "flat", "layer": {"flatten": {}}, "inputs": ["relu"]},
-        {"id": "out", "layer": {"dense": {"units": 2, "activation": "softmax"}},
-         "inputs": ["flat"]},
-    ],
-}
-
-
-class CliTest(ServerTestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.dir = tempfile.TemporaryDirectory()
-        x, y = make_data()
-        cls.x_path = cls.path("x.npy")
-        np.save(cls.x_path, x)
-        np.save(cls.path("y.npy"), y)
-        with open(cls.path("model.json"), "w") as f:
-            json.dump(MODEL, f)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dir.cleanup()
-        super().tearDownClass()
-
-    @classmethod
-    def path(cls, name):
-        return os.path.join(cls.dir.name, name)
-
-    def kiln(self, *args, session=None, expect=0, timeout=300):
-        env = dict(os.environ, KILN_SERVER=self.server.address)
-        env.pop("KILN_SESSION", None)
-        if session:
-            env["KILN_SESSION"] = session
-        run = subprocess.run([CLI_BIN, *args], env=env, capture_output=True, text=True,
-                             timeout=timeout)
-        self.assertEqual(run.returncode, expect,
-                         f"kiln {' '.join(args)}\nstdout:\n{run.stdout}\nstderr:\n{run.stderr}")
-        return run
-
-    def new_session(self):
-        session = self.kiln("session", "create", "--name=cli-e2e").stdout.strip()
-        self.assertRegex(session, r"^[0-9a-z-]+$")
-        return session
-
-    def trained_session(self):
-        s = self.new_session()
-        self.kiln("model", "define", self.path("model.json"), session=s)
-        self.kiln("compile", "--model=tiny", "--optimizer=adam", "--learning_rate=0.01",
-                  session=s)
-        self.kiln("data", "upload", "--name=train", f"--x={self.x_path}",
-                  f"--y={self.path('y.npy')}", session=s)
-        return s
-
+class CliTest(CliTestCase):
     def test_help_and_usage_errors(self):
-        self.assertIn("Usage: kiln <command>", self.kiln("--help").stdout)
+        self.assertIn("Usage: kiln COMMAND", self.kiln("--help").stdout)
         self.assertIn("unknown command", self.kiln("frobnicate", expect=2).stderr)
         self.assertIn("--session", self.kiln("model", "list", expect=2).stderr)
         self.assertIn("--dataset", self.kiln("fit", "--model=m", session="s", expect=2).stderr)
@@ -187,8 +122,10 @@ class CliTest(ServerTestCase):
         batch = self.path("batch.npy")
         out = self.kiln("predict", "--model=tiny", "--dataset=train", f"--output={batch}",
                         "--batch_size=100", session=s).stdout
-        self.assertIn("predictions stored in dataset", out)
+        self.assertIn(f"wrote {batch}: (256, 2)", out)
         np.testing.assert_allclose(np.load(batch), p, rtol=1e-5, atol=1e-6)
+        # Read back, the predictions left the session: nothing counts toward its limit.
+        self.assertNotIn("predictions", self.kiln("data", "list", session=s).stdout)
 
         shown = self.kiln("predict", "--model=tiny", f"--input={self.x_path}", session=s).stdout
         self.assertIn("predictions: (256, 2)", shown)
@@ -197,12 +134,12 @@ class CliTest(ServerTestCase):
         jobs = self.kiln("jobs", "list", session=s).stdout.splitlines()
         self.assertEqual(len(jobs), 3, jobs)  # fit, evaluate, predict (unary Predict is no job)
         fit_job = jobs[0].split()[0]
-        self.assertIn("FIT", jobs[0])
-        self.assertRegex(jobs[0], r"SUCCEEDED +epoch 4/4 - loss: ")
+        self.assertIn(" fit ", jobs[0])
+        self.assertRegex(jobs[0], r"succeeded +epoch 4/4 - loss: ")
         # Watching a finished job replays its events.
         replay = self.kiln("jobs", "watch", fit_job, session=s).stdout
         self.assertEqual(replay.count("Epoch "), 4)
-        self.assertIn(f"{fit_job} SUCCEEDED", replay)
+        self.assertIn(f"{fit_job} succeeded", replay)
 
     def test_data_whose_shape_does_not_match_the_model(self):
         s = self.trained_session()
@@ -219,13 +156,13 @@ class CliTest(ServerTestCase):
                         "--batch_size=8", "--detach", session=s).stdout.strip()
         self.assertEqual(self.kiln("jobs", "cancel", job, session=s).stdout.split()[0], job)
         run = self.kiln("jobs", "watch", job, session=s, expect=1)
-        self.assertIn(f"{job} CANCELLED", run.stdout)
-        self.assertIn("CANCELLED", self.kiln("jobs", "list", session=s).stdout)
+        self.assertIn(f"{job} cancelled", run.stdout)
+        self.assertIn("cancelled", self.kiln("jobs", "list", session=s).stdout)
         # Watching a finished job from past its last event still reports how it ended.
         last = json.loads(self.kiln("jobs", "list", "--json", session=s).stdout)
         last_sequence = last["jobs"][0]["last_sequence"]
         run = self.kiln("jobs", "watch", job, f"--from={last_sequence}", session=s, expect=1)
-        self.assertIn(f"{job} CANCELLED", run.stdout)
+        self.assertIn(f"{job} cancelled", run.stdout)
         self.assertIn("CANCELLED", run.stderr)
 
 

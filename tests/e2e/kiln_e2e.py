@@ -4,6 +4,7 @@ loopback port and stops it with SIGTERM, checking that it shuts down cleanly.
 The binaries come from the environment the CMake test sets: KILN_SERVER_BIN and KILN_CLI_BIN;
 build/python (generated API modules and kiln_client) must be on PYTHONPATH.
 """
+import json
 import os
 import shutil
 import signal
@@ -95,3 +96,74 @@ class ServerTestCase(unittest.TestCase):
         cls.server.cleanup()
         if code != 0:
             raise AssertionError(f"kiln-server exited {code} on SIGTERM:\n{log}")
+
+
+# A small DepthwiseConv2D classifier over 8x8 images; separable data makes its accuracy a
+# meaningful check that training through the CLI really trains.
+MODEL = {
+    "name": "tiny",
+    "nodes": [
+        {"id": "image", "input": {"shape": [8, 8, 1]}},
+        {"id": "dw", "layer": {"depthwise_conv2d": {"kernel_size": [3], "padding": "same",
+                                                    "depth_multiplier": 4}},
+         "inputs": ["image"]},
+        {"id": "relu", "layer": {"relu": {}}, "inputs": ["dw"]},
+        {"id": "flat", "layer": {"flatten": {}}, "inputs": ["relu"]},
+        {"id": "out", "layer": {"dense": {"units": 2, "activation": "softmax"}},
+         "inputs": ["flat"]},
+    ],
+}
+
+
+class CliTestCase(ServerTestCase):
+    """Drives the `kiln` CLI as a user would from a shell (stdout piped, so progress comes as
+    plain lines) against the class's server, with x.npy, y.npy (make_data) and model.json
+    (MODEL) in a temporary directory."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.dir = tempfile.TemporaryDirectory()
+        x, y = make_data()
+        cls.x_path = cls.path("x.npy")
+        np.save(cls.x_path, x)
+        np.save(cls.path("y.npy"), y)
+        with open(cls.path("model.json"), "w") as f:
+            json.dump(MODEL, f)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dir.cleanup()
+        super().tearDownClass()
+
+    @classmethod
+    def path(cls, name):
+        return os.path.join(cls.dir.name, name)
+
+    def env(self, session=None):
+        env = dict(os.environ, KILN_SERVER=self.server.address)
+        env.pop("KILN_SESSION", None)
+        if session:
+            env["KILN_SESSION"] = session
+        return env
+
+    def kiln(self, *args, session=None, expect=0, timeout=300, env=None):
+        run = subprocess.run([CLI_BIN, *args], env=env or self.env(session),
+                             capture_output=True, text=True, timeout=timeout)
+        self.assertEqual(run.returncode, expect,
+                         f"kiln {' '.join(args)}\nstdout:\n{run.stdout}\nstderr:\n{run.stderr}")
+        return run
+
+    def new_session(self, *flags):
+        session = self.kiln("session", "create", "--name=cli-e2e", *flags).stdout.strip()
+        self.assertRegex(session, r"^[0-9a-z-]+$")
+        return session
+
+    def trained_session(self):
+        s = self.new_session()
+        self.kiln("model", "define", self.path("model.json"), session=s)
+        self.kiln("compile", "--model=tiny", "--optimizer=adam", "--learning_rate=0.01",
+                  session=s)
+        self.kiln("data", "upload", "--name=train", f"--x={self.x_path}",
+                  f"--y={self.path('y.npy')}", session=s)
+        return s

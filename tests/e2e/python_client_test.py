@@ -180,7 +180,7 @@ class PythonClientTest(ServerTestCase):
         at_cancel = cancelled.batches_done
         with self.assertRaises(KilnError) as e:
             s.wait(job.id)
-        self.assertIn("CANCELLED", e.exception.message)
+        self.assertIn("cancelled", e.exception.message)
         final = s.job(job.id)
         self.assertEqual(final.state, jobs_pb2.CANCELLED)
         self.assertLessEqual(final.batches_done, at_cancel + 1)

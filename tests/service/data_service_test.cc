@@ -19,8 +19,9 @@ class DataServiceTest : public ServiceTest {
 
   // An .npy file's bytes for float32 data of `shape`.
   static std::string Npy(std::vector<int64_t> shape, const std::vector<float>& values) {
-    return FormatNpyFloat32(shape, absl::string_view(reinterpret_cast<const char*>(values.data()),
-                                                     values.size() * sizeof(float)));
+    return FormatNpy(DType::kFloat32, shape,
+                     absl::string_view(reinterpret_cast<const char*>(values.data()),
+                                       values.size() * sizeof(float)));
   }
 };
 

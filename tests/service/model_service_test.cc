@@ -52,6 +52,48 @@ TEST_F(ModelServiceTest, HealthServing) {
   EXPECT_EQ(response, std::string("\x08\x01", 2));  // status: SERVING
 }
 
+TEST_F(ModelServiceTest, HealthByServiceName) {
+  // HealthCheckRequest{service: NAME} is field 1 (tag 0x0a), length, bytes.
+  auto request_for = [](const std::string& service) {
+    return "\x0a" + std::string(1, char(service.size())) + service;
+  };
+  const google::protobuf::FileDescriptor* api = v1::Session::descriptor()->file();
+  ASSERT_GT(api->service_count(), 0);
+  for (int i = 0; i < api->service_count(); ++i) {
+    std::string response;
+    const grpc::Status status = GenericCall(channel_.get(), "/grpc.health.v1.Health/Check",
+                                            request_for(api->service(i)->full_name()), &response);
+    ASSERT_TRUE(status.ok()) << api->service(i)->full_name() << ": " << status.error_message();
+    EXPECT_EQ(response, std::string("\x08\x01", 2)) << api->service(i)->full_name();
+  }
+  std::string response;
+  EXPECT_EQ(GenericCall(channel_.get(), "/grpc.health.v1.Health/Check",
+                        request_for("kiln.v1.NoSuchService"), &response)
+                .error_code(),
+            StatusCode::NOT_FOUND);
+}
+
+TEST_F(ModelServiceTest, ASecondServerOnTheSamePortDoesNotStart) {
+  server::ServerOptions options = options_;
+  options.listen = "127.0.0.1:" + std::to_string(server_->port());
+  server::KilnServer second(options);
+  const absl::Status status = second.Start();
+  EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+  EXPECT_NE(status.message().find("in use"), absl::string_view::npos) << status;
+  // The first one still answers, alone.
+  std::string response;
+  EXPECT_TRUE(GenericCall(channel_.get(), "/grpc.health.v1.Health/Check", "", &response).ok());
+}
+
+TEST_F(ModelServiceTest, TensorIdsAppearInJsonEvenWhenZero) {
+  const std::string s = CreateSession();
+  const v1::TensorInfo first = AddInput(s, {4});
+  ASSERT_EQ(first.id(), 0);
+  std::string json;
+  ASSERT_TRUE(google::protobuf::util::MessageToJsonString(first, &json).ok());
+  EXPECT_NE(json.find("\"id\":\"0\""), std::string::npos) << json;
+}
+
 TEST_F(ModelServiceTest, ReflectionListsKilnServices) {
   grpc::GenericStub stub(channel_);
   grpc::ClientContext context;

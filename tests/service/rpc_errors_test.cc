@@ -53,8 +53,9 @@ class RpcErrorsTest : public ServiceTest {
       append.set_upload_id(upload.upload_id());
       append.mutable_chunk()->set_array(array);
       append.mutable_chunk()->set_data(
-          FormatNpyFloat32(shape, absl::string_view(reinterpret_cast<const char*>(values.data()),
-                                                    values.size() * sizeof(float))));
+          FormatNpy(DType::kFloat32, shape,
+                    absl::string_view(reinterpret_cast<const char*>(values.data()),
+                                      values.size() * sizeof(float))));
       ASSERT_TRUE(Call(&v1::DataService::Stub::AppendUploadChunk, *data_, append).ok());
     }
     v1::FinishUploadRequest finish = For<v1::FinishUploadRequest>(session);

@@ -1,6 +1,9 @@
 """The Kiln client: sessions, cards (layers), models, data, jobs and predictions."""
+import difflib
 import itertools
+import json
 import sys
+import threading
 import time
 from typing import Dict, Iterator, List, Optional, Sequence, Union
 
@@ -63,11 +66,49 @@ def to_array(tensor: data_pb2.TensorProto) -> np.ndarray:
     return np.frombuffer(tensor.data, dtype=dtype).reshape(tuple(tensor.shape))
 
 
-def _message(value, message_type):
-    """A message from a dict (protobuf JSON mapping, Keras argument names) or the message."""
+def _check_field_names(value, descriptor, path: str):
+    """Raises KilnError for the first dict key, depth first, that names no field of its
+    message, with the closest real name: protobuf's ParseError names neither the path nor a
+    likely fix."""
+    if not isinstance(value, dict) or descriptor.full_name.startswith("google.protobuf."):
+        return
+    for key, child in value.items():
+        field = descriptor.fields_by_name.get(key) or descriptor.fields_by_camelcase_name.get(key)
+        if field is None:
+            close = difflib.get_close_matches(str(key), list(descriptor.fields_by_name), n=1)
+            hint = f'; did you mean "{close[0]}"?' if close else ""
+            where = f"{path}: " if path else ""
+            raise KilnError(grpc.StatusCode.INVALID_ARGUMENT,
+                            f'{where}no field "{key}" in {descriptor.full_name}{hint}',
+                            f"{path}.{key}" if path else str(key))
+        if field.message_type is None or field.message_type.GetOptions().map_entry:
+            continue
+        child_path = f"{path}.{key}" if path else str(key)
+        if field.label == field.LABEL_REPEATED and isinstance(child, list):
+            for i, item in enumerate(child):
+                _check_field_names(item, field.message_type, f"{child_path}[{i}]")
+        else:
+            _check_field_names(child, field.message_type, child_path)
+
+
+def _message(value, message_type, path: str = ""):
+    """A message from a dict (protobuf JSON mapping, Keras argument names), a JSON string, or
+    the message itself. A malformed value raises KilnError naming the field at `path`."""
     if isinstance(value, message_type):
         return value
-    return json_format.ParseDict(value, message_type())
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise KilnError(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"not valid JSON: line {e.lineno}, column {e.colno}: {e.msg}",
+                            path) from None
+    _check_field_names(value, message_type.DESCRIPTOR, path)
+    try:
+        return json_format.ParseDict(value, message_type())
+    except json_format.ParseError as e:
+        raise KilnError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"{path + ': ' if path else ''}{e}", path) from None
 
 
 class TensorRef:
@@ -91,29 +132,40 @@ def _logs(metrics) -> Dict[str, float]:
 
 
 class _Progress:
-    """Keras-style progress: a live bar on a terminal, one line per epoch otherwise."""
+    """Keras-style progress: a live bar on a terminal; otherwise one line per epoch, and a line
+    at least every `interval` seconds in between so that a long epoch is not silent."""
 
-    def __init__(self, out=sys.stdout):
+    def __init__(self, out=sys.stdout, interval: float = 10.0):
         self.out = out
         self.tty = out.isatty()
+        self.interval = interval
         self.epochs = self.steps = 0
-        self.start = 0.0
+        self.start = self.last_line = None  # seconds, by the server's clock (event times)
 
     def __call__(self, event: jobs_pb2.JobEvent):
         kind = event.WhichOneof("event")
+        now = event.time.ToNanoseconds() / 1e9
+        if self.start is None:
+            self.start = self.last_line = now
         if kind == "train_begin":
             self.epochs = event.train_begin.epochs
             self.steps = event.train_begin.steps_per_epoch
         elif kind == "epoch_begin":
-            self.start = time.time()
+            self.start = self.last_line = now
             print(f"Epoch {event.epoch_begin.epoch + 1}/{self.epochs}", file=self.out, flush=True)
-        elif kind == "batch_end" and self.tty and event.batch_end.batch + 1 < event.batch_end.steps:
+        elif kind == "batch_end" and event.batch_end.batch + 1 < event.batch_end.steps:
             b = event.batch_end
             done = b.batch + 1
-            bar = ("=" * (30 * done // b.steps) + ">").ljust(30, ".")[:30]
-            eta = (time.time() - self.start) * (b.steps - done) / done
-            text = f"\r{done:>{len(str(b.steps))}}/{b.steps} [{bar}] - ETA: {eta:.0f}s"
-            print(text + self._format(b.logs), end="", file=self.out, flush=True)
+            eta = (now - self.start) * (b.steps - done) / done
+            count = f"{done:>{len(str(b.steps))}}/{b.steps}"
+            if self.tty:
+                bar = ("=" * (30 * done // b.steps) + ">").ljust(30, ".")[:30]
+                text = f"\r{count} [{bar}] - ETA: {eta:.0f}s" + self._format(b.logs)
+                print(text, end="", file=self.out, flush=True)
+            elif now - self.last_line >= self.interval:
+                self.last_line = now
+                print(f"{count} - ETA: {eta:.0f}s" + self._format(b.logs), file=self.out,
+                      flush=True)
         elif kind == "epoch_end":
             e = event.epoch_end
             steps = self.steps
@@ -138,6 +190,18 @@ class Session:
     def _call(self, stub, method: str, request):
         return self.client._call(stub, method, request)
 
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc):
+        """Deletes the session, so that a `with` block leaves nothing behind on the server."""
+        try:
+            self.delete()
+        except KilnError as e:
+            # Deleted already is fine; any other failure must not hide the block's own error.
+            if exc[0] is None and e.code != grpc.StatusCode.NOT_FOUND:
+                raise
+
     # --- building -----------------------------------------------------------------------
     def add_input(self, shape: Sequence[int], name: str = "") -> TensorRef:
         request = service_pb2.AddInputRequest(
@@ -148,7 +212,7 @@ class Session:
         """Adds a card: `spec` is one layer message, e.g. {"conv2d": {"filters": 8, ...}}.
         Returns (layer info, output tensors)."""
         request = service_pb2.AddLayerRequest(session_id=self.id,
-                                              spec=_message(spec, layers_pb2.LayerSpec),
+                                              spec=_message(spec, layers_pb2.LayerSpec, "spec"),
                                               inputs=_ids(inputs))
         response = self._call(self.client._models, "AddLayer", request)
         return response.layer, [TensorRef(t) for t in response.outputs]
@@ -167,7 +231,8 @@ class Session:
     def define_model(self, definition: Union[dict, model_pb2.ModelDefinition],
                      replace: bool = False) -> model_pb2.ModelInfo:
         request = service_pb2.DefineModelRequest(
-            session_id=self.id, definition=_message(definition, model_pb2.ModelDefinition),
+            session_id=self.id,
+            definition=_message(definition, model_pb2.ModelDefinition, "definition"),
             replace=replace)
         return self._call(self.client._models, "DefineModel", request)
 
@@ -179,11 +244,20 @@ class Session:
         return self._call(self.client._models, "GetModel",
                           service_pb2.GetModelRequest(session_id=self.id, name=name))
 
+    def delete_model(self, name: str):
+        self._call(self.client._models, "DeleteModel",
+                   service_pb2.DeleteModelRequest(session_id=self.id, name=name))
+
+    def layer(self, name: str, model: str = "") -> model_pb2.LayerInfo:
+        return self._call(self.client._models, "GetLayer",
+                          service_pb2.GetLayerRequest(session_id=self.id, layer=name,
+                                                      model=model))
+
     def compile(self, model: str, optimizer="adam", loss="sparse_categorical_crossentropy",
                 metrics=("accuracy",), from_logits: bool = False) -> model_pb2.ModelInfo:
         """`optimizer`: "sgd", "adam" or a dict such as {"adam": {"learning_rate": 0.001}}."""
         opt = (training_pb2.Optimizer(name=optimizer) if isinstance(optimizer, str)
-               else _message(optimizer, training_pb2.Optimizer))
+               else _message(optimizer, training_pb2.Optimizer, "config.optimizer"))
         config = training_pb2.CompileConfig(
             optimizer=opt, loss=training_pb2.Loss(name=loss, from_logits=from_logits),
             metrics=list(metrics))
@@ -250,10 +324,14 @@ class Session:
         if builtin:
             request.builtin = builtin
         else:
-            request.files.CopyFrom(_message(files, data_pb2.FileSource))
+            request.files.CopyFrom(_message(files, data_pb2.FileSource, "files"))
         if scale != 1.0:
             request.transform.scale = scale
         return self._call(self.client._data, "OpenDataset", request)
+
+    def delete_dataset(self, name: str):
+        self._call(self.client._data, "DeleteDataset",
+                   service_pb2.DeleteDatasetRequest(session_id=self.id, name=name))
 
     def datasets(self) -> List[data_pb2.DatasetInfo]:
         return list(self._call(self.client._data, "ListDatasets",
@@ -285,9 +363,12 @@ class Session:
     def start_fit(self, model: str, dataset: Optional[str] = None, x=None, y=None,
                   epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0,
                   validation_dataset: Optional[str] = None, shuffle: bool = True,
-                  seed: Optional[int] = None) -> jobs_pb2.Job:
+                  seed: Optional[int] = None, initial_epoch: int = 0) -> jobs_pb2.Job:
+        """Starts a fit job with Keras's fit arguments. Without `seed` the session's seed (if
+        it has one) picks it; job.seed tells which seed the job uses."""
         config = training_pb2.FitConfig(epochs=epochs, batch_size=batch_size, shuffle=shuffle,
-                                        validation_split=validation_split)
+                                        validation_split=validation_split,
+                                        initial_epoch=initial_epoch)
         if seed is not None:
             config.seed = seed
         request = service_pb2.StartFitRequest(session_id=self.id, model=model, config=config,
@@ -307,8 +388,9 @@ class Session:
         while True:
             request = service_pb2.WatchJobRequest(session_id=self.id, job_id=job_id,
                                                   from_sequence=last)
+            call = self.client._jobs.WatchJob(request)
             try:
-                for event in self.client._jobs.WatchJob(request):
+                for event in call:
                     last, retries = event.sequence, 0
                     yield event
                     if event.HasField("finished"):
@@ -319,39 +401,107 @@ class Session:
                     raise _error(e) from None
                 time.sleep(0.25 * 2 ** min(retries, 4))
                 retries += 1
+            finally:
+                call.cancel()  # a watcher that stops early (Ctrl-C, break) ends the stream
 
-    def wait(self, job_id: str, on_event=None) -> jobs_pb2.Finished:
-        """Follows a job to its end; raises KilnError unless it succeeded."""
-        for event in self.watch(job_id):
-            if on_event is not None:
-                on_event(event)
-            if event.HasField("finished"):
-                finished = event.finished
-                if finished.state != jobs_pb2.SUCCEEDED:
-                    raise KilnError(_CODES.get(finished.error.code, grpc.StatusCode.UNKNOWN),
-                                    f"job {job_id} {jobs_pb2.JobState.Name(finished.state)}: "
-                                    f"{finished.error.message}")
-                return finished
+    def wait(self, job_id: str, on_event=None, cancel_on_interrupt: bool = True,
+             queued_notice=None) -> jobs_pb2.Finished:
+        """Follows a job to its end; raises KilnError unless it succeeded.
+
+        Ctrl-C (KeyboardInterrupt) cancels the job, as it stops Keras's fit, waits for it to
+        end and raises KeyboardInterrupt; a second Ctrl-C stops waiting at once. With
+        cancel_on_interrupt=False the job runs on and KeyboardInterrupt is raised at once."""
+        last = 0
+        started = threading.Event()
+        if queued_notice is not None:
+            threading.Thread(target=lambda: started.wait(1.0) or queued_notice(), daemon=True
+                             ).start()
+        try:
+            for event in self.watch(job_id):
+                started.set()
+                last = event.sequence
+                if on_event is not None:
+                    on_event(event)
+                if event.HasField("finished"):
+                    return self._finished(job_id, event.finished)
+        except KeyboardInterrupt:
+            started.set()
+            if not cancel_on_interrupt:
+                raise
+            print(f"\nCtrl-C: cancelling {job_id} (press Ctrl-C again to stop waiting)",
+                  file=sys.stderr, flush=True)
+            self.cancel(job_id)
+            for event in self.watch(job_id, from_sequence=last):
+                if on_event is not None:
+                    on_event(event)
+            raise
         raise KilnError(grpc.StatusCode.INTERNAL, f"job {job_id}: the event stream ended early")
 
+    @staticmethod
+    def _finished(job_id: str, finished: jobs_pb2.Finished) -> jobs_pb2.Finished:
+        if finished.state != jobs_pb2.SUCCEEDED:
+            raise KilnError(_CODES.get(finished.error.code, grpc.StatusCode.UNKNOWN),
+                            f"job {job_id} {jobs_pb2.JobState.Name(finished.state).lower()}: "
+                            f"{finished.error.message}")
+        return finished
+
+    def _follow(self, job: jobs_pb2.Job, verbose: int, progress_interval: float):
+        progress = _Progress(interval=progress_interval) if verbose else None
+        notice = None
+        if verbose:
+            def notice():
+                print(f"{job.id} is queued: it starts when the jobs ahead of it end",
+                      flush=True)
+        return self.wait(job.id, progress, queued_notice=notice)
+
     def fit(self, model: str, dataset: Optional[str] = None, x=None, y=None, verbose: int = 1,
-            **config) -> Dict[str, List[float]]:
-        """Keras-like fit: trains and returns History.history ({"loss": [...], ...})."""
+            progress_interval: float = 10.0, **config) -> Dict[str, List[float]]:
+        """Keras-like fit: trains and returns History.history ({"loss": [...], ...}).
+
+        Progress is printed unless verbose=0 (when the output is not a terminal, at least every
+        progress_interval seconds). Ctrl-C cancels the job and raises KeyboardInterrupt."""
         job = self.start_fit(model, dataset, x, y, **config)
-        finished = self.wait(job.id, _Progress() if verbose else None)
+        finished = self._follow(job, verbose, progress_interval)
         history: Dict[str, List[float]] = {}
         for epoch in finished.history:
             for m in epoch.logs:
                 history.setdefault(m.name, []).append(m.value)
         return history
 
-    def evaluate(self, model: str, dataset: Optional[str] = None, x=None, y=None,
-                 batch_size: int = 32) -> Dict[str, float]:
+    def start_evaluate(self, model: str, dataset: Optional[str] = None, x=None, y=None,
+                       batch_size: int = 32) -> jobs_pb2.Job:
         request = service_pb2.StartEvaluateRequest(
             session_id=self.id, model=model, data=self._data_ref(dataset, x, y),
             config=training_pb2.EvaluateConfig(batch_size=batch_size))
-        job = self._call(self.client._jobs, "StartEvaluate", request)
-        return _logs(self.wait(job.id).results)
+        return self._call(self.client._jobs, "StartEvaluate", request)
+
+    def evaluate(self, model: str, dataset: Optional[str] = None, x=None, y=None,
+                 batch_size: int = 32, verbose: int = 0,
+                 progress_interval: float = 10.0) -> Dict[str, float]:
+        """Keras-like evaluate: {"loss": ..., "accuracy": ...}. Ctrl-C cancels the job."""
+        job = self.start_evaluate(model, dataset, x, y, batch_size)
+        return _logs(self._follow(job, verbose, progress_interval).results)
+
+    def start_predict(self, model: str, dataset: Optional[str] = None, x=None,
+                      batch_size: int = 32, output_dataset: str = "") -> jobs_pb2.Job:
+        """A predict job; its predictions become the session dataset job.output_dataset."""
+        request = service_pb2.StartPredictRequest(
+            session_id=self.id, model=model, data=self._data_ref(dataset, x, None),
+            config=training_pb2.PredictConfig(batch_size=batch_size),
+            output_dataset=output_dataset)
+        return self._call(self.client._jobs, "StartPredict", request)
+
+    def predict_dataset(self, model: str, dataset: str, batch_size: int = 32,
+                        keep: bool = False, verbose: int = 0):
+        """Predictions for a whole session (or built-in) dataset, run as a job and read back.
+        The server-side copy is deleted afterwards unless keep=True (it would count toward
+        the session's byte limit)."""
+        job = self.start_predict(model, dataset, batch_size=batch_size)
+        self._follow(job, verbose, 10.0)
+        predictions = self.read_dataset(job.output_dataset)
+        if not keep:
+            self.delete_dataset(job.output_dataset)
+        return predictions
 
     def predict(self, model: str, x, batch_size: int = 0):
         """Unary Predict: numpy in, numpy out (a list when the model has several outputs)."""
@@ -380,34 +530,98 @@ class Session:
                    service_pb2.DeleteSessionRequest(session_id=self.id))
 
 
-class Client:
-    """A connection to a Kiln server."""
+DEFAULT_PORT = 50051
 
-    def __init__(self, target: str = "localhost:50051", timeout: float = 600.0,
+
+def with_default_port(target: str) -> str:
+    """"host" -> "host:50051", "::1" -> "[::1]:50051"; a target with a port or a scheme
+    ("unix:...", "dns:///...") is left as it is - the kiln CLI reads --server the same way."""
+    if "://" in target or target.startswith(("unix:", "unix-abstract:", "ipv4:", "ipv6:")):
+        return target
+    if target.startswith("["):
+        return target if "]:" in target else f"{target}:{DEFAULT_PORT}"
+    colons = target.count(":")
+    if colons == 0:
+        return f"{target}:{DEFAULT_PORT}"
+    if colons == 1 and target.endswith(":"):
+        return f"{target}{DEFAULT_PORT}"
+    if colons > 1:
+        return f"[{target}]:{DEFAULT_PORT}"
+    return target
+
+
+class Client:
+    """A connection to a Kiln server at `target` (host[:port]; the port defaults to 50051)."""
+
+    def __init__(self, target: str = "localhost", timeout: float = 600.0,
                  max_message_bytes: int = 256 << 20):
+        self.target = with_default_port(target)
         self.timeout = timeout
         options = [("grpc.max_send_message_length", max_message_bytes),
-                   ("grpc.max_receive_message_length", max_message_bytes)]
-        self.channel = grpc.insecure_channel(target, options=options)
+                   ("grpc.max_receive_message_length", max_message_bytes),
+                   # reconnect soon after a server (re)starts; gRPC's first backoff is 1 s
+                   ("grpc.initial_reconnect_backoff_ms", 100),
+                   ("grpc.min_reconnect_backoff_ms", 100),
+                   ("grpc.max_reconnect_backoff_ms", 2000)]
+        self.channel = grpc.insecure_channel(self.target, options=options)
         self._sessions = service_pb2_grpc.SessionServiceStub(self.channel)
         self._models = service_pb2_grpc.ModelServiceStub(self.channel)
         self._data = service_pb2_grpc.DataServiceStub(self.channel)
         self._jobs = service_pb2_grpc.JobServiceStub(self.channel)
         self._inference = service_pb2_grpc.InferenceServiceStub(self.channel)
+        # grpc.health.v1.Health/Check with raw bytes: Debian ships no Python health stubs.
+        self._health = self.channel.unary_unary("/grpc.health.v1.Health/Check",
+                                                request_serializer=lambda b: b,
+                                                response_deserializer=lambda b: b)
 
     def _call(self, stub, method: str, request):
         try:
             return getattr(stub, method)(request, timeout=self.timeout)
         except grpc.RpcError as e:
-            raise _error(e) from None
+            error = _error(e)
+        if error.code == grpc.StatusCode.UNAVAILABLE and "shutting down" not in error.message:
+            error = KilnError(error.code, f"cannot reach a Kiln server at {self.target} "
+                              f"(is kiln-server running there?): {error.message}")
+        raise error
+
+    def health(self, service: str = "", wait: float = 0.0) -> bool:
+        """grpc.health.v1 Check of the server, or of `service` ("kiln.v1.ModelService"): True
+        when SERVING. With wait > 0, keeps asking for that many seconds (the server may still
+        be starting) before it answers False. Raises KilnError(NOT_FOUND) for an unknown
+        service."""
+        name = service.encode()
+        request = (b"\x0a" + bytes([len(name)]) + name) if name else b""  # field 1: service
+        deadline = time.time() + wait
+        while True:
+            try:
+                response = self._health(request, timeout=max(wait, 10.0),
+                                        wait_for_ready=wait > 0)
+                if response == b"\x08\x01":  # status: SERVING
+                    return True
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.NOT_FOUND:
+                    raise KilnError(e.code(), f'the server has no service "{service}"') from None
+            if time.time() + 0.1 >= deadline:
+                return False
+            time.sleep(0.1)
 
     def wait_ready(self, timeout: float = 30.0):
-        grpc.channel_ready_future(self.channel).result(timeout=timeout)
+        """Returns once the server answers SERVING; raises KilnError(UNAVAILABLE) after
+        `timeout` seconds."""
+        if not self.health(wait=timeout):
+            raise KilnError(grpc.StatusCode.UNAVAILABLE,
+                            f"no Kiln server answered SERVING at {self.target} within "
+                            f"{timeout:g} s")
 
-    def create_session(self, name: str = "", ttl_seconds: int = 0) -> Session:
-        info = self._call(self._sessions, "CreateSession",
-                          service_pb2.CreateSessionRequest(name=name, ttl_seconds=ttl_seconds))
-        return Session(self, info)
+    def create_session(self, name: str = "", ttl_seconds: int = 0,
+                       seed: Optional[int] = None) -> Session:
+        """A new session. With `seed` (Keras's set_random_seed for the session), the same calls
+        give the same initial weights, shuffling and dropout on every run. Use it in a `with`
+        block to delete it at the end."""
+        request = service_pb2.CreateSessionRequest(name=name, ttl_seconds=ttl_seconds)
+        if seed is not None:
+            request.seed = seed
+        return Session(self, self._call(self._sessions, "CreateSession", request))
 
     def session(self, session_id: str) -> Session:
         return Session(self, self._call(self._sessions, "GetSession",

@@ -5,6 +5,8 @@
 
 #include <malloc.h>
 
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "core/dnnl/engine.h"
 #include "core/graph/model.h"
@@ -219,6 +221,45 @@ TEST(PlanTest, InferenceFusionMatchesLayerByLayer) {
     Layer* bn = model->layers()[1];
     ASSERT_TRUE(bn->SetWeight("moving_mean", testing::RandomTensor(Shape{8}, 77)).ok());
     testing::ExpectTensorNear(run(false), run(true), 1e-5, 1e-4, "after a weight change");
+  }
+}
+
+// The service builds a model's plans on one worker thread and runs, evicts and destroys them on
+// others. With oneDNN's default per-thread scratchpad, a Predict that evicted a plan on a new
+// thread crashed kiln-server; every primitive now brings its own scratchpad.
+TEST(PlanTest, PlansBuiltRunAndEvictedOnOtherThreadsAgree) {
+  Builder b;
+  const TensorId x = b.Input(Shape{28, 28, 1});
+  TensorId h =
+      b.Apply("conv2d { filters: 16 kernel_size: 3 strides: 2 activation: \"relu\" }", {x});
+  h = b.Apply(
+      "depthwise_conv2d { kernel_size: 3 padding: \"same\" depth_multiplier: 2 "
+      "activation: \"relu\" }",
+      {h});
+  h = b.Apply("max_pooling2d {}", {h});
+  h = b.Apply("flatten {}", {h});
+  auto model = b.Make({x}, {b.Apply("dense { units: 10 activation: \"softmax\" }", {h})});
+  // Each batch size a plan of its own, built and run on a thread of its own: more batch sizes
+  // than the model caches plans for, so later threads evict and destroy earlier threads' plans.
+  auto predict = [&](int64_t batch) {
+    const Tensor input = testing::RandomTensor(Shape{batch, 28, 28, 1}, uint64_t(batch));
+    absl::StatusOr<ExecutionPlan*> plan = model->GetPlan(batch, /*training=*/false);
+    EXPECT_TRUE(plan.ok()) << plan.status();
+    std::copy_n(input.data<float>(), input.num_elements(), (*plan)->input_data(0));
+    dnnl::stream stream = NewStream();
+    (*plan)->Forward(stream);
+    return std::vector<float>((*plan)->output_data(0), (*plan)->output_data(0) + batch * 10);
+  };
+  std::vector<std::vector<float>> on_threads;
+  for (int64_t batch = 1; batch <= 9; ++batch) {
+    std::thread([&] { on_threads.push_back(predict(batch)); }).join();
+  }
+  for (int64_t batch = 1; batch <= 9; ++batch) {
+    const std::vector<float> here = predict(batch);
+    ASSERT_EQ(here.size(), on_threads[batch - 1].size());
+    for (size_t i = 0; i < here.size(); ++i) {
+      EXPECT_NEAR(here[i], on_threads[batch - 1][i], 1e-6) << "batch " << batch << " at " << i;
+    }
   }
 }
 

@@ -90,7 +90,7 @@ TEST(NpyTest, WrittenFilesReadBack) {
        {std::vector<int64_t>{5}, std::vector<int64_t>{2, 3}, std::vector<int64_t>{1, 2, 2, 1}}) {
     std::vector<float> values(Shape(shape).num_elements());
     for (size_t i = 0; i < values.size(); ++i) values[i] = 0.5f * i - 1;
-    const std::string bytes = FormatNpyFloat32(shape, Bytes<float>(values));
+    const std::string bytes = FormatNpy(DType::kFloat32, shape, Bytes<float>(values));
     EXPECT_EQ(bytes.find('\n') + 1, bytes.size() - values.size() * sizeof(float));
     EXPECT_EQ((bytes.size() - values.size() * sizeof(float)) % 64, 0u);  // numpy's alignment
     auto t = ParseNpy(bytes, "written.npy");
@@ -98,6 +98,23 @@ TEST(NpyTest, WrittenFilesReadBack) {
     EXPECT_EQ(t->shape(), Shape(shape));
     EXPECT_EQ(std::vector<float>(t->data<float>(), t->data<float>() + values.size()), values);
   }
+}
+
+template <typename T>
+void ExpectIntegersReadBack() {
+  const std::vector<T> values = {0, 1, 7, 200};
+  auto t = ParseNpy(FormatNpy(DTypeOf<T>(), {2, 2}, Bytes<T>(values)), "ints.npy");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->dtype(), DTypeOf<T>());
+  EXPECT_EQ(t->shape(), Shape({2, 2}));
+  const T* data = t->template data<T>();
+  EXPECT_EQ(std::vector<T>(data, data + values.size()), values);
+}
+
+TEST(NpyTest, WrittenIntegerFilesKeepTheirDType) {
+  ExpectIntegersReadBack<int32_t>();
+  ExpectIntegersReadBack<int64_t>();
+  ExpectIntegersReadBack<uint8_t>();
 }
 
 TEST(NpyTest, RejectsWhatItCannotRead) {

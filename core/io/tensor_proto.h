@@ -1,7 +1,8 @@
-// Conversions between the wire's TensorProto (dtype, shape, raw little-endian bytes or
-// float_values) and core Tensors, with every size a client controls checked.
-#ifndef KILN_SERVER_TENSOR_CODEC_H_
-#define KILN_SERVER_TENSOR_CODEC_H_
+// Conversions between the API's TensorProto (dtype, shape, raw little-endian bytes or
+// float_values) and core Tensors, with every size a client controls checked. The server decodes
+// requests with them; the CLI turns .npy files into requests and responses into .npy files.
+#ifndef KILN_CORE_IO_TENSOR_PROTO_H_
+#define KILN_CORE_IO_TENSOR_PROTO_H_
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -9,7 +10,7 @@
 #include "core/tensor/tensor.h"
 #include "kiln/v1/data.pb.h"
 
-namespace kiln::server {
+namespace kiln {
 
 // Errors are INVALID_ARGUMENT at `path` ("inputs[0]: ...").
 absl::StatusOr<Tensor> DecodeTensor(const v1::TensorProto& proto, absl::string_view path);
@@ -25,6 +26,6 @@ v1::TensorSpec SpecOf(const Tensor& tensor);
 // Builds a Dataset from decoded x/y tensors: x converted to float32; y to float32.
 absl::StatusOr<Dataset> MakeDataset(std::vector<Tensor> x, Tensor y, absl::string_view path);
 
-}  // namespace kiln::server
+}  // namespace kiln
 
-#endif  // KILN_SERVER_TENSOR_CODEC_H_
+#endif  // KILN_CORE_IO_TENSOR_PROTO_H_

@@ -1,11 +1,11 @@
-#include "server/tensor_codec.h"
+#include "core/io/tensor_proto.h"
 
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "core/base/status.h"
 
-namespace kiln::server {
+namespace kiln {
 
 namespace {
 
@@ -118,4 +118,4 @@ absl::StatusOr<Dataset> MakeDataset(std::vector<Tensor> x, Tensor y, absl::strin
   return data;
 }
 
-}  // namespace kiln::server
+}  // namespace kiln
