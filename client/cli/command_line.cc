@@ -29,28 +29,39 @@ std::vector<absl::string_view> FlagsOf(const Command& command) {
 }
 
 // Every flag some command takes: the CLI's own, not those of the libraries linked in.
-std::vector<std::string> AllFlagNames() {
-  absl::flat_hash_set<std::string> names(std::begin(kGlobalFlags), std::end(kGlobalFlags));
-  names.insert("session");
-  for (const Command& c : Commands()) names.insert(c.flags.begin(), c.flags.end());
-  std::vector<std::string> sorted(names.begin(), names.end());
-  std::sort(sorted.begin(), sorted.end());
-  return sorted;
+const std::vector<std::string>& AllFlagNames() {
+  static const std::vector<std::string>* const sorted = [] {
+    absl::flat_hash_set<std::string> names(std::begin(kGlobalFlags), std::end(kGlobalFlags));
+    names.insert("session");
+    for (const Command& c : Commands()) names.insert(c.flags.begin(), c.flags.end());
+    auto* all = new std::vector<std::string>(names.begin(), names.end());
+    std::sort(all->begin(), all->end());
+    return all;
+  }();
+  return *sorted;
 }
 
+bool IsOurFlag(absl::string_view name) {
+  const std::vector<std::string>& names = AllFlagNames();
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// Edits (insert, delete, replace, swap two neighbours) that turn a into b: the optimal string
+// alignment distance, so that "fti" is one edit from "fit".
 size_t EditDistance(absl::string_view a, absl::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
+      d[i][j] = std::min(
+          {d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
     }
   }
-  return row[b.size()];
+  return d[a.size()][b.size()];
 }
 
 std::string DidYouMean(absl::string_view word, const std::vector<std::string>& candidates,
@@ -65,12 +76,12 @@ struct FlagArg {
 };
 
 // Splits argv into flags and positional arguments. `--name value` takes the next argument as
-// the value of a non-bool flag.
+// the value of a non-bool flag; "-" alone and negative numbers are positional.
 absl::Status SplitArgs(int argc, char** argv, std::vector<FlagArg>& flags, Args& positional) {
   bool flags_done = false;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
-    if (flags_done || arg.size() < 2 || arg[0] != '-') {
+    if (flags_done || arg.size() < 2 || arg[0] != '-' || absl::ascii_isdigit(arg[1])) {
       positional.emplace_back(arg);
       continue;
     }
@@ -88,7 +99,9 @@ absl::Status SplitArgs(int argc, char** argv, std::vector<FlagArg>& flags, Args&
     const absl::CommandLineFlag* known = absl::FindCommandLineFlag(flag.name);
     const bool takes_value = known != nullptr && !known->IsOfType<bool>();
     if (!flag.value && takes_value && flag.name != "help") {
-      if (i + 1 >= argc) return UsageError(absl::StrCat("--", flag.name, " needs a value"));
+      if (i + 1 >= argc || absl::StartsWith(argv[i + 1], "--")) {
+        return UsageError(absl::StrCat("--", flag.name, " needs a value"));
+      }
       flag.value = argv[++i];
     }
     flags.push_back(std::move(flag));
@@ -161,7 +174,9 @@ std::string Synopsis(const Command& command) {
 std::optional<std::string> ClosestMatch(absl::string_view word,
                                         const std::vector<std::string>& candidates) {
   std::optional<std::string> best;
-  size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;  // farther is not a typo
+  // A typo: a third of the word at most (one edit for short words), and not all of it.
+  size_t best_distance = std::min(std::max<size_t>(1, word.size() / 3), word.size() - 1) + 1;
+  if (word.empty()) return best;
   for (const std::string& c : candidates) {
     const size_t d = EditDistance(word, c);
     if (d < best_distance) {
@@ -185,35 +200,36 @@ absl::StatusOr<Invocation> ParseCommandLine(int argc, char** argv) {
     if (invocation.help) return invocation;
     return UsageError("no command given (`kiln help` lists them)");
   }
+  // Flag names first: a misspelled flag may have taken the next word as its value.
+  for (const FlagArg& f : flags) {
+    absl::string_view name = f.name;
+    const bool negated = !f.value && absl::ConsumePrefix(&name, "no") && IsOurFlag(name) &&
+                         absl::FindCommandLineFlag(name)->IsOfType<bool>();
+    if (f.name != "help" && !IsOurFlag(f.name) && !negated) {
+      return UsageError(absl::StrCat("unknown flag --", f.name,
+                                     DidYouMean(f.name, AllFlagNames(), "--"),
+                                     " (`kiln COMMAND --help` lists a command's flags)"));
+    }
+  }
   KILN_ASSIGN_OR_RETURN(invocation.command, FindCommand(invocation.args));
   if (invocation.help) return invocation;
 
   const Command& command = *invocation.command;
   const std::vector<absl::string_view> allowed = FlagsOf(command);
   for (const FlagArg& f : flags) {
-    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(f.name);
-    const std::vector<std::string> names = AllFlagNames();
-    const bool ours = std::find(names.begin(), names.end(), f.name) != names.end();
-    if (flag == nullptr || !ours) {
-      // --noNAME turns a bool flag off.
-      absl::string_view name = f.name;
-      if (absl::ConsumePrefix(&name, "no") && !f.value &&
-          (flag = absl::FindCommandLineFlag(name)) != nullptr && flag->IsOfType<bool>() &&
-          std::find(allowed.begin(), allowed.end(), name) != allowed.end()) {
-        std::string error;
-        flag->ParseFrom("false", &error);
-        continue;
-      }
-      return UsageError(absl::StrCat("unknown flag --", f.name, DidYouMean(f.name, names, "--"),
-                                     " (`kiln ", command.name, " --help` lists its flags)"));
+    absl::string_view name = f.name;
+    std::string value = f.value.value_or("true");
+    if (!IsOurFlag(name)) {  // --noNAME
+      absl::ConsumePrefix(&name, "no");
+      value = "false";
     }
-    if (std::find(allowed.begin(), allowed.end(), f.name) == allowed.end()) {
-      return UsageError(absl::StrCat("kiln ", command.name, " does not take --", f.name, " (`kiln ",
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      return UsageError(absl::StrCat("kiln ", command.name, " does not take --", name, " (`kiln ",
                                      command.name, " --help` lists its flags)"));
     }
     std::string error;
-    if (!flag->ParseFrom(f.value.value_or("true"), &error)) {
-      return UsageError(absl::StrCat("--", f.name, "=", f.value.value_or(""), ": ", error));
+    if (!absl::FindCommandLineFlag(name)->ParseFrom(value, &error)) {
+      return UsageError(absl::StrCat("--", name, "=", value, ": ", error));
     }
   }
   const int n = static_cast<int>(invocation.args.size());

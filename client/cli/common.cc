@@ -85,6 +85,13 @@ absl::StatusOr<std::string> RequireSession() {
   return session;
 }
 
+absl::StatusOr<std::optional<int64_t>> SeedFlag() {
+  const int64_t seed = absl::GetFlag(FLAGS_seed);
+  if (seed == -1) return std::nullopt;
+  if (seed < 0) return UsageError(absl::StrCat("--seed=", seed, ": a seed is 0 or more"));
+  return seed;
+}
+
 absl::StatusOr<std::string> Require(const std::string& value, absl::string_view flag) {
   if (value.empty()) return UsageError(absl::StrCat("this command needs --", flag));
   return value;

@@ -1,8 +1,12 @@
 // What every kiln command shares: the common flags (server, session, model), errors that set
-// the exit status (usage: 2, Ctrl-C: 130, anything else: 1), printing protobuf JSON, and files.
+// the exit status, printing protobuf JSON, and files. Exit status: 0 on success; 2 for a
+// UsageError (a mistake on the command line, or a file that cannot be read); 130 for an
+// InterruptedError (Ctrl-C cancelled the job); 1 for anything else (the server refused, a job
+// failed).
 #ifndef KILN_CLIENT_CLI_COMMON_H_
 #define KILN_CLIENT_CLI_COMMON_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -37,6 +41,8 @@ std::string WithDefaultPort(absl::string_view target);
 
 // --session, else $KILN_SESSION; a usage error that says how to get one when neither is set.
 absl::StatusOr<std::string> RequireSession();
+// --seed: none for its default -1, a usage error for other negative values.
+absl::StatusOr<std::optional<int64_t>> SeedFlag();
 // `value` of --`flag`; a usage error when it is empty.
 absl::StatusOr<std::string> Require(const std::string& value, absl::string_view flag);
 // --model, else the session's only model. When it has none or several: a usage error, or, if

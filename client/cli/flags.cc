@@ -31,7 +31,7 @@ ABSL_FLAG(double, validation_split, 0,
           "fraction of the data, taken from its end, to validate on after each epoch");
 ABSL_FLAG(int64_t, seed, -1,
           "session create: seed of every random choice in the session (Keras's "
-          "set_random_seed); fit: seed of its shuffling and dropout (-1: none given)");
+          "set_random_seed); fit: seed of its shuffling and dropout (-1: none)");
 ABSL_FLAG(bool, detach, false, "print the job's id and return, leaving the job running");
 ABSL_FLAG(std::string, builtin, "",
           "a built-in dataset: fashion_mnist:train or fashion_mnist:test");

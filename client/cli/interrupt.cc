@@ -16,6 +16,7 @@ struct InterruptState {
   absl::Mutex mu;
   std::function<void()> action ABSL_GUARDED_BY(mu);
   bool interrupted ABSL_GUARDED_BY(mu) = false;
+  bool running ABSL_GUARDED_BY(mu) = false;  // the action, on a thread of its own
 };
 
 InterruptState& State() {
@@ -27,21 +28,21 @@ void TakeSignals(sigset_t signals) {
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
-    std::function<void()> action;
-    {
-      InterruptState& state = State();
-      absl::MutexLock lock(&state.mu);
-      if (state.action && !state.interrupted) {
-        state.interrupted = true;
-        action = state.action;
-      }
-    }
-    if (!action) {
+    InterruptState& state = State();
+    absl::MutexLock lock(&state.mu);
+    if (!state.action || state.interrupted) {
       std::fflush(stdout);
       std::fputs("\n", stderr);
       _exit(130);
     }
-    action();
+    state.interrupted = true;
+    state.running = true;
+    // Not on this thread: a second Ctrl-C must be taken even while the action waits.
+    std::thread([&state, action = state.action] {
+      action();
+      absl::MutexLock lock(&state.mu);
+      state.running = false;
+    }).detach();
   }
 }
 
@@ -66,6 +67,9 @@ OnInterrupt::~OnInterrupt() {
   InterruptState& state = State();
   absl::MutexLock lock(&state.mu);
   state.action = nullptr;
+  // What the action uses may go with this object's owner.
+  state.mu.Await(absl::Condition(
+      +[](InterruptState* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) { return !s->running; }, &state));
 }
 
 bool OnInterrupt::interrupted() const {

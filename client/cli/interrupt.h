@@ -15,8 +15,10 @@ void InstallInterruptHandler();
 
 class OnInterrupt {
  public:
-  // `action` runs on the signal thread at the first Ctrl-C while this object lives.
+  // `action` runs, on a thread of its own, at the first Ctrl-C while this object lives; a second
+  // Ctrl-C exits at once even while it runs.
   explicit OnInterrupt(std::function<void()> action);
+  // Waits for a running action to end.
   ~OnInterrupt();
   OnInterrupt(const OnInterrupt&) = delete;
   OnInterrupt& operator=(const OnInterrupt&) = delete;

@@ -42,15 +42,21 @@ absl::StatusOr<std::optional<v1::Finished>> FollowUnlessDetached(client::Client&
   JobProgress progress = NewProgress(job);
   std::optional<QueuedNotice> queued;
   if (!absl::GetFlag(FLAGS_json)) queued.emplace(stdout, job);
-  OnInterrupt cancel_on_ctrl_c([&c, &session, &job] {
+  OnInterrupt cancel_on_ctrl_c([&c, session, id = job.id()] {
     std::fflush(stdout);
     std::fprintf(stderr, "\nkiln: Ctrl-C: cancelling %s (press Ctrl-C again to stop waiting)\n",
-                 job.id().c_str());
+                 id.c_str());
     v1::CancelJobRequest request;
     request.set_session_id(session);
-    request.set_job_id(job.id());
-    absl::Status status = c.Call(&v1::JobService::Stub::CancelJob, c.jobs(), request).status();
-    if (!status.ok()) std::fprintf(stderr, "kiln: %s\n", status.ToString().c_str());
+    request.set_job_id(id);
+    v1::Job cancelled;
+    grpc::ClientContext context;  // a short deadline: a hung server must not hold kiln here
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    const grpc::Status status = c.jobs().CancelJob(&context, request, &cancelled);
+    if (!status.ok()) {
+      std::fprintf(stderr, "kiln: cancelling %s: %s\n", id.c_str(),
+                   client::FromGrpc(status).ToString().c_str());
+    }
   });
   KILN_ASSIGN_OR_RETURN(v1::Finished finished,
                         c.WatchJob(session, job.id(), 0, [&](const v1::JobEvent& e) {
@@ -71,6 +77,13 @@ absl::StatusOr<v1::DataRef> DataRefFromFlag(const std::string& dataset) {
   v1::DataRef ref;
   KILN_ASSIGN_OR_RETURN(*ref.mutable_dataset(), Require(dataset, "dataset"));
   return ref;
+}
+
+// How to get and free a dataset left in the session.
+std::string FreeHint(const std::string& dataset) {
+  return absl::StrCat("`kiln data read ", dataset,
+                      " --output=FILE.npy` downloads them, `kiln data ", "delete ", dataset,
+                      "` frees their bytes");
 }
 
 // Per row the most likely class and its score.
@@ -102,10 +115,10 @@ absl::StatusOr<v1::TensorProto> PredictFile(client::Client& c, const std::string
   return r.outputs(0);
 }
 
-// A predict job over a dataset. Its predictions become a session dataset, which is read back
-// and then deleted unless --keep: they would count toward the session's byte limit.
-absl::StatusOr<std::optional<v1::TensorProto>> PredictDataset(client::Client& c,
-                                                              const std::string& session) {
+// A predict job over a dataset, followed to its end; the session dataset that holds its
+// predictions, or nothing with --detach.
+absl::StatusOr<std::optional<std::string>> RunPredictJob(client::Client& c,
+                                                         const std::string& session) {
   v1::StartPredictRequest request;
   request.set_session_id(session);
   KILN_ASSIGN_OR_RETURN(*request.mutable_model(), ResolveModel(c, session));
@@ -117,25 +130,24 @@ absl::StatusOr<std::optional<v1::TensorProto>> PredictDataset(client::Client& c,
   KILN_ASSIGN_OR_RETURN(std::optional<v1::Finished> finished,
                         FollowUnlessDetached(c, session, job));
   if (!finished.has_value()) {
-    std::fprintf(stderr,
-                 "kiln: the predictions will be the session's dataset %s: `kiln data read %s "
-                 "--output=FILE.npy` downloads them, `kiln data delete %s` frees their bytes\n",
-                 output.c_str(), output.c_str(), output.c_str());
+    std::fprintf(stderr, "kiln: the predictions will be the session's dataset %s: %s\n",
+                 output.c_str(), FreeHint(output).c_str());
     return std::nullopt;
   }
-  KILN_ASSIGN_OR_RETURN(v1::TensorProto predictions, ReadDatasetArray(c, session, output, "x"));
-  if (absl::GetFlag(FLAGS_keep)) {
-    std::fprintf(stderr,
-                 "kiln: kept the predictions as the session's dataset %s (%s bytes of its "
-                 "limit); `kiln data delete %s` frees them\n",
-                 output.c_str(), std::to_string(predictions.data().size()).c_str(), output.c_str());
-  } else {
-    v1::DeleteDatasetRequest drop;
-    drop.set_session_id(session);
-    drop.set_name(output);
-    KILN_RETURN_IF_ERROR(c.Call(&v1::DataService::Stub::DeleteDataset, c.data(), drop).status());
+  return output;
+}
+
+// Writes the predictions to --output, or prints them.
+absl::Status ShowPredictions(const v1::TensorProto& predictions) {
+  if (!absl::GetFlag(FLAGS_output).empty()) {
+    KILN_RETURN_IF_ERROR(WriteNpyFile(absl::GetFlag(FLAGS_output), predictions));
+    std::printf("wrote %s: (%s)\n", absl::GetFlag(FLAGS_output).c_str(),
+                absl::StrJoin(predictions.shape(), ", ").c_str());
+    return absl::OkStatus();
   }
-  return predictions;
+  if (absl::GetFlag(FLAGS_json)) return PrintJson(predictions);
+  PrintPredictions(predictions);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -153,7 +165,8 @@ absl::Status Fit(client::Client& c, const Args&) {
   config.set_epochs(absl::GetFlag(FLAGS_epochs));
   config.set_batch_size(absl::GetFlag(FLAGS_batch_size));
   config.set_validation_split(absl::GetFlag(FLAGS_validation_split));
-  if (absl::GetFlag(FLAGS_seed) >= 0) config.set_seed(absl::GetFlag(FLAGS_seed));
+  KILN_ASSIGN_OR_RETURN(const std::optional<int64_t> seed, SeedFlag());
+  if (seed.has_value()) config.set_seed(*seed);
   KILN_ASSIGN_OR_RETURN(v1::Job job, c.Call(&v1::JobService::Stub::StartFit, c.jobs(), request));
   KILN_ASSIGN_OR_RETURN(std::optional<v1::Finished> finished,
                         FollowUnlessDetached(c, request.session_id(), job));
@@ -183,24 +196,32 @@ absl::Status Predict(client::Client& c, const Args&) {
   if (absl::GetFlag(FLAGS_input).empty() == absl::GetFlag(FLAGS_dataset).empty()) {
     return UsageError("kiln predict needs either --input=FILE.npy or --dataset=D");
   }
-  v1::TensorProto predictions;
   if (!absl::GetFlag(FLAGS_input).empty()) {
-    KILN_ASSIGN_OR_RETURN(predictions, PredictFile(c, session));
-  } else {
-    KILN_ASSIGN_OR_RETURN(std::optional<v1::TensorProto> rows, PredictDataset(c, session));
-    if (!rows.has_value()) return absl::OkStatus();  // --detach
-    predictions = *std::move(rows);
+    KILN_ASSIGN_OR_RETURN(const v1::TensorProto predictions, PredictFile(c, session));
+    return ShowPredictions(predictions);
   }
-  if (!absl::GetFlag(FLAGS_output).empty()) {
-    KILN_RETURN_IF_ERROR(WriteNpyFile(absl::GetFlag(FLAGS_output), predictions));
-    std::printf("wrote %s: (%s)\n", absl::GetFlag(FLAGS_output).c_str(),
-                absl::StrJoin(predictions.shape(), ", ").c_str());
-  } else if (absl::GetFlag(FLAGS_json)) {
-    return PrintJson(predictions);
-  } else {
-    PrintPredictions(predictions);
+  KILN_ASSIGN_OR_RETURN(const std::optional<std::string> output, RunPredictJob(c, session));
+  if (!output.has_value()) return absl::OkStatus();  // --detach
+  // The predictions leave the session only once they are safely out: they would count toward
+  // its byte limit.
+  absl::StatusOr<v1::TensorProto> predictions = ReadDatasetArray(c, session, *output, "x");
+  absl::Status shown = predictions.ok() ? ShowPredictions(*predictions) : predictions.status();
+  if (!shown.ok()) {
+    return absl::Status(shown.code(),
+                        absl::StrCat(shown.message(), "\nkiln: the predictions are still the ",
+                                     "session's dataset ", *output, ": ", FreeHint(*output)));
   }
-  return absl::OkStatus();
+  if (absl::GetFlag(FLAGS_keep)) {
+    std::fprintf(stderr,
+                 "kiln: kept the predictions as the session's dataset %s (%zu bytes of its "
+                 "limit); `kiln data delete %s` frees them\n",
+                 output->c_str(), predictions->data().size(), output->c_str());
+    return absl::OkStatus();
+  }
+  v1::DeleteDatasetRequest drop;
+  drop.set_session_id(session);
+  drop.set_name(*output);
+  return c.Call(&v1::DataService::Stub::DeleteDataset, c.data(), drop).status();
 }
 
 absl::Status JobsList(client::Client& c, const Args&) {

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -66,6 +67,11 @@ absl::Status ParseJson(absl::string_view text, absl::string_view source,
     if (at != absl::string_view::npos) what.remove_prefix(at + std::strlen("parse error at "));
     return UsageError(absl::StrCat(source, ": not valid JSON: ", what));
   }
+  if (!json.is_object()) {
+    return UsageError(absl::StrCat(source, ": holds a JSON ", json.type_name(),
+                                   ", not an object (a ", message.GetDescriptor()->full_name(),
+                                   ")"));
+  }
   if (absl::Status names = CheckFieldNames(json, message.GetDescriptor(), ""); !names.ok()) {
     return UsageError(absl::StrCat(source, ": ", names.message()));
   }
@@ -77,8 +83,11 @@ absl::Status ParseJson(absl::string_view text, absl::string_view source,
     if (absl::StartsWith(detail, "(")) {
       const size_t close = detail.find(')');
       if (close != std::string::npos) {
-        detail = absl::StrCat(detail.substr(1, close - 1), ":",
-                              absl::StripPrefix(detail.substr(close + 1), ":"));
+        const std::string path = detail.substr(1, close - 1);
+        const std::string after = detail.substr(close + 1);
+        const absl::string_view rest =
+            absl::StripLeadingAsciiWhitespace(absl::StripPrefix(after, ":"));
+        detail = path.empty() ? std::string(rest) : absl::StrCat(path, ": ", rest);
       }
     }
     return UsageError(

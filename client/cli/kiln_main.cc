@@ -1,6 +1,6 @@
 // kiln: the command-line client. `kiln help` lists the commands, `kiln COMMAND --help` shows
-// one. Exit status: 0 on success, 1 when the server refuses or a job fails (the server's status
-// and message on stderr), 2 for usage errors, 130 when Ctrl-C cancelled a job.
+// one. A failed command prints its error on stderr and exits with the status its kind of error
+// calls for (common.h).
 #include <cstdio>
 #include <string>
 

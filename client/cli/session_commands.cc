@@ -18,7 +18,8 @@ absl::Status SessionCreate(client::Client& c, const Args&) {
   v1::CreateSessionRequest request;
   request.set_name(absl::GetFlag(FLAGS_name));
   request.set_ttl_seconds(absl::GetFlag(FLAGS_ttl));
-  if (absl::GetFlag(FLAGS_seed) >= 0) request.set_seed(absl::GetFlag(FLAGS_seed));
+  KILN_ASSIGN_OR_RETURN(const std::optional<int64_t> seed, SeedFlag());
+  if (seed.has_value()) request.set_seed(*seed);
   KILN_ASSIGN_OR_RETURN(v1::Session s,
                         c.Call(&v1::SessionService::Stub::CreateSession, c.sessions(), request));
   if (absl::GetFlag(FLAGS_json)) return PrintJson(s);

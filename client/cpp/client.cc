@@ -36,7 +36,7 @@ absl::Status FromGrpc(const grpc::Status& status) {
 }
 
 Client::Client(const std::string& target, absl::Duration timeout, int max_message_bytes)
-    : target_(target), timeout_(timeout) {
+    : timeout_(timeout) {
   grpc::ChannelArguments args;
   // Reconnect soon after a server (re)starts: gRPC's default first backoff is a second.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);

@@ -61,7 +61,6 @@ class Client {
   v1::JobService::Stub& jobs() { return *jobs_; }
   v1::InferenceService::Stub& inference() { return *inference_; }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
-  const std::string& target() const { return target_; }
 
  private:
   absl::StatusOr<v1::Finished> FinishedFromJob(const std::string& session, const std::string& job);
@@ -69,7 +68,6 @@ class Client {
   absl::Status CheckHealthOnce(const std::string& service, absl::Time deadline,
                                bool wait_for_ready);
 
-  const std::string target_;
   absl::Duration timeout_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::SessionService::Stub> sessions_;

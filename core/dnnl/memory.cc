@@ -90,13 +90,9 @@ Reorder::Reorder(const memory& src, const memory& dst, bool accumulate) : src_(s
     ops.append_sum(1.0f);
     attr.set_post_ops(ops);
   }
-  const dnnl::reorder::primitive_desc pd(src, dst, attr);
-  primitive_ = dnnl::reorder(pd);
-  // Float reorders need no scratchpad; one that does gets a buffer of its own.
-  if (const size_t bytes = pd.scratchpad_desc().get_size(); bytes > 0) {
-    scratchpad_buffer_ = std::shared_ptr<char[]>(new char[bytes]);
-    scratchpad_ = memory(pd.scratchpad_desc(), CpuEngine(), scratchpad_buffer_.get());
-  }
+  // A reorder outlives no plan of its own: its scratchpad (float reorders need none) is its own.
+  primitive_ = Primitive::Create<dnnl::reorder>(dnnl::reorder::primitive_desc(src, dst, attr),
+                                                /*arena=*/nullptr);
 }
 
 memory StageFrom(const memory& src, const memory::desc& want, Arena& arena, Reorder* reorder) {
@@ -129,9 +125,7 @@ memory View(const memory& m, const memory::desc& md) {
 
 void Reorder::Run(dnnl::stream& stream) const {
   if (noop_) return;
-  std::unordered_map<int, memory> args = {{DNNL_ARG_FROM, src_}, {DNNL_ARG_TO, dst_}};
-  if (scratchpad_) args[DNNL_ARG_SCRATCHPAD] = scratchpad_;
-  primitive_.execute(stream, args);
+  primitive_.Execute(stream, {{DNNL_ARG_FROM, src_}, {DNNL_ARG_TO, dst_}});
 }
 
 }  // namespace kiln

@@ -9,10 +9,10 @@
 #define KILN_CORE_DNNL_MEMORY_H_
 
 #include <dnnl.hpp>
-#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/dnnl/primitive.h"
 #include "core/tensor/arena.h"
 #include "core/tensor/shape.h"
 #include "core/tensor/tensor.h"
@@ -61,10 +61,8 @@ class Reorder {
   bool is_noop() const { return noop_; }
 
  private:
-  dnnl::reorder primitive_;
+  Primitive primitive_;
   memory src_, dst_;
-  memory scratchpad_;  // see primitive.h; empty when the reorder needs none
-  std::shared_ptr<char[]> scratchpad_buffer_;
   bool noop_ = true;
 };
 

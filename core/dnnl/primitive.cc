@@ -9,14 +9,21 @@ dnnl::primitive_attr WithUserScratchpad(dnnl::primitive_attr attr) {
   return attr;
 }
 
-Primitive::Primitive(dnnl::primitive primitive, const dnnl::memory::desc& scratchpad, Arena& arena)
+Primitive::Primitive(dnnl::primitive primitive, const dnnl::memory::desc& scratchpad, Arena* arena)
     : primitive_(std::move(primitive)) {
-  if (scratchpad.get_size() > 0) {
-    scratchpad_ = dnnl::memory(scratchpad, CpuEngine(), arena.Allocate(scratchpad.get_size()));
+  const size_t bytes = scratchpad.get_size();
+  if (bytes == 0) return;
+  void* buffer;
+  if (arena != nullptr) {
+    buffer = arena->Allocate(bytes);
+  } else {
+    own_scratchpad_ = std::shared_ptr<char[]>(new char[bytes]);
+    buffer = own_scratchpad_.get();
   }
+  scratchpad_ = dnnl::memory(scratchpad, CpuEngine(), buffer);
 }
 
-void Primitive::Execute(dnnl::stream& stream, std::unordered_map<int, dnnl::memory> args) const {
+void Primitive::Execute(dnnl::stream& stream, Args& args) const {
   if (scratchpad_) args[DNNL_ARG_SCRATCHPAD] = scratchpad_;
   primitive_.execute(stream, args);
 }

@@ -223,8 +223,8 @@ absl::Status ExecutionPlan::BuildBackward(const Model& model) {
       std::vector<dnnl::memory::desc> descs;
       for (const auto& m : sources[v]) descs.push_back(m.get_desc());
       dnnl::sum::primitive_desc pd(value.diff.get_desc(), std::vector<float>(descs.size(), 1.0f),
-                                   descs, CpuEngine());
-      value.sum = std::make_unique<dnnl::sum>(pd);
+                                   descs, CpuEngine(), WithUserScratchpad());
+      value.sum = Primitive::Create<dnnl::sum>(pd, &arena_);
       value.sum_args[DNNL_ARG_DST] = value.diff;
       for (size_t i = 0; i < sources[v].size(); ++i) {
         value.sum_args[DNNL_ARG_MULTIPLE_SRC + int(i)] = sources[v][i];
@@ -277,7 +277,7 @@ void ExecutionPlan::Backward(dnnl::stream& stream) {
     if (!run_backward_[n]) continue;
     for (int v : op_outputs_[n]) {
       Value& value = values_[v];
-      if (value.sum) value.sum->execute(stream, value.sum_args);
+      if (value.sum) value.sum.Execute(stream, value.sum_args);
       value.copy_in.Run(stream);
     }
     // Activity regularizer gradients join the output's gradient before the op's backward.
@@ -298,7 +298,7 @@ void ExecutionPlan::Backward(dnnl::stream& stream) {
   // Model inputs have no producing op: their gradients are assembled last.
   for (int v : input_values_) {
     Value& value = values_[v];
-    if (value.sum) value.sum->execute(stream, value.sum_args);
+    if (value.sum) value.sum.Execute(stream, value.sum_args);
     value.copy_in.Run(stream);
   }
   stream.wait();

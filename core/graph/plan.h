@@ -86,7 +86,7 @@ class ExecutionPlan {
     dnnl::memory diff;
     bool requires_grad = false;
     // Gradient assembly before the producer's backward: sum of per-use buffers, or a copy.
-    std::unique_ptr<dnnl::sum> sum;
+    Primitive sum;
     std::unordered_map<int, dnnl::memory> sum_args;
     Reorder copy_in;
   };

@@ -145,11 +145,11 @@ absl::StatusOr<std::unique_ptr<ActivationKernel>> ActivationKernel::Create(
     if (activation.kind == ActivationKind::kSoftmax) {
       impl->softmax_pd = dnnl::softmax_forward::primitive_desc(
           dnnl::softmax_forward::desc(prop, md, axis), WithUserScratchpad(), CpuEngine());
-      impl->forward = Primitive::Create<dnnl::softmax_forward>(impl->softmax_pd, arena);
+      impl->forward = Primitive::Create<dnnl::softmax_forward>(impl->softmax_pd, &arena);
     } else {
       impl->logsoftmax_pd = dnnl::logsoftmax_forward::primitive_desc(
           dnnl::logsoftmax_forward::desc(prop, md, axis), WithUserScratchpad(), CpuEngine());
-      impl->forward = Primitive::Create<dnnl::logsoftmax_forward>(impl->logsoftmax_pd, arena);
+      impl->forward = Primitive::Create<dnnl::logsoftmax_forward>(impl->logsoftmax_pd, &arena);
     }
   } else if (std::optional<EltwiseChoice> choice = EltwiseFor(activation)) {
     impl->kind = Impl::Kind::kEltwise;
@@ -164,7 +164,7 @@ absl::StatusOr<std::unique_ptr<ActivationKernel>> ActivationKernel::Create(
     impl->eltwise_pd = dnnl::eltwise_forward::primitive_desc(
         dnnl::eltwise_forward::desc(prop, fwd_alg, md, choice->alpha, choice->beta),
         WithUserScratchpad(), CpuEngine());
-    impl->forward = Primitive::Create<dnnl::eltwise_forward>(impl->eltwise_pd, arena);
+    impl->forward = Primitive::Create<dnnl::eltwise_forward>(impl->eltwise_pd, &arena);
   } else {
     impl->kind = Impl::Kind::kCustom;
     if (HasPadding(md)) {
@@ -214,7 +214,7 @@ absl::Status ActivationKernel::PrepareBackward(const memory& diff_dst, const mem
           dnnl::eltwise_backward::desc(m.eltwise_algorithm, diff_dst.get_desc(), md, m.alpha,
                                        m.beta),
           WithUserScratchpad(), CpuEngine(), m.eltwise_pd);
-      m.backward = Primitive::Create<dnnl::eltwise_backward>(pd, *m.arena);
+      m.backward = Primitive::Create<dnnl::eltwise_backward>(pd, m.arena);
       break;
     }
     case Impl::Kind::kSoftmax: {
@@ -224,13 +224,13 @@ absl::Status ActivationKernel::PrepareBackward(const memory& diff_dst, const mem
             dnnl::softmax_backward::primitive_desc(
                 dnnl::softmax_backward::desc(diff_dst.get_desc(), md, axis), WithUserScratchpad(),
                 CpuEngine(), m.softmax_pd),
-            *m.arena);
+            m.arena);
       } else {
         m.backward = Primitive::Create<dnnl::logsoftmax_backward>(
             dnnl::logsoftmax_backward::primitive_desc(
                 dnnl::logsoftmax_backward::desc(diff_dst.get_desc(), md, axis),
                 WithUserScratchpad(), CpuEngine(), m.logsoftmax_pd),
-            *m.arena);
+            m.arena);
       }
       break;
     }

@@ -56,7 +56,7 @@ class BatchNormOp final : public Op {
     fwd_pd_ = dnnl::batch_normalization_forward::primitive_desc(
         dnnl::batch_normalization_forward::desc(prop, src_.get_desc(), epsilon_, flags_),
         WithUserScratchpad(), CpuEngine());
-    fwd_ = Primitive::Create<dnnl::batch_normalization_forward>(fwd_pd_, *arena_);
+    fwd_ = Primitive::Create<dnnl::batch_normalization_forward>(fwd_pd_, arena_);
 
     const memory::desc stat_md({ShapeOf(src_.get_desc())[1]}, dt::f32, tag::a);
     if (use_batch_stats) {
@@ -99,7 +99,7 @@ class BatchNormOp final : public Op {
         dnnl::batch_normalization_backward::desc(prop, diff_dst_.get_desc(), src_.get_desc(),
                                                  epsilon_, flags_),
         WithUserScratchpad(), CpuEngine(), fwd_pd_);
-    bwd_ = Primitive::Create<dnnl::batch_normalization_backward>(pd, *arena_);
+    bwd_ = Primitive::Create<dnnl::batch_normalization_backward>(pd, arena_);
     if (data_grad) {
       memory view = View(diff_inputs[0], ChannelsSecondView(diff_inputs[0].get_desc(), axis_));
       diff_src_ = StageTo(view, pd.diff_src_desc(), *arena_, &diff_src_reorder_);

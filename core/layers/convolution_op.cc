@@ -139,7 +139,7 @@ absl::Status ConvolutionOp::Init(OpContext& ctx, const ConvolutionConfig& config
         return dnnl::convolution_forward::primitive_desc(desc, attr, CpuEngine());
       },
       try_input_layout ? 3 : 1);
-  fwd_ = Primitive::Create<dnnl::convolution_forward>(fwd_pd_, *arena_);
+  fwd_ = Primitive::Create<dnnl::convolution_forward>(fwd_pd_, arena_);
 
   if (fold_.has_value()) {
     folded_kernel_ = Tensor(DType::kFloat32, kernel->value.shape());
@@ -254,7 +254,7 @@ absl::Status ConvolutionOp::PrepareBackward(const std::vector<memory>& diff_outp
                                                                     CpuEngine(), fwd_pd_);
         },
         2);
-    bwd_weights_ = Primitive::Create<dnnl::convolution_backward_weights>(pd, *arena_);
+    bwd_weights_ = Primitive::Create<dnnl::convolution_backward_weights>(pd, arena_);
     bw_src_ = StageFrom(src_, pd.src_desc(), *arena_, &bw_src_reorder_);
     bw_diff_dst_ = StageFrom(diff_conv_dst_, pd.diff_dst_desc(), *arena_, &bw_diff_dst_reorder_);
     diff_weights_ = AllocateMemory(pd.diff_weights_desc(), *arena_);
@@ -284,7 +284,7 @@ absl::Status ConvolutionOp::PrepareBackward(const std::vector<memory>& diff_outp
               WithUserScratchpad(), CpuEngine(), fwd_pd_);
         },
         2);
-    bwd_data_ = Primitive::Create<dnnl::convolution_backward_data>(pd, *arena_);
+    bwd_data_ = Primitive::Create<dnnl::convolution_backward_data>(pd, arena_);
     bd_weights_ = StageFrom(weights_, pd.weights_desc(), *arena_, &bd_weights_reorder_);
     if (bw_diff_dst_ && bw_diff_dst_.get_desc() == pd.diff_dst_desc()) {
       bd_diff_dst_ = bw_diff_dst_;  // already staged for the weights pass

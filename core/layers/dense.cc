@@ -57,7 +57,7 @@ class DenseOp final : public Op {
                                                  dst_md_)
              : dnnl::inner_product_forward::desc(prop, src_.get_desc(), weights_any_, dst_md_);
     fwd_pd_ = dnnl::inner_product_forward::primitive_desc(desc, attr, CpuEngine());
-    fwd_ = Primitive::Create<dnnl::inner_product_forward>(fwd_pd_, *arena_);
+    fwd_ = Primitive::Create<dnnl::inner_product_forward>(fwd_pd_, arena_);
     weights_ = AllocateMemory(fwd_pd_.weights_desc(), *arena_);
     weights_reorder_ = Reorder(WrapMemory(keras_weights_md_, kernel->value.raw_data()), weights_);
     if (bias) bias_mem_ = WrapMemory(bias_md, bias->value.raw_data());
@@ -113,7 +113,7 @@ class DenseOp final : public Op {
                                                                            weights_any_, dst_md_);
       dnnl::inner_product_backward_weights::primitive_desc pd(desc, WithUserScratchpad(),
                                                               CpuEngine(), fwd_pd_);
-      bwd_weights_ = Primitive::Create<dnnl::inner_product_backward_weights>(pd, *arena_);
+      bwd_weights_ = Primitive::Create<dnnl::inner_product_backward_weights>(pd, arena_);
       diff_weights_ = AllocateMemory(pd.diff_weights_desc(), *arena_);
       to_kernel_grad_ = Reorder(
           diff_weights_, WrapMemory(keras_weights_md_, kernel_->grad.raw_data()), accumulate);
@@ -127,7 +127,7 @@ class DenseOp final : public Op {
       dnnl::inner_product_backward_data::primitive_desc pd(
           dnnl::inner_product_backward_data::desc(src_.get_desc(), weights_any_, dst_md_),
           WithUserScratchpad(), CpuEngine(), fwd_pd_);
-      bwd_data_ = Primitive::Create<dnnl::inner_product_backward_data>(pd, *arena_);
+      bwd_data_ = Primitive::Create<dnnl::inner_product_backward_data>(pd, arena_);
       bd_weights_ = StageFrom(weights_, pd.weights_desc(), *arena_, &bd_weights_reorder_);
       const Shape in_shape = ShapeOf(diff_inputs[0].get_desc());
       memory diff_in_plain =

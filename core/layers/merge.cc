@@ -29,7 +29,7 @@ class AddOp final : public Op {
     const std::vector<float> scales(srcs.size(), 1.0f);
     // The first input's layout for the result, so the common residual pattern needs no reorder.
     dnnl::sum::primitive_desc pd(srcs[0], scales, srcs, CpuEngine(), WithUserScratchpad());
-    sum_ = Primitive::Create<dnnl::sum>(pd, *ctx.arena);
+    sum_ = Primitive::Create<dnnl::sum>(pd, ctx.arena);
     memory output = AllocateMemory(pd.dst_desc(), *ctx.arena);
     outputs_ = {output};
     args_[DNNL_ARG_DST] = output;
@@ -74,7 +74,7 @@ class ConcatOp final : public Op {
       extents_.push_back(m.get_desc().dims()[axis]);
     }
     dnnl::concat::primitive_desc pd(axis, srcs, CpuEngine(), WithUserScratchpad());
-    concat_ = Primitive::Create<dnnl::concat>(pd, *ctx.arena);
+    concat_ = Primitive::Create<dnnl::concat>(pd, ctx.arena);
     memory output = AllocateMemory(pd.dst_desc(), *ctx.arena);
     outputs_ = {output};
     args_[DNNL_ARG_DST] = output;

@@ -61,7 +61,7 @@ class PoolingOp final : public Op {
         dnnl::pooling_forward::desc(prop, alg_, src_.get_desc(), dst_any_, strides_, kernel_,
                                     pad_l_, pad_r_),
         WithUserScratchpad(), CpuEngine());
-    fwd_ = Primitive::Create<dnnl::pooling_forward>(fwd_pd_, *arena_);
+    fwd_ = Primitive::Create<dnnl::pooling_forward>(fwd_pd_, arena_);
     dst_ = AllocateMemory(fwd_pd_.dst_desc(), *arena_);
     if (ctx.backward && alg_ == algorithm::pooling_max) {
       workspace_ = AllocateMemory(fwd_pd_.workspace_desc(), *arena_);
@@ -98,7 +98,7 @@ class PoolingOp final : public Op {
         dnnl::pooling_backward::desc(alg_, diff_in_view.get_desc(), dst_any_, strides_, kernel_,
                                      pad_l_, pad_r_),
         WithUserScratchpad(), CpuEngine(), fwd_pd_);
-    bwd_ = Primitive::Create<dnnl::pooling_backward>(pd, *arena_);
+    bwd_ = Primitive::Create<dnnl::pooling_backward>(pd, arena_);
     // The gradient arrives over the Keras output dims; global pooling's output is the plain
     // (N, C, 1, 1) bytes.
     memory diff_out_view =

@@ -6,6 +6,7 @@ synthetic events in tests/client/cli/progress_test.cc.)
 import os
 import signal
 import subprocess
+import time
 import unittest
 
 import numpy as np
@@ -48,6 +49,22 @@ class CliJobsTest(CliTestCase):
         self.assertRegex(self.kiln("jobs", "list", session=s).stdout,
                          rf"{job} +fit +tiny +running")
         self.kiln("jobs", "cancel", job, session=s)
+
+    def test_a_second_ctrl_c_stops_waiting_even_when_the_server_hangs(self):
+        s = self.trained_session()
+        fit = self.start_kiln("fit", "--dataset=train", "--epochs=100000", "--batch_size=8",
+                              session=s)
+        self.read_until(fit, "Epoch 1/100000")
+        self.server.process.send_signal(signal.SIGSTOP)  # the cancel will hang
+        try:
+            fit.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            fit.send_signal(signal.SIGINT)
+            fit.communicate(timeout=5)  # at once, not after the cancel's deadline
+            self.assertEqual(fit.returncode, 130)
+        finally:
+            self.server.process.send_signal(signal.SIGCONT)
+        self.kiln("session", "delete", session=s)  # cancels the job that still runs
 
     def test_a_queued_job_says_so(self):
         s = self.trained_session()

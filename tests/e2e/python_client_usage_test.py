@@ -9,13 +9,15 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import unittest
 
 import grpc
 import numpy as np
 
 from kiln_client import Client, KilnError
-from kiln_client.client import _Progress, with_default_port
+from kiln_client import with_default_port
+from kiln_client.progress import Progress
 from kiln.v1 import jobs_pb2
 from kiln_e2e import ServerTestCase, make_data
 from python_client_test import build_model
@@ -76,7 +78,7 @@ class PythonClientUsageTest(ServerTestCase):
             self.assertIn('did you mean "units"?', e.exception.message)
             with self.assertRaises(KilnError) as e:
                 s.add_layer({"dense": {"units": "three"}}, [x])
-            self.assertEqual(e.exception.field, "spec")
+            self.assertEqual(e.exception.field, "spec.dense.units")
             with self.assertRaises(KilnError) as e:
                 s.define_model('{"name": "m",\n "nodes": [}')
             self.assertIn("line 2, column 12", e.exception.message)
@@ -87,7 +89,7 @@ class PythonClientUsageTest(ServerTestCase):
 
     def test_piped_progress_prints_within_each_interval(self):
         out = io.StringIO()  # not a terminal
-        progress = _Progress(out, interval=10.0)
+        progress = Progress(out, interval=10.0)
 
         def event(seconds, **fields):
             e = jobs_pb2.JobEvent(**fields)
@@ -147,7 +149,9 @@ class PythonClientUsageTest(ServerTestCase):
         with self.assertRaises(KilnError) as e:
             self.client.health("kiln.v1.NoSuchService")
         self.assertEqual(e.exception.code, grpc.StatusCode.NOT_FOUND)
+        start = time.time()
         self.assertFalse(Client("127.0.0.1:1").health(wait=0.5))
+        self.assertLess(time.time() - start, 3)  # it waits as long as asked, not longer
         with self.assertRaises(KilnError) as e:
             Client("127.0.0.1:1").create_session()
         self.assertIn("cannot reach a Kiln server at 127.0.0.1:1", e.exception.message)

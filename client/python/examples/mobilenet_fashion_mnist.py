@@ -56,7 +56,8 @@ def main():
         start = time.time()
         # Adam at 0.001, then - as Keras users do by compiling again - the last epochs at a
         # tenth of it, so that the weights settle rather than jump between epochs.
-        first = max(args.epochs - args.fine_tune_epochs, 0)
+        # A short run (EPOCHS=1) keeps at least its first epoch at the full rate.
+        first = max(args.epochs - args.fine_tune_epochs, min(args.epochs, 1))
         for learning_rate, initial_epoch, epochs in [(0.001, 0, first),
                                                      (0.0001, first, args.epochs)]:
             if epochs <= initial_epoch:

@@ -34,6 +34,10 @@ TEST_F(CommandLineTest, FindsTheCommandItsArgumentsAndFlags) {
   EXPECT_TRUE(absl::GetFlag(FLAGS_detach));
   EXPECT_EQ(absl::GetFlag(FLAGS_server), "h:1");
 
+  auto watch = Parse({"jobs", "watch", "-1"});  // a negative number is an argument
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  EXPECT_EQ(watch->args, (Args{"-1"}));
+
   auto set = Parse({"weights", "set", "dense", "kernel=k.npy", "bias=b.npy", "--model=m"});
   ASSERT_TRUE(set.ok()) << set.status();
   EXPECT_EQ(set->command->name, "weights set");
@@ -70,6 +74,10 @@ TEST_F(CommandLineTest, MistakesAreUsageErrorsWithTheClosestRealName) {
       {{"fit", "--epochs=x"}, "--epochs=x"},
       {{"fit", "--epochs"}, "--epochs needs a value"},
       {{"data", "read"}, "usage: kiln data read NAME"},
+      {{"--sesion", "abc", "fit"}, "unknown flag --sesion; did you mean --session?"},
+      {{"fit", "--dataset", "--epochs=3"}, "--dataset needs a value"},
+      {{"fit", "--noreplace"}, "kiln fit does not take --replace"},
+      {{"fit", "--no"}, "unknown flag --no ("},  // too short to be a typo of anything
       {{"zzzzzz"}, "unknown command \"zzzzzz\" (`kiln help`"},  // nothing close
       {{}, "no command given"},
   };
@@ -96,6 +104,8 @@ TEST(ClosestMatchTest, OnlyLikelyTypos) {
             "depthwise_conv2d");
   EXPECT_EQ(ClosestMatch("fti", {"fit", "predict"}), "fit");
   EXPECT_EQ(ClosestMatch("banana", {"fit", "predict"}), std::nullopt);
+  EXPECT_EQ(ClosestMatch("1", {"x", "y"}), std::nullopt);
+  EXPECT_EQ(ClosestMatch("denes", {"dense", "depthwise_conv2d"}), "dense");  // a swap
 }
 
 TEST(WithDefaultPortTest, AddsThePortOnlyWhenMissing) {

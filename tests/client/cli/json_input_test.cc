@@ -46,10 +46,15 @@ TEST(ParseJsonTest, UnknownFieldsGiveThePathAndTheClosestName) {
             "mean \"learning_rate\"?");
 }
 
+TEST(ParseJsonTest, TheDocumentMustBeAnObject) {
+  EXPECT_EQ(Error("[1, 2]"),
+            "m.json: holds a JSON array, not an object (a kiln.v1.ModelDefinition)");
+}
+
 TEST(ParseJsonTest, WrongValuesGiveThePath) {
-  const std::string message =
-      Error(R"({"nodes": [{"id": "d", "layer": {"dense": {"units": "three"}}}]})");
-  EXPECT_NE(message.find("nodes[0].layer.dense.units"), std::string::npos) << message;
+  EXPECT_EQ(Error(R"({"nodes": [{"id": "d", "layer": {"dense": {"units": "three"}}}]})"),
+            "m.json: not a valid kiln.v1.ModelDefinition: nodes[0].layer.dense.units: invalid "
+            "value \"three\" for type TYPE_INT32");
 }
 
 }  // namespace

@@ -263,6 +263,38 @@ TEST(PlanTest, PlansBuiltRunAndEvictedOnOtherThreadsAgree) {
   }
 }
 
+// The same for training plans, whose backward pass sums the gradients of a tensor used twice.
+TEST(PlanTest, TrainingPlansOnOtherThreadsAgree) {
+  Builder b;
+  const TensorId x = b.Input(Shape{6});
+  const TensorId h = b.Apply("dense { units: 5 activation: \"tanh\" }", {x});
+  const TensorId twice = b.Apply("add {}", {h, h});
+  auto model = b.Make({x}, {b.Apply("dense { units: 3 }", {twice})});
+  Variable* kernel = model->layers()[0]->variables()[0].get();
+  auto gradient = [&](int64_t batch) {
+    const Tensor input = testing::RandomTensor(Shape{batch, 6}, uint64_t(batch));
+    absl::StatusOr<ExecutionPlan*> plan = model->GetPlan(batch, /*training=*/true);
+    EXPECT_TRUE(plan.ok()) << plan.status();
+    std::copy_n(input.data<float>(), input.num_elements(), (*plan)->input_data(0));
+    dnnl::stream stream = NewStream();
+    (*plan)->Forward(stream);
+    std::fill_n((*plan)->output_grad_data(0), batch * 3, 0.1f);
+    (*plan)->Backward(stream);
+    return std::vector<float>(kernel->grad.data<float>(),
+                              kernel->grad.data<float>() + kernel->grad.num_elements());
+  };
+  std::vector<std::vector<float>> on_threads;
+  for (int64_t batch = 1; batch <= 9; ++batch) {
+    std::thread([&] { on_threads.push_back(gradient(batch)); }).join();
+  }
+  for (int64_t batch = 1; batch <= 9; ++batch) {
+    const std::vector<float> here = gradient(batch);
+    for (size_t i = 0; i < here.size(); ++i) {
+      EXPECT_NEAR(here[i], on_threads[batch - 1][i], 1e-6) << "batch " << batch << " at " << i;
+    }
+  }
+}
+
 TEST(PlanTest, TrainingStepsDoNotGrowTheHeap) {
   Builder b;
   const TensorId x = b.Input(Shape{16, 16, 8});
