@@ -5,7 +5,7 @@ import itertools
 import sys
 import threading
 import time
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Union
 
 import grpc
 import numpy as np
@@ -14,6 +14,9 @@ from kiln.v1 import data_pb2, jobs_pb2, layers_pb2, model_pb2, service_pb2, trai
 from kiln_client.errors import CODES, KilnError, from_rpc_error, to_message
 from kiln_client.progress import Progress
 from kiln_client.tensors import to_array, to_tensor
+
+if TYPE_CHECKING:  # client.py imports this module
+    from kiln_client.client import Client
 
 
 class TensorRef:
