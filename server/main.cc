@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -13,30 +14,44 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "server/server.h"
+#include "server/grpc/server.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+// Defaults come from ServerOptions, where they are written once.
+const kiln::server::ServerOptions kDefaults;
+
+ABSL_FLAG(std::string, listen, kDefaults.listen,
           "address to serve on, host:port (0.0.0.0:50051 for every interface; port 0 picks a "
           "free one)");
-ABSL_FLAG(int, worker_threads, 0,
-          "compute threads shared by running jobs (each gets an equal share); 0: all cores");
-ABSL_FLAG(int, rpc_worker_threads, 4,
-          "threads that run Predict, Compile, weight transfers and dataset parsing (never "
-          "gRPC's own threads); each Predict gets an equal share of the compute threads");
-ABSL_FLAG(int, max_concurrent_jobs, 1, "jobs that run at once; the others wait in a queue");
-ABSL_FLAG(std::string, state_dir, "",
-          "directory for server state (kiln-server writes its bound port there as 'port')");
-ABSL_FLAG(std::string, data_root, "",
+ABSL_FLAG(int, worker_threads, kDefaults.compute_threads,
+          "compute threads shared by running jobs and RPC work (each gets an equal share); 0: "
+          "all cores");
+ABSL_FLAG(int, rpc_worker_threads, kDefaults.rpc_worker_threads,
+          "threads that run every change, Predict, Compile, weight transfers and dataset "
+          "parsing (never gRPC's own threads)");
+ABSL_FLAG(int, max_queued_rpcs, kDefaults.max_queued_rpcs,
+          "RPCs that may wait for an RPC worker thread; more are refused with "
+          "RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, max_concurrent_jobs, kDefaults.max_concurrent_jobs,
+          "jobs that run at once; the others wait in a queue");
+ABSL_FLAG(std::string, state_dir, kDefaults.state_dir,
+          "directory where sessions, models, weights, datasets, jobs and checkpoints are kept "
+          "(one server at a time); kiln-server also writes its bound port there as 'port'");
+ABSL_FLAG(bool, ephemeral, kDefaults.ephemeral,
+          "keep everything in memory only: a restart starts empty (--state_dir, when given, "
+          "then only receives 'port')");
+ABSL_FLAG(std::string, data_root, kDefaults.data_root,
           "directory OpenDataset may read files from; empty: no file access");
-ABSL_FLAG(int64_t, max_message_bytes, int64_t{64} << 20, "largest request or response, bytes");
-ABSL_FLAG(absl::Duration, session_ttl, absl::Hours(1),
+ABSL_FLAG(int64_t, max_message_bytes, kDefaults.max_message_bytes,
+          "largest request or response, bytes");
+ABSL_FLAG(absl::Duration, session_ttl, kDefaults.session_ttl,
           "idle time after which a session is deleted (a session may ask for another, up to "
-          "--max_session_ttl)");
-ABSL_FLAG(absl::Duration, max_session_ttl, absl::Hours(24), "longest TTL a session may ask for");
-ABSL_FLAG(int, max_sessions, 256, "sessions the server holds at once");
-ABSL_FLAG(int64_t, max_session_bytes, int64_t{4} << 30,
+          "--max_session_ttl); it goes on counting while the server is down");
+ABSL_FLAG(absl::Duration, max_session_ttl, kDefaults.max_session_ttl,
+          "longest TTL a session may ask for");
+ABSL_FLAG(int, max_sessions, kDefaults.max_sessions, "sessions the server holds at once");
+ABSL_FLAG(int64_t, max_session_bytes, kDefaults.max_session_bytes,
           "bytes of datasets and uploads one session may hold");
-ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+ABSL_FLAG(absl::Duration, shutdown_grace, kDefaults.shutdown_grace,
           "time in-flight RPCs get to finish after SIGINT/SIGTERM");
 
 namespace {
@@ -68,12 +83,14 @@ void PrintHelp() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bool state_dir_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h" || arg == "-help") {
       PrintHelp();
       return 0;
     }
+    state_dir_given |= absl::StartsWith(arg, "--state_dir") || absl::StartsWith(arg, "-state_dir");
   }
   absl::SetProgramUsageMessage(kUsage);
   absl::ParseCommandLine(argc, argv);
@@ -90,24 +107,29 @@ int main(int argc, char** argv) {
   options.compute_threads = absl::GetFlag(FLAGS_worker_threads);
   options.max_concurrent_jobs = absl::GetFlag(FLAGS_max_concurrent_jobs);
   options.rpc_worker_threads = absl::GetFlag(FLAGS_rpc_worker_threads);
+  options.max_queued_rpcs = absl::GetFlag(FLAGS_max_queued_rpcs);
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.ephemeral = absl::GetFlag(FLAGS_ephemeral);
   options.data_root = absl::GetFlag(FLAGS_data_root);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.session_ttl = absl::GetFlag(FLAGS_session_ttl);
   options.max_session_ttl = absl::GetFlag(FLAGS_max_session_ttl);
   options.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   options.max_session_bytes = absl::GetFlag(FLAGS_max_session_bytes);
+  options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
 
   kiln::server::KilnServer server(options);
   if (absl::Status status = server.Start(); !status.ok()) {
     std::fprintf(stderr, "kiln-server: %s\n", std::string(status.message()).c_str());
     return 1;
   }
-  std::printf("kiln-server listening on port %d\n", server.port());
+  std::printf("kiln-server listening on port %d; %s\n", server.port(),
+              server.state_summary().c_str());
   std::fflush(stdout);
-  if (!options.state_dir.empty()) {
+  if (!options.ephemeral || state_dir_given) {
     // Written then renamed, so that a watcher never reads a half-written port.
     const std::string port_file = absl::StrCat(options.state_dir, "/port");
+    std::filesystem::create_directories(options.state_dir);
     std::ofstream(absl::StrCat(port_file, ".tmp")) << server.port() << "\n";
     std::rename(absl::StrCat(port_file, ".tmp").c_str(), port_file.c_str());
   }
@@ -116,7 +138,7 @@ int main(int argc, char** argv) {
   sigwait(&signals, &signal);
   std::printf("kiln-server: %s, shutting down\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
   std::fflush(stdout);
-  server.Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  server.Shutdown(options.shutdown_grace);
   std::printf("kiln-server: stopped\n");
   return 0;
 }

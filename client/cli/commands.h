@@ -61,6 +61,11 @@ absl::Status Predict(client::Client& c, const Args& args);
 absl::Status JobsList(client::Client& c, const Args& args);
 absl::Status JobsWatch(client::Client& c, const Args& args);
 absl::Status JobsCancel(client::Client& c, const Args& args);
+absl::Status JobsResume(client::Client& c, const Args& args);
+// checkpoint_commands.cc
+absl::Status CheckpointsList(client::Client& c, const Args& args);
+absl::Status CheckpointsRestore(client::Client& c, const Args& args);
+absl::Status CheckpointsDelete(client::Client& c, const Args& args);
 
 }  // namespace kiln::cli
 

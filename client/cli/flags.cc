@@ -32,6 +32,13 @@ ABSL_FLAG(double, validation_split, 0,
 ABSL_FLAG(int64_t, seed, -1,
           "session create: seed of every random choice in the session (Keras's "
           "set_random_seed); fit: seed of its shuffling and dropout (-1: none)");
+ABSL_FLAG(int64_t, checkpoint_every_batches, 0,
+          "also checkpoint after every N batches (0: only at epoch ends, when stopped, and by "
+          "time)");
+ABSL_FLAG(double, checkpoint_every_seconds, -1,
+          "also checkpoint when this many seconds passed since the last (0: not by time; -1: "
+          "the server's default)");
+ABSL_FLAG(int, keep_checkpoints, 0, "checkpoints to keep, newest first (0: the server's default)");
 ABSL_FLAG(bool, detach, false, "print the job's id and return, leaving the job running");
 ABSL_FLAG(std::string, builtin, "",
           "a built-in dataset: fashion_mnist:train or fashion_mnist:test");

@@ -34,7 +34,8 @@ JobProgress NewProgress(const v1::Job& job) {
 // first Ctrl-C while following cancels the job.
 absl::StatusOr<std::optional<v1::Finished>> FollowUnlessDetached(client::Client& c,
                                                                  const std::string& session,
-                                                                 const v1::Job& job) {
+                                                                 const v1::Job& job,
+                                                                 int64_t from_sequence = 0) {
   if (absl::GetFlag(FLAGS_detach)) {
     std::printf("%s\n", job.id().c_str());
     return std::nullopt;
@@ -59,7 +60,7 @@ absl::StatusOr<std::optional<v1::Finished>> FollowUnlessDetached(client::Client&
     }
   });
   KILN_ASSIGN_OR_RETURN(v1::Finished finished,
-                        c.WatchJob(session, job.id(), 0, [&](const v1::JobEvent& e) {
+                        c.WatchJob(session, job.id(), from_sequence, [&](const v1::JobEvent& e) {
                           if (queued.has_value()) queued->OnEvent();
                           if (!absl::GetFlag(FLAGS_json)) progress.OnEvent(e);
                         }));
@@ -67,8 +68,13 @@ absl::StatusOr<std::optional<v1::Finished>> FollowUnlessDetached(client::Client&
     return InterruptedError(absl::StrCat("job ", job.id(), " cancelled"));
   }
   if (finished.state() != v1::SUCCEEDED) {
-    return JobError(finished,
-                    absl::StrCat("job ", job.id(), " ", StateName(finished.state()), ": "));
+    absl::Status error =
+        JobError(finished, absl::StrCat("job ", job.id(), " ", StateName(finished.state()), ": "));
+    if (job.kind() == v1::FIT && finished.state() != v1::CANCELLED) {
+      error = absl::Status(error.code(), absl::StrCat(error.message(), "\nkiln: `kiln jobs resume ",
+                                                      job.id(), "` continues it"));
+    }
+    return error;
   }
   return finished;
 }
@@ -167,6 +173,15 @@ absl::Status Fit(client::Client& c, const Args&) {
   config.set_validation_split(absl::GetFlag(FLAGS_validation_split));
   KILN_ASSIGN_OR_RETURN(const std::optional<int64_t> seed, SeedFlag());
   if (seed.has_value()) config.set_seed(*seed);
+  if (absl::GetFlag(FLAGS_checkpoint_every_batches) != 0) {
+    config.set_checkpoint_every_batches(absl::GetFlag(FLAGS_checkpoint_every_batches));
+  }
+  if (absl::GetFlag(FLAGS_checkpoint_every_seconds) != -1) {
+    config.set_checkpoint_every_seconds(absl::GetFlag(FLAGS_checkpoint_every_seconds));
+  }
+  if (absl::GetFlag(FLAGS_keep_checkpoints) != 0) {
+    config.set_keep_checkpoints(absl::GetFlag(FLAGS_keep_checkpoints));
+  }
   KILN_ASSIGN_OR_RETURN(v1::Job job, c.Call(&v1::JobService::Stub::StartFit, c.jobs(), request));
   KILN_ASSIGN_OR_RETURN(std::optional<v1::Finished> finished,
                         FollowUnlessDetached(c, request.session_id(), job));
@@ -274,6 +289,23 @@ absl::Status JobsCancel(client::Client& c, const Args& args) {
   request.set_job_id(args[0]);
   KILN_ASSIGN_OR_RETURN(v1::Job j, c.Call(&v1::JobService::Stub::CancelJob, c.jobs(), request));
   std::printf("%s %s\n", j.id().c_str(), StateName(j.state()).c_str());
+  return absl::OkStatus();
+}
+
+absl::Status JobsResume(client::Client& c, const Args& args) {
+  v1::ResumeJobRequest request;
+  KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
+  request.set_job_id(args[0]);
+  KILN_ASSIGN_OR_RETURN(v1::Job job, c.Call(&v1::JobService::Stub::ResumeJob, c.jobs(), request));
+  if (!absl::GetFlag(FLAGS_json) && !absl::GetFlag(FLAGS_detach)) {
+    std::printf("%s resumed from checkpoint %lld: epoch %d/%d, batch %lld\n", job.id().c_str(),
+                static_cast<long long>(job.last_checkpoint()), job.epoch() + 1, job.epochs(),
+                static_cast<long long>(job.batch()));
+  }
+  // The events of the earlier run and the seam are behind it: follow what comes next.
+  KILN_ASSIGN_OR_RETURN(std::optional<v1::Finished> finished,
+                        FollowUnlessDetached(c, request.session_id(), job, job.last_sequence()));
+  if (finished.has_value() && absl::GetFlag(FLAGS_json)) return PrintJson(*finished);
   return absl::OkStatus();
 }
 

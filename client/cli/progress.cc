@@ -127,6 +127,14 @@ void JobProgress::OnEvent(const v1::JobEvent& event) {
       DrawBar(steps_, steps_, e.logs(), e.seconds(), true);
       break;
     }
+    case v1::JobEvent::kResumed: {
+      const v1::Resumed& r = event.resumed();
+      std::fprintf(out_, "Resumed from checkpoint %lld: epoch %d, batch %lld\n",
+                   static_cast<long long>(r.checkpoint()), r.epoch() + 1,
+                   static_cast<long long>(r.batch()));
+      std::fflush(out_);
+      break;
+    }
     default:
       break;
   }

@@ -124,6 +124,7 @@ absl::StatusOr<v1::Finished> Client::WatchJob(
     const std::function<void(const v1::JobEvent&)>& on_event) {
   constexpr int kMaxRetries = 6;  // in a row without an event: about 15 s of backoff in all
   int64_t last = from_sequence;
+  std::optional<v1::Finished> finished;
   for (int retries = 0;; ++retries) {
     v1::WatchJobRequest request;
     request.set_session_id(session);
@@ -136,13 +137,17 @@ absl::StatusOr<v1::Finished> Client::WatchJob(
       last = event.sequence();
       retries = 0;
       if (on_event) on_event(event);
-      if (event.has_finished()) {
-        reader->Finish();
-        return event.finished();
-      }
+      // A Finished event ends the job unless it is resumed, which the server then streams on:
+      // the stream's end is the job's.
+      if (event.has_finished()) finished = event.finished();
     }
     grpc::Status status = reader->Finish();
-    if (status.ok()) return FinishedFromJob(session, job);  // from_sequence was past the end
+    if (status.ok()) {
+      if (finished.has_value()) return *finished;
+      return FinishedFromJob(session, job);  // from_sequence was past the end
+    }
+    // A stream the server closed as it shut down ends a job that ended INTERRUPTED.
+    if (finished.has_value() && finished->state() == v1::INTERRUPTED) return *finished;
     // Only a dropped connection is worth resuming; anything else is the answer.
     if (status.error_code() != grpc::StatusCode::UNAVAILABLE || retries >= kMaxRetries) {
       return FromGrpc(status);

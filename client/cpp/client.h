@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -47,10 +48,10 @@ class Client {
   }
 
   // Streams a job's events after `from_sequence` to `on_event` (which may be null) until the
-  // job's Finished event, which it returns. A broken stream is resumed from the last event
-  // seen, so on_event sees each event exactly once; after a few failed reconnections in a row
-  // the error is returned. When from_sequence is already past a finished job's last event, the
-  // Finished details are rebuilt from GetJob.
+  // job ends, and returns its last Finished event (a resumed job goes on after an earlier one).
+  // A broken stream is resumed from the last event seen, so on_event sees each event exactly
+  // once; after a few failed reconnections in a row the error is returned. When from_sequence
+  // is already past a finished job's last event, the Finished details come from GetJob.
   absl::StatusOr<v1::Finished> WatchJob(const std::string& session, const std::string& job,
                                         int64_t from_sequence,
                                         const std::function<void(const v1::JobEvent&)>& on_event);

@@ -22,7 +22,7 @@ void Graph::CommitName(const std::string& base, const std::string& name) {
   count = std::max(count, used + 1);
 }
 
-absl::StatusOr<TensorId> Graph::AddInput(const Shape& shape, const std::string& name) {
+absl::Status Graph::CheckInput(const Shape& shape, const std::string& name) const {
   for (int i = 0; i < shape.rank(); ++i) {
     if (shape[i] <= 0) {
       return FieldError("shape", absl::StrCat("every dimension of an input's shape must be a "
@@ -43,6 +43,11 @@ absl::StatusOr<TensorId> Graph::AddInput(const Shape& shape, const std::string& 
                                               "must be unique.")),
         "name");
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TensorId> Graph::AddInput(const Shape& shape, const std::string& name) {
+  KILN_RETURN_IF_ERROR(CheckInput(shape, name));
   GraphNode node;
   node.input_name = name.empty() ? NextName("input_layer") : name;
   if (name.empty()) CommitName("input_layer", node.input_name);
@@ -56,11 +61,12 @@ absl::StatusOr<TensorId> Graph::AddInput(const Shape& shape, const std::string& 
   return id;
 }
 
-absl::StatusOr<Graph::AddedLayer> Graph::AddLayer(std::unique_ptr<Layer> layer,
-                                                  absl::Span<const TensorId> inputs) {
-  const bool auto_named = layer->name().empty();
-  const std::string name = auto_named ? NextName(layer->base_name()) : layer->name();
-  if (!auto_named && (layers_by_name_.contains(name) || input_names_.contains(name))) {
+absl::StatusOr<Graph::PreparedLayer> Graph::PrepareAddLayer(
+    std::unique_ptr<Layer> layer, absl::Span<const TensorId> inputs) const {
+  PreparedLayer prepared;
+  prepared.auto_named = layer->name().empty();
+  const std::string name = prepared.auto_named ? NextName(layer->base_name()) : layer->name();
+  if (!prepared.auto_named && (layers_by_name_.contains(name) || input_names_.contains(name))) {
     return WithFieldPrefix(
         absl::AlreadyExistsError(absl::StrCat("The name \"", name,
                                               "\" is already used in this graph. Layer names "
@@ -68,21 +74,32 @@ absl::StatusOr<Graph::AddedLayer> Graph::AddLayer(std::unique_ptr<Layer> layer,
         layer->FieldPath("name"));
   }
   layer->set_name(name);
-  std::vector<Shape> output_shapes;
   if (!inputs.empty()) {
-    absl::StatusOr<std::vector<Shape>> shapes = PrepareCall(*layer, inputs);
-    if (!shapes.ok()) {
-      if (auto_named) layer->set_name("");
-      return shapes.status();
-    }
-    output_shapes = *std::move(shapes);
+    absl::StatusOr<std::vector<Shape>> shapes = CheckCall(*layer, inputs);
+    if (!shapes.ok()) return shapes.status();
+    prepared.output_shapes = *std::move(shapes);
   }
-  if (auto_named) CommitName(layer->base_name(), name);
+  prepared.layer = std::move(layer);
+  prepared.inputs.assign(inputs.begin(), inputs.end());
+  return prepared;
+}
+
+Graph::AddedLayer Graph::CommitAddLayer(PreparedLayer prepared) {
+  const std::string name = prepared.layer->name();
+  if (prepared.auto_named) CommitName(prepared.layer->base_name(), name);
   AddedLayer added;
-  added.layer = std::shared_ptr<Layer>(std::move(layer));
+  added.layer = std::shared_ptr<Layer>(std::move(prepared.layer));
   layers_by_name_[name] = added.layer;
-  if (!inputs.empty()) added.outputs = AppendCall(added.layer, inputs, output_shapes);
+  if (!prepared.inputs.empty()) {
+    added.outputs = AppendCall(added.layer, prepared.inputs, prepared.output_shapes);
+  }
   return added;
+}
+
+absl::StatusOr<Graph::AddedLayer> Graph::AddLayer(std::unique_ptr<Layer> layer,
+                                                  absl::Span<const TensorId> inputs) {
+  KILN_ASSIGN_OR_RETURN(PreparedLayer prepared, PrepareAddLayer(std::move(layer), inputs));
+  return CommitAddLayer(std::move(prepared));
 }
 
 absl::StatusOr<std::shared_ptr<Layer>> Graph::AddLayer(std::unique_ptr<Layer> layer) {
@@ -90,8 +107,7 @@ absl::StatusOr<std::shared_ptr<Layer>> Graph::AddLayer(std::unique_ptr<Layer> la
   return added.layer;
 }
 
-absl::StatusOr<std::vector<Shape>> Graph::PrepareCall(Layer& layer,
-                                                      absl::Span<const TensorId> inputs) const {
+absl::StatusOr<std::vector<Shape>> Graph::InputShapes(absl::Span<const TensorId> inputs) const {
   std::vector<Shape> shapes;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const SymbolicTensor* t = tensor(inputs[i]);
@@ -102,6 +118,12 @@ absl::StatusOr<std::vector<Shape>> Graph::PrepareCall(Layer& layer,
     }
     shapes.push_back(t->shape);
   }
+  return shapes;
+}
+
+absl::StatusOr<std::vector<Shape>> Graph::CheckCall(Layer& layer,
+                                                    absl::Span<const TensorId> inputs) const {
+  KILN_ASSIGN_OR_RETURN(std::vector<Shape> shapes, InputShapes(inputs));
   // Errors about the inputs as a whole (shapes that do not fit together) are put on "inputs".
   auto on_inputs = [](const absl::Status& status) {
     return FieldPathOf(status).has_value() || status.code() != absl::StatusCode::kInvalidArgument
@@ -136,7 +158,7 @@ absl::StatusOr<std::vector<TensorId>> Graph::Call(const std::shared_ptr<Layer>& 
   if (it == layers_by_name_.end() || it->second != layer) {
     return absl::NotFoundError(absl::StrCat("layer \"", layer->name(), "\" is not in this graph"));
   }
-  KILN_ASSIGN_OR_RETURN(std::vector<Shape> out_shapes, PrepareCall(*layer, inputs));
+  KILN_ASSIGN_OR_RETURN(std::vector<Shape> out_shapes, CheckCall(*layer, inputs));
   return AppendCall(layer, inputs, out_shapes);
 }
 

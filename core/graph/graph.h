@@ -44,6 +44,8 @@ class Graph {
   // A model input of `shape` (without the batch dimension; every dimension > 0). An empty
   // name gets "input_layer", "input_layer_1", ...; a taken name is ALREADY_EXISTS.
   absl::StatusOr<TensorId> AddInput(const Shape& shape, const std::string& name);
+  // AddInput's checks alone: OK means AddInput(shape, name) will succeed.
+  absl::Status CheckInput(const Shape& shape, const std::string& name) const;
 
   // Takes ownership of a new layer, gives it its unique name (the spec's or an auto name) and,
   // when `inputs` is not empty, calls it on them - all or nothing: if the call is invalid the
@@ -56,6 +58,28 @@ class Graph {
                                       absl::Span<const TensorId> inputs);
   // The same without a call.
   absl::StatusOr<std::shared_ptr<Layer>> AddLayer(std::unique_ptr<Layer> layer);
+
+  // AddLayer in two steps, for callers that record a change before they make it: Prepare makes
+  // every check, names the layer and builds it (its weights' initialisation is the slow part)
+  // without changing the graph; Commit adds it and cannot fail, provided the graph did not
+  // change in between.
+  struct PreparedLayer {
+    std::unique_ptr<Layer> layer;
+    bool auto_named = false;
+    std::vector<TensorId> inputs;
+    std::vector<Shape> output_shapes;
+  };
+  absl::StatusOr<PreparedLayer> PrepareAddLayer(std::unique_ptr<Layer> layer,
+                                                absl::Span<const TensorId> inputs) const;
+  AddedLayer CommitAddLayer(PreparedLayer prepared);
+
+  // Shapes of the tensors `inputs`; NOT_FOUND at "inputs[i]" for one that does not exist.
+  absl::StatusOr<std::vector<Shape>> InputShapes(absl::Span<const TensorId> inputs) const;
+  // Call's checks of a call of `layer` on `inputs`, building the layer if it is not built yet
+  // (on error it stays unbuilt): OK means Call(layer, inputs) will succeed. Changes nothing
+  // in the graph. `layer` need not be in the graph (a twin, see Layer::AdoptWeights).
+  absl::StatusOr<std::vector<Shape>> CheckCall(Layer& layer,
+                                               absl::Span<const TensorId> inputs) const;
 
   // Calls `layer` (added to this graph) on `inputs`, building it on its first call.
   absl::StatusOr<std::vector<TensorId>> Call(const std::shared_ptr<Layer>& layer,
@@ -71,9 +95,6 @@ class Graph {
   // The next unused auto name for `base`; Commit... records that it is now used.
   std::string NextName(const std::string& base) const;
   void CommitName(const std::string& base, const std::string& name);
-  // Checks a call of `layer` on `inputs` and builds the layer; changes nothing on error.
-  absl::StatusOr<std::vector<Shape>> PrepareCall(Layer& layer,
-                                                 absl::Span<const TensorId> inputs) const;
   std::vector<TensorId> AppendCall(const std::shared_ptr<Layer>& layer,
                                    absl::Span<const TensorId> inputs,
                                    const std::vector<Shape>& output_shapes);

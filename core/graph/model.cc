@@ -124,8 +124,9 @@ int64_t Model::CountTrainableParams() const {
   return n;
 }
 
-void Model::Reseed(uint64_t seed) {
-  seed_ = seed;
+void Model::SetRandomState(RandomState state) {
+  seed_ = state.seed;
+  random_step_ = state.step;
   plans_.remove_if([](const CachedPlan& p) { return p.training; });
 }
 
@@ -136,10 +137,12 @@ absl::StatusOr<ExecutionPlan*> Model::GetPlan(int64_t batch, bool training) {
       return plans_.front().plan.get();
     }
   }
-  KILN_ASSIGN_OR_RETURN(
-      std::unique_ptr<ExecutionPlan> plan,
-      ExecutionPlan::Create(
-          *this, batch, PlanOptions{.training = training, .backward = training, .seed = seed_}));
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<ExecutionPlan> plan,
+                        ExecutionPlan::Create(*this, batch,
+                                              PlanOptions{.training = training,
+                                                          .backward = training,
+                                                          .seed = seed_,
+                                                          .random_step = &random_step_}));
   plans_.push_front(CachedPlan{batch, training, std::move(plan)});
   if (plans_.size() > kMaxCachedPlans) plans_.pop_back();
   return plans_.front().plan.get();

@@ -54,9 +54,17 @@ class Model {
   // The plan for `batch` rows in training or inference mode, built on first use. The model
   // keeps the few most recently used plans.
   absl::StatusOr<ExecutionPlan*> GetPlan(int64_t batch, bool training);
-  // Restarts random ops (Dropout) from `seed`: cached training plans, whose ops carry their
-  // own random state, are dropped and rebuilt on next use.
-  void Reseed(uint64_t seed);
+  // Restarts random ops (Dropout) from `seed`, at step 0. Cached training plans, whose ops
+  // carry the seed, are dropped and rebuilt on next use.
+  void Reseed(uint64_t seed) { SetRandomState({seed, 0}); }
+  // The random ops' state: their seed and the training forwards run since (a checkpoint
+  // saves it; setting it back replays the same dropout masks from there).
+  struct RandomState {
+    uint64_t seed = 0;
+    uint64_t step = 0;
+  };
+  RandomState random_state() const { return {seed_, random_step_}; }
+  void SetRandomState(RandomState state);
 
  private:
   Model() = default;
@@ -68,6 +76,7 @@ class Model {
   std::vector<int> input_values_, output_values_;
   std::vector<std::string> input_names_;
   uint64_t seed_ = 0;
+  uint64_t random_step_ = 0;  // shared by the training plans (PlanOptions::random_step)
 
   struct CachedPlan {
     int64_t batch;

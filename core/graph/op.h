@@ -56,6 +56,9 @@ struct OpContext {
   // no trainable weight depends on).
   std::vector<bool> input_needs_grad;
   uint64_t seed = 0;  // for ops that draw random numbers (Dropout)
+  // The plan's training-forward count (PlanOptions::random_step): a random op draws from
+  // (seed, *random_step), read when it runs.
+  const uint64_t* random_step = nullptr;
   // Inference plans: what this op also computes for the layers the plan fused into it. Only
   // layers whose AcceptsEpilogue() is true get a non-empty one.
   Epilogue epilogue;

@@ -22,6 +22,7 @@ absl::StatusOr<std::unique_ptr<ExecutionPlan>> ExecutionPlan::Create(const Model
   plan->batch_ = batch;
   plan->options_ = options;
   plan->options_.input_gradients = options.backward && options.input_gradients;
+  if (options.random_step != nullptr) plan->random_step_ = options.random_step;
   try {
     KILN_RETURN_IF_ERROR(plan->Build(model));
     if (options.backward) KILN_RETURN_IF_ERROR(plan->BuildBackward(model));
@@ -98,6 +99,7 @@ absl::Status ExecutionPlan::Build(const Model& model) {
     context.backward = options_.backward;
     context.arena = &arena_;
     context.seed = options_.seed ^ (0x9E3779B97F4A7C15ull * (n + 1));
+    context.random_step = random_step_;
     bool requires_grad = has_trainable;
     for (int v : node.inputs) {
       context.inputs.push_back(values_[v].mem);
@@ -261,6 +263,7 @@ void ExecutionPlan::Forward(dnnl::stream& stream) {
   }
   for (OutputEdge& e : outputs_) e.to_plain.Run(stream);
   stream.wait();
+  if (options_.training) ++*random_step_;
   activity_penalty_ = 0;
   for (const ActivityTerm& term : activity_terms_) {
     const dnnl::memory& m = values_[term.value].mem;

@@ -32,6 +32,10 @@ struct PlanOptions {
   bool backward = false;         // build the backward pass
   bool input_gradients = false;  // with backward: also dLoss/dInput for every model input
   uint64_t seed = 0;             // random ops (Dropout)
+  // Training forwards so far: random ops draw from (seed, *random_step), and each training
+  // Forward advances it. Plans of one model share the model's counter, so a fit's random
+  // stream does not depend on which plans were cached. Null: the plan counts for itself.
+  uint64_t* random_step = nullptr;
   // Refuse plans estimated to need more memory than this (RESOURCE_EXHAUSTED); 0 means half
   // of the machine's physical memory.
   int64_t max_bytes = 0;
@@ -76,6 +80,8 @@ class ExecutionPlan {
 
  private:
   ExecutionPlan() = default;
+  uint64_t own_random_step_ = 0;
+  uint64_t* random_step_ = &own_random_step_;
   // Checks tensor sizes and a rough upper bound of the plan's memory before allocating any.
   static absl::Status CheckSize(const Model& model, int64_t batch, const PlanOptions& options);
   absl::Status Build(const Model& model);

@@ -7,8 +7,6 @@
 
 namespace kiln {
 
-namespace {
-
 absl::StatusOr<DType> FromProtoDType(v1::DataType dtype, absl::string_view path) {
   switch (dtype) {
     case v1::DATA_TYPE_UNSPECIFIED:
@@ -25,8 +23,6 @@ absl::StatusOr<DType> FromProtoDType(v1::DataType dtype, absl::string_view path)
                         absl::StrCat("unknown dtype ", static_cast<int>(dtype)));
   }
 }
-
-}  // namespace
 
 v1::DataType ToProtoDType(DType dtype) {
   switch (dtype) {

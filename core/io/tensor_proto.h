@@ -21,6 +21,8 @@ v1::TensorProto EncodeTensor(const Tensor& tensor, bool float_values = false);
 v1::TensorProto EncodeRows(const Tensor& tensor, int64_t begin, int64_t end);
 
 v1::DataType ToProtoDType(DType dtype);
+// INVALID_ARGUMENT at "<path>.dtype" for values outside the enum.
+absl::StatusOr<DType> FromProtoDType(v1::DataType dtype, absl::string_view path);
 v1::TensorSpec SpecOf(const Tensor& tensor);
 
 // Builds a Dataset from decoded x/y tensors: x converted to float32; y to float32.

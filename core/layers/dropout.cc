@@ -2,8 +2,10 @@
 // and scaled by 1 / (1 - rate); in inference it is the identity (a view of its input).
 // noise_shape broadcasts one draw over the axes where it is 1.
 //
-// The mask comes from a counter-based hash of (seed, step, element), so it needs no state shared
-// between threads and the same seed replays the same masks.
+// The mask comes from a counter-based hash of (seed, step, element), where step counts the
+// model's training forwards (PlanOptions::random_step): it needs no state shared between
+// threads, the same seed replays the same masks, and a fit restored from a checkpoint draws
+// the masks it would have drawn.
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/base/status.h"
@@ -33,6 +35,7 @@ class DropoutOp final : public Op {
     }
     rate_ = rate;
     seed_ = ctx.seed;
+    random_step_ = ctx.random_step;
     const memory::desc in_md = ctx.inputs[0].get_desc();
     shape_ = ShapeOf(in_md);
     noise_shape_ = noise_shape;
@@ -52,7 +55,6 @@ class DropoutOp final : public Op {
     to_input_.Run(stream);
     stream.wait();
     FillMask();
-    ++step_;
     const float* x = static_cast<const float*>(input_.get_data_handle());
     float* y = static_cast<float*>(outputs_[0].get_data_handle());
     const int64_t n = count_;
@@ -92,7 +94,7 @@ class DropoutOp final : public Op {
   void FillMask() {
     const float keep = 1.0f - rate_;
     const float scale = 1.0f / keep;
-    const uint64_t stream_seed = SplitMix64(seed_ ^ SplitMix64(step_));
+    const uint64_t stream_seed = SplitMix64(seed_ ^ SplitMix64(*random_step_));
     if (noise_shape_.empty()) {
       float* m = mask_;
       const int64_t n = count_;
@@ -123,7 +125,8 @@ class DropoutOp final : public Op {
   Arena* arena_ = nullptr;
   bool training_ = false, input_needs_grad_ = false, run_backward_ = false;
   float rate_ = 0;
-  uint64_t seed_ = 0, step_ = 0;
+  uint64_t seed_ = 0;
+  const uint64_t* random_step_ = nullptr;
   Shape shape_;
   std::vector<int64_t> noise_shape_;
   memory input_, diff_out_, diff_in_;

@@ -80,6 +80,19 @@ absl::Status Layer::BuildIfNeeded(absl::Span<const Shape> inputs) {
 
 absl::Status Layer::Build(absl::Span<const Shape>) { return absl::OkStatus(); }
 
+absl::Status Layer::AdoptWeights(Layer& twin) {
+  if (built_ || !twin.built_ || twin.class_name_ != class_name_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "layer \"", name_, "\" cannot take the weights of layer \"", twin.name_, "\""));
+  }
+  variables_ = std::move(twin.variables_);
+  built_input_shapes_ = std::move(twin.built_input_shapes_);
+  built_ = true;
+  twin.variables_.clear();
+  twin.built_ = false;
+  return absl::OkStatus();
+}
+
 Variable* Layer::variable(absl::string_view name) const {
   for (const auto& v : variables_) {
     if (v->name == name) return v.get();

@@ -65,6 +65,13 @@ class Layer {
   // unbuilt.
   absl::Status BuildIfNeeded(absl::Span<const Shape> inputs);
   bool built() const { return built_; }
+  // The seed its initializers draw from (CreateLayer's).
+  uint64_t seed() const { return seed_; }
+  // Takes the weights of `twin`: a built layer created from this layer's spec and seed, whose
+  // weights are therefore those this layer's first call would create. Callers use it to
+  // initialise weights without holding the locks that guard this layer. FAILED_PRECONDITION
+  // when this layer is already built, `twin` is not, or it is another class.
+  absl::Status AdoptWeights(Layer& twin);
 
   const std::vector<std::unique_ptr<Variable>>& variables() const { return variables_; }
   Variable* variable(absl::string_view name) const;
@@ -136,7 +143,6 @@ class Layer {
   static std::string InputPath(int index);
 
   const std::vector<Shape>& built_input_shapes() const { return built_input_shapes_; }
-  uint64_t seed() const { return seed_; }
   std::optional<v1::Regularizer> activity_regularizer_;
 
  private:

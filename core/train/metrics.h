@@ -6,6 +6,8 @@
 #define KILN_CORE_TRAIN_METRICS_H_
 
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "core/tensor/shape.h"
@@ -28,6 +30,9 @@ class Metric {
   // Adds a batch: predictions of `shape` (batch first) and its targets.
   void Update(const float* prediction, const float* target, const Shape& shape);
   double Result() const { return count_ == 0 ? 0.0 : correct_ / count_; }
+  // The running totals, for a checkpoint mid-epoch.
+  std::pair<double, double> totals() const { return {correct_, count_}; }
+  void set_totals(std::pair<double, double> totals) { std::tie(correct_, count_) = totals; }
 
  private:
   MetricKind kind_;

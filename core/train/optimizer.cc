@@ -15,6 +15,7 @@ class Sgd final : public Optimizer {
       : Optimizer(std::move(config), lr, clipping),
         momentum_(config_.sgd().momentum()),
         nesterov_(config_.sgd().nesterov()) {}
+  int slot_count() const override { return momentum_ == 0 ? 0 : 1; }
 
  protected:
   void Update(Variable& variable, const float* g) override {
@@ -48,6 +49,7 @@ class Adam final : public Optimizer {
     epsilon_ = a.has_epsilon() ? a.epsilon() : 1e-7f;
     amsgrad_ = a.amsgrad();
   }
+  int slot_count() const override { return amsgrad_ ? 3 : 2; }
 
  protected:
   void Update(Variable& variable, const float* g) override {
@@ -169,6 +171,49 @@ std::vector<float>& Optimizer::Slot(const Variable* variable, int index) {
   std::vector<float>& slot = slots_[{variable, index}];
   if (slot.empty()) slot.assign(variable->value.num_elements(), 0.0f);
   return slot;
+}
+
+Optimizer::State Optimizer::ExportState(absl::Span<Variable* const> variables) {
+  State state;
+  state.iterations = iterations_;
+  for (const Variable* v : variables) {
+    std::vector<Tensor>& slots = state.slots.emplace_back();
+    for (int i = 0; i < slot_count(); ++i) {
+      const std::vector<float>& slot = Slot(v, i);
+      slots.push_back(Tensor::FromVector(v->value.shape(), slot));
+    }
+  }
+  return state;
+}
+
+absl::Status Optimizer::ImportState(const State& state, absl::Span<Variable* const> variables) {
+  if (state.slots.size() != variables.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("the optimizer state has slots for ",
+                                                   state.slots.size(), " variables, not ",
+                                                   variables.size()));
+  }
+  for (size_t i = 0; i < variables.size(); ++i) {
+    if (int(state.slots[i].size()) != slot_count()) {
+      return absl::InvalidArgumentError(absl::StrCat("the optimizer state has ",
+                                                     state.slots[i].size(), " slots for weight ",
+                                                     variables[i]->name, ", not ", slot_count()));
+    }
+    for (const Tensor& slot : state.slots[i]) {
+      if (slot.dtype() != DType::kFloat32 || slot.shape() != variables[i]->value.shape()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "an optimizer slot of shape ", slot.shape().ToString(), " does not fit weight ",
+            variables[i]->name, " of shape ", variables[i]->value.shape().ToString()));
+      }
+    }
+  }
+  for (size_t i = 0; i < variables.size(); ++i) {
+    for (int k = 0; k < slot_count(); ++k) {
+      const absl::Span<const float> values = state.slots[i][k].values<float>();
+      Slot(variables[i], k).assign(values.begin(), values.end());
+    }
+  }
+  iterations_ = state.iterations;
+  return absl::OkStatus();
 }
 
 void Optimizer::Apply(absl::Span<Variable* const> variables) {

@@ -27,6 +27,19 @@ class Optimizer {
   void Apply(absl::Span<Variable* const> variables);
 
   int64_t iterations() const { return iterations_; }
+
+  // The optimizer's state for `variables`, in their order: its iteration count, and each
+  // variable's slots (SGD's momentum; Adam's m, v and, with amsgrad, v_hat) as float32
+  // tensors of the variable's shape. A checkpoint saves it; ImportState puts it back.
+  struct State {
+    int64_t iterations = 0;
+    std::vector<std::vector<Tensor>> slots;  // [variable][slot]
+  };
+  State ExportState(absl::Span<Variable* const> variables);
+  // INVALID_ARGUMENT when `state` does not fit `variables` (count, slots or shapes).
+  absl::Status ImportState(const State& state, absl::Span<Variable* const> variables);
+  // Slots per variable.
+  virtual int slot_count() const = 0;
   float learning_rate() const { return learning_rate_; }
   // The resolved spec (class with defaults filled in), for configs.
   const v1::Optimizer& config() const { return config_; }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -124,6 +125,16 @@ std::vector<Variable*> Trainer::TrainableVariables() const {
   return out;
 }
 
+absl::StatusOr<Optimizer::State> Trainer::OptimizerState() {
+  if (!compiled()) return absl::FailedPreconditionError("the model is not compiled");
+  return optimizer_->ExportState(TrainableVariables());
+}
+
+absl::Status Trainer::SetOptimizerState(const Optimizer::State& state) {
+  if (!compiled()) return absl::FailedPreconditionError("the model is not compiled");
+  return optimizer_->ImportState(state, TrainableVariables());
+}
+
 double Trainer::WeightPenalty(bool add_gradients) const {
   double penalty = 0;
   for (Variable* v : TrainableVariables()) {
@@ -216,53 +227,153 @@ absl::StatusOr<FitInfo> Trainer::PlanFit(const Dataset& data, const v1::FitConfi
   return info;
 }
 
+// A fit in progress: the state that FitState captures and a resumed fit starts from.
+struct Trainer::FitRun {
+  int epoch = 0;
+  int64_t step = 0;
+  std::vector<int64_t> order;  // the epoch's rows, once drawn
+  std::mt19937_64 shuffle_rng;
+  double loss_sum = 0, loss_count = 0;
+  std::vector<Metric> metrics;
+  History history;
+  int64_t batches_done = 0;
+
+  double loss() const { return loss_count == 0 ? 0.0 : loss_sum / loss_count; }
+};
+
+absl::Status Trainer::StartRun(FitRun& run, const FitInfo& info, const v1::FitConfig& config,
+                               const FitState* resume) {
+  if (resume == nullptr) {
+    const uint64_t seed = config.has_seed() ? uint64_t(config.seed()) : std::random_device{}();
+    model_->Reseed(seed);
+    run.shuffle_rng.seed(seed);
+    run.epoch = info.initial_epoch;
+    return absl::OkStatus();
+  }
+  auto mismatch = [](absl::string_view what) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the checkpoint does not fit this fit: ", what));
+  };
+  if (resume->epoch < info.initial_epoch || resume->epoch > info.epochs) {
+    return mismatch(absl::StrCat("its epoch ", resume->epoch, " is outside [", info.initial_epoch,
+                                 ", ", info.epochs, "]"));
+  }
+  if (resume->step < 0 || (resume->step > 0 && (resume->epoch == info.epochs ||
+                                                resume->step >= info.steps_per_epoch))) {
+    return mismatch(
+        absl::StrCat("its batch ", resume->step, " is outside the epoch's ", info.steps_per_epoch));
+  }
+  if ((resume->step > 0 && resume->order.empty()) ||
+      (!resume->order.empty() && int64_t(resume->order.size()) != info.train_samples)) {
+    return mismatch(absl::StrCat("its row order has ", resume->order.size(), " rows, not ",
+                                 info.train_samples));
+  }
+  for (int64_t row : resume->order) {
+    if (row < 0 || row >= info.train_samples) return mismatch("its row order is damaged");
+  }
+  if (resume->metrics.size() != run.metrics.size()) {
+    return mismatch(
+        absl::StrCat("it has ", resume->metrics.size(), " metrics, not ", run.metrics.size()));
+  }
+  std::istringstream rng_text(resume->shuffle_rng);
+  rng_text >> run.shuffle_rng;
+  if (rng_text.fail()) return mismatch("its shuffle state cannot be read");
+  KILN_RETURN_IF_ERROR(optimizer_->ImportState(resume->optimizer, TrainableVariables()));
+  model_->SetRandomState(resume->random);
+  run.epoch = resume->epoch;
+  run.step = resume->step;
+  run.order = resume->order;
+  run.loss_sum = resume->loss_sum;
+  run.loss_count = resume->loss_count;
+  for (size_t i = 0; i < run.metrics.size(); ++i) run.metrics[i].set_totals(resume->metrics[i]);
+  run.history = resume->history;
+  run.batches_done = resume->batches_done;
+  return absl::OkStatus();
+}
+
+FitState Trainer::CaptureState(const FitRun& run) {
+  FitState state;
+  state.epoch = run.epoch;
+  state.step = run.step;
+  state.order = run.order;
+  std::ostringstream rng_text;
+  rng_text << run.shuffle_rng;
+  state.shuffle_rng = rng_text.str();
+  state.loss_sum = run.loss_sum;
+  state.loss_count = run.loss_count;
+  for (const Metric& m : run.metrics) state.metrics.push_back(m.totals());
+  state.history = run.history;
+  state.random = model_->random_state();
+  state.optimizer = optimizer_->ExportState(TrainableVariables());
+  state.batches_done = run.batches_done;
+  return state;
+}
+
+absl::Status Trainer::OfferCheckpoint(FitRun& run, CheckpointPoint point,
+                                      TrainingCallback* callback) {
+  if (callback == nullptr || !callback->CheckpointDue(point, run.epoch, run.step)) {
+    return absl::OkStatus();
+  }
+  return callback->SaveCheckpoint(point, CaptureState(run));
+}
+
 absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& config,
-                                     TrainingCallback* callback, const Dataset* validation) {
+                                     TrainingCallback* callback, const Dataset* validation,
+                                     const FitState* resume) {
   KILN_ASSIGN_OR_RETURN(const FitInfo info, PlanFit(data, config, validation));
   const int64_t n = data.size();
   const int64_t train_n = info.train_samples;
   const int batch_size = info.batch_size;
-  KILN_ASSIGN_OR_RETURN(std::vector<Metric> metrics, ResolveMetrics(data.y.shape()));
-
-  const uint64_t seed = config.has_seed() ? uint64_t(config.seed()) : std::random_device{}();
-  model_->Reseed(seed);
-  std::mt19937_64 shuffle_rng(seed);
+  FitRun run;
+  KILN_ASSIGN_OR_RETURN(run.metrics, ResolveMetrics(data.y.shape()));
+  KILN_RETURN_IF_ERROR(StartRun(run, info, config, resume));
   dnnl::stream stream = NewStream();
 
   if (callback) callback->OnTrainBegin(info);
-
-  History history;
-  std::vector<int64_t> order(train_n);
-  for (int epoch = info.initial_epoch; epoch < info.epochs; ++epoch) {
-    if (callback) callback->OnEpochBegin(epoch);
-    std::iota(order.begin(), order.end(), 0);
-    if (info.shuffle) std::shuffle(order.begin(), order.end(), shuffle_rng);
-    for (Metric& m : metrics) m.Reset();
-    RunningMean loss_mean;
-    const absl::Time start = absl::Now();
-    for (int64_t step = 0; step < info.steps_per_epoch; ++step) {
-      if (callback && callback->StopRequested()) {
-        return absl::CancelledError(
-            absl::StrCat("fit cancelled at epoch ", epoch + 1, ", batch ", step));
+  KILN_RETURN_IF_ERROR(OfferCheckpoint(run, CheckpointPoint::kStart, callback));
+  while (run.epoch < info.epochs) {
+    if (run.step == 0) {
+      if (callback) callback->OnEpochBegin(run.epoch);
+      if (run.order.empty()) {  // else drawn before a stop at this epoch's first batch
+        run.order.resize(train_n);
+        std::iota(run.order.begin(), run.order.end(), 0);
+        if (info.shuffle) std::shuffle(run.order.begin(), run.order.end(), run.shuffle_rng);
       }
-      const int64_t begin = step * batch_size;
+      for (Metric& m : run.metrics) m.Reset();
+      run.loss_sum = run.loss_count = 0;
+    }
+    const absl::Time start = absl::Now();
+    const int64_t first_row = run.step * batch_size;
+    while (run.step < info.steps_per_epoch) {
+      if (callback && callback->StopRequested()) {
+        KILN_RETURN_IF_ERROR(OfferCheckpoint(run, CheckpointPoint::kStop, callback));
+        return absl::CancelledError(
+            absl::StrCat("fit cancelled at epoch ", run.epoch + 1, ", batch ", run.step));
+      }
+      const int64_t begin = run.step * batch_size;
       const int64_t end = std::min<int64_t>(begin + batch_size, train_n);
-      absl::Span<const int64_t> rows(order.data() + begin, end - begin);
+      absl::Span<const int64_t> rows(run.order.data() + begin, end - begin);
       absl::StatusOr<double> batch_loss;
       try {
-        batch_loss = TrainBatch(data, rows, metrics, stream);
+        batch_loss = TrainBatch(data, rows, run.metrics, stream);
       } catch (const dnnl::error& e) {
         return absl::InternalError(absl::StrCat("oneDNN failed during training: ", e.what()));
       }
       if (!batch_loss.ok()) return batch_loss.status();
-      loss_mean.Add(*batch_loss, double(rows.size()));
+      run.loss_sum += *batch_loss * double(rows.size());
+      run.loss_count += double(rows.size());
+      ++run.step;
+      ++run.batches_done;
       if (callback) {
-        callback->OnTrainBatchEnd(epoch, step, MakeLogs("", loss_mean.Result(), metrics),
-                                  SamplesPerSecond(end, start));
+        callback->OnTrainBatchEnd(run.epoch, run.step - 1, MakeLogs("", run.loss(), run.metrics),
+                                  SamplesPerSecond(end - first_row, start));
+      }
+      if (run.step < info.steps_per_epoch) {
+        KILN_RETURN_IF_ERROR(OfferCheckpoint(run, CheckpointPoint::kBatch, callback));
       }
     }
-    Logs logs = MakeLogs("", loss_mean.Result(), metrics);
-    if ((validation != nullptr || train_n < n) && (epoch + 1) % info.validation_freq == 0) {
+    Logs logs = MakeLogs("", run.loss(), run.metrics);
+    if ((validation != nullptr || train_n < n) && (run.epoch + 1) % info.validation_freq == 0) {
       absl::StatusOr<Logs> val =
           validation != nullptr
               ? EvaluateRows(*validation, 0, validation->size(), batch_size, callback, "val_")
@@ -270,11 +381,15 @@ absl::StatusOr<History> Trainer::Fit(const Dataset& data, const v1::FitConfig& c
       if (!val.ok()) return val.status();
       logs.insert(logs.end(), val->begin(), val->end());
     }
-    history.epochs.push_back(epoch);
-    history.logs.push_back(logs);
-    if (callback) callback->OnEpochEnd(epoch, logs);
+    run.history.epochs.push_back(run.epoch);
+    run.history.logs.push_back(logs);
+    if (callback) callback->OnEpochEnd(run.epoch, logs);
+    ++run.epoch;
+    run.step = 0;
+    run.order.clear();
+    KILN_RETURN_IF_ERROR(OfferCheckpoint(run, CheckpointPoint::kEpochEnd, callback));
   }
-  return history;
+  return run.history;
 }
 
 absl::StatusOr<Logs> Trainer::EvaluateRows(const Dataset& data, int64_t begin, int64_t end,

@@ -35,7 +35,7 @@ class CliJobsTest(CliTestCase):
         out, err = fit.communicate(timeout=60)
         self.assertEqual(fit.returncode, 130, err)
         self.assertIn("Ctrl-C: cancelling job-", err)
-        self.assertRegex(err, r"job job-\d+ cancelled")
+        self.assertRegex(err, r"job job-[0-9a-f]+ cancelled")
         jobs = self.kiln("jobs", "list", session=s).stdout
         self.assertRegex(jobs, r"fit +tiny +cancelled")
         # --detach leaves the job alone; Ctrl-C while only watching stops the watch, not the job.
@@ -72,7 +72,7 @@ class CliJobsTest(CliTestCase):
                           "--detach", session=s).stdout.strip()
         second = self.start_kiln("fit", "--dataset=train", "--epochs=2", session=s)
         line = self.read_until(second, "job-")
-        self.assertRegex(line, r"^job-\d+ is queued: it starts when the jobs ahead of it end")
+        self.assertRegex(line, r"^job-[0-9a-f]+ is queued: it starts when the jobs ahead of it end")
         jobs = self.kiln("jobs", "list", session=s).stdout.splitlines()
         self.assertRegex(jobs[-1], r"fit +tiny +queued *$")  # no "epoch 1/0"
         self.kiln("jobs", "cancel", first, session=s)
@@ -88,7 +88,7 @@ class CliJobsTest(CliTestCase):
         self.assertNotIn("predictions", self.kiln("data", "list", session=s).stdout)
         kept = self.kiln("predict", "--dataset=train", "--keep", session=s)
         self.assertRegex(kept.stderr, r"kept the predictions as the session's dataset "
-                                      r"(predictions-job-\d+) \(2048 bytes")
+                                      r"(predictions-job-[0-9a-f]+) \(2048 bytes")
         name = kept.stderr.split("dataset ")[1].split()[0]
         self.assertIn(f"kiln data delete {name}", kept.stderr)
         self.assertIn(name, self.kiln("data", "list", session=s).stdout)
@@ -100,7 +100,7 @@ class CliJobsTest(CliTestCase):
                          f"deleted dataset {name}\n")
         self.assertNotIn(name, self.kiln("data", "list", session=s).stdout)
         detached = self.kiln("predict", "--dataset=train", "--detach", session=s)
-        self.assertRegex(detached.stdout, r"^job-\d+\n$")
+        self.assertRegex(detached.stdout, r"^job-[0-9a-f]+\n$")
         self.assertIn("kiln data read predictions-job-", detached.stderr)
         self.assertIn("kiln data delete predictions-job-", detached.stderr)
 

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "tests/service/service_fixture.h"
@@ -76,6 +77,7 @@ TEST_F(ModelServiceTest, HealthByServiceName) {
 TEST_F(ModelServiceTest, ASecondServerOnTheSamePortDoesNotStart) {
   server::ServerOptions options = options_;
   options.listen = "127.0.0.1:" + std::to_string(server_->port());
+  options.ephemeral = true;  // the state directory is the first one's
   server::KilnServer second(options);
   const absl::Status status = second.Start();
   EXPECT_TRUE(absl::IsUnavailable(status)) << status;
@@ -140,7 +142,7 @@ TEST_F(ModelServiceTest, SessionLifecycle) {
   ASSERT_TRUE(sessions_->CreateSession(Context().get(), create, &session).ok());
   EXPECT_EQ(session.name(), "mine");
   EXPECT_EQ(session.ttl_seconds(), 120);
-  EXPECT_EQ(session.id().size(), 18u);  // "s-" + 16 hex digits
+  EXPECT_THAT(session.id(), ::testing::MatchesRegex("s-[0-9a-f]{32}"));  // 128 random bits
   v1::ListSessionsResponse list;
   ASSERT_TRUE(sessions_->ListSessions(Context().get(), {}, &list).ok());
   ASSERT_EQ(list.sessions_size(), 1);

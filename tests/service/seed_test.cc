@@ -141,7 +141,8 @@ TEST_F(SeedTest, AQueuedFitKnowsItsEpochsAndSteps) {
   request.mutable_config()->set_epochs(3);
   request.mutable_config()->set_batch_size(16);
   v1::Job job;
-  ASSERT_TRUE(jobs_->StartFit(Context().get(), request, &job).ok());
+  const grpc::Status started = jobs_->StartFit(Context().get(), request, &job);
+  ASSERT_TRUE(started.ok()) << started.error_code() << " " << started.error_message();
   EXPECT_EQ(job.epochs(), 3);
   EXPECT_EQ(job.steps_per_epoch(), 7);  // ceil(100 / 16)
   Watch(s, job.id());

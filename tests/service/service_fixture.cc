@@ -23,10 +23,16 @@ void ServiceTest::SetUp() {
   std::filesystem::create_directories(data_root_);
   options_.listen = "127.0.0.1:0";
   options_.data_root = data_root_;
+  options_.state_dir = data_root_ + "/state";
   options_.compute_threads = 2;
   Configure(options_);
+  StartServer();
+}
+
+void ServiceTest::StartServer() {
   server_ = std::make_unique<server::KilnServer>(options_);
-  ASSERT_TRUE(server_->Start().ok());
+  absl::Status started = server_->Start();
+  ASSERT_TRUE(started.ok()) << started;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);
   args.SetMaxSendMessageSize(256 << 20);
@@ -38,6 +44,14 @@ void ServiceTest::SetUp() {
   data_ = stubs_->data.get();
   jobs_ = stubs_->jobs.get();
   inference_ = stubs_->inference.get();
+}
+
+void ServiceTest::RestartServer() {
+  stubs_.reset();
+  channel_.reset();
+  server_->Shutdown(absl::Seconds(5));
+  server_.reset();
+  StartServer();
 }
 
 void ServiceTest::TearDown() {

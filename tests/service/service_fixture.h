@@ -11,7 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "kiln/v1/service.grpc.pb.h"
-#include "server/server.h"
+#include "server/grpc/server.h"
 
 namespace kiln::testing {
 
@@ -30,8 +30,14 @@ class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override;
   void TearDown() override;
-  // Tests adjust options_ here, before the server starts.
+  // Tests adjust options_ here, before the server starts. The server keeps its state in a
+  // directory of the test's own, removed at the end.
   virtual void Configure(server::ServerOptions&) {}
+  // Stops the server as SIGTERM does and starts a new one on the same state and options (on
+  // another port), with new stubs.
+  void RestartServer();
+  // Starts a server on options_ (after SetUp's was stopped and reset), with new stubs.
+  void StartServer();
 
   std::unique_ptr<grpc::ClientContext> Context(int seconds = 60);
 

@@ -11,13 +11,18 @@ from google.rpc import error_details_pb2, status_pb2
 
 class KilnError(Exception):
     """A refused request: the gRPC status code, the server's message, and - for invalid
-    arguments - the request field at fault (e.g. "spec.depthwise_conv2d.strides")."""
+    arguments - the request field at fault (e.g. "spec.depthwise_conv2d.strides"). A job that
+    did not succeed also gives its job_id and end state (jobs_pb2.JobState): an INTERRUPTED or
+    FAILED fit can be resumed with Session.resume(job_id)."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, field: str = ""):
+    def __init__(self, code: grpc.StatusCode, message: str, field: str = "",
+                 job_id: str = "", state: int = 0):
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
         self.field = field
+        self.job_id = job_id
+        self.state = state
 
 
 CODES = {c.value[0]: c for c in grpc.StatusCode}

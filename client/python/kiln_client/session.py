@@ -35,6 +35,14 @@ def _ids(tensors) -> List[int]:
     return [t.id if isinstance(t, TensorRef) else int(t) for t in tensors]
 
 
+def _history(finished: jobs_pb2.Finished) -> Dict[str, List[float]]:
+    history: Dict[str, List[float]] = {}
+    for epoch in finished.history:
+        for m in epoch.logs:
+            history.setdefault(m.name, []).append(m.value)
+    return history
+
+
 def _logs(metrics) -> Dict[str, float]:
     return {m.name: m.value for m in metrics}
 
@@ -224,14 +232,26 @@ class Session:
     def start_fit(self, model: str, dataset: Optional[str] = None, x=None, y=None,
                   epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0,
                   validation_dataset: Optional[str] = None, shuffle: bool = True,
-                  seed: Optional[int] = None, initial_epoch: int = 0) -> jobs_pb2.Job:
+                  seed: Optional[int] = None, initial_epoch: int = 0,
+                  checkpoint_every_batches: Optional[int] = None,
+                  checkpoint_every_seconds: Optional[float] = None,
+                  keep_checkpoints: Optional[int] = None) -> jobs_pb2.Job:
         """Starts a fit job with Keras's fit arguments. Without `seed` the session's seed (if
-        it has one) picks it; job.seed tells which seed the job uses."""
+        it has one) picks it; job.seed tells which seed the job uses. The fit checkpoints at
+        its start, every epoch end and when stopped, and also every checkpoint_every_batches
+        batches and checkpoint_every_seconds seconds (None: the server's defaults); resume()
+        continues it from the newest."""
         config = training_pb2.FitConfig(epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                                         validation_split=validation_split,
                                         initial_epoch=initial_epoch)
         if seed is not None:
             config.seed = seed
+        if checkpoint_every_batches is not None:
+            config.checkpoint_every_batches = checkpoint_every_batches
+        if checkpoint_every_seconds is not None:
+            config.checkpoint_every_seconds = checkpoint_every_seconds
+        if keep_checkpoints is not None:
+            config.keep_checkpoints = keep_checkpoints
         request = service_pb2.StartFitRequest(session_id=self.id, model=model, config=config,
                                               data=self._data_ref(dataset, x, y))
         if validation_dataset:
@@ -240,7 +260,8 @@ class Session:
 
     def watch(self, job_id: str, from_sequence: int = 0,
               max_retries: int = 6) -> Iterator[jobs_pb2.JobEvent]:
-        """The job's events after from_sequence, until it finishes.
+        """The job's events after from_sequence, until it ends (a resumed job goes on after an
+        earlier Finished event; the stream ends with the job).
 
         A dropped connection is resumed from the last event seen (each event is yielded exactly
         once); after max_retries failed reconnections in a row, with backoff, the error is
@@ -251,13 +272,17 @@ class Session:
                                                   from_sequence=last)
             call = self.client._jobs.WatchJob(request)
             try:
+                ended_interrupted = False
                 for event in call:
                     last, retries = event.sequence, 0
+                    ended_interrupted = (event.HasField("finished") and
+                                         event.finished.state == jobs_pb2.INTERRUPTED)
                     yield event
-                    if event.HasField("finished"):
-                        return
                 return
             except grpc.RpcError as e:
+                # A server that shuts down ends its streams after the jobs' INTERRUPTED end.
+                if ended_interrupted and e.code() == grpc.StatusCode.UNAVAILABLE:
+                    return
                 if e.code() != grpc.StatusCode.UNAVAILABLE or retries >= max_retries:
                     raise from_rpc_error(e) from None
                 time.sleep(0.25 * 2 ** min(retries, 4))
@@ -266,27 +291,30 @@ class Session:
                 call.cancel()  # a watcher that stops early (Ctrl-C, break) ends the stream
 
     def wait(self, job_id: str, on_event=None, cancel_on_interrupt: bool = True,
-             queued_notice=None) -> jobs_pb2.Finished:
+             queued_notice=None, from_sequence: int = 0) -> jobs_pb2.Finished:
         """Follows a job to its end; raises KilnError unless it succeeded.
 
         Ctrl-C (KeyboardInterrupt) cancels the job, as it stops Keras's fit, waits for it to
         end and raises KeyboardInterrupt; a second Ctrl-C stops waiting at once. With
         cancel_on_interrupt=False the job runs on and KeyboardInterrupt is raised at once."""
-        last = 0
+        last = from_sequence
+        finished = None
         started = threading.Event()
         if queued_notice is not None:
             threading.Thread(target=lambda: started.wait(1.0) or queued_notice(), daemon=True
                              ).start()
         try:
             # closing: an interrupted watch ends its stream at once, not when collected.
-            with contextlib.closing(self.watch(job_id)) as events:
+            with contextlib.closing(self.watch(job_id, from_sequence=last)) as events:
                 for event in events:
                     started.set()
                     last = event.sequence
                     if on_event is not None:
                         on_event(event)
                     if event.HasField("finished"):
-                        return self._finished(job_id, event.finished)
+                        finished = event.finished
+            if finished is not None:
+                return self._finished(job_id, finished)
         except KeyboardInterrupt:
             started.set()
             if not cancel_on_interrupt:
@@ -306,17 +334,18 @@ class Session:
         if finished.state != jobs_pb2.SUCCEEDED:
             raise KilnError(CODES.get(finished.error.code, grpc.StatusCode.UNKNOWN),
                             f"job {job_id} {jobs_pb2.JobState.Name(finished.state).lower()}: "
-                            f"{finished.error.message}")
+                            f"{finished.error.message}", job_id=job_id, state=finished.state)
         return finished
 
-    def _follow(self, job: jobs_pb2.Job, verbose: int, progress_interval: float):
+    def _follow(self, job: jobs_pb2.Job, verbose: int, progress_interval: float,
+                from_sequence: int = 0):
         progress = Progress(interval=progress_interval) if verbose else None
         notice = None
         if verbose and job.state == jobs_pb2.QUEUED:
             def notice():
                 print(f"{job.id} is queued: it starts when the jobs ahead of it end",
                       flush=True)
-        return self.wait(job.id, progress, queued_notice=notice)
+        return self.wait(job.id, progress, queued_notice=notice, from_sequence=from_sequence)
 
     def fit(self, model: str, dataset: Optional[str] = None, x=None, y=None, verbose: int = 1,
             progress_interval: float = 10.0, **config) -> Dict[str, List[float]]:
@@ -325,12 +354,42 @@ class Session:
         Progress is printed unless verbose=0 (when the output is not a terminal, at least every
         progress_interval seconds). Ctrl-C cancels the job and raises KeyboardInterrupt."""
         job = self.start_fit(model, dataset, x, y, **config)
-        finished = self._follow(job, verbose, progress_interval)
-        history: Dict[str, List[float]] = {}
-        for epoch in finished.history:
-            for m in epoch.logs:
-                history.setdefault(m.name, []).append(m.value)
-        return history
+        return _history(self._follow(job, verbose, progress_interval))
+
+    def start_resume(self, job_id: str) -> jobs_pb2.Job:
+        """ResumeJob: continues an INTERRUPTED, FAILED or CANCELLED fit from its newest
+        checkpoint, as the same job (its events go on after a `resumed` event)."""
+        return self._call(self.client._jobs, "ResumeJob",
+                          service_pb2.ResumeJobRequest(session_id=self.id, job_id=job_id))
+
+    def resume(self, job_id: str, verbose: int = 1,
+               progress_interval: float = 10.0) -> Dict[str, List[float]]:
+        """Resumes a fit (start_resume) and follows it as fit() does; returns its whole
+        History.history, the epochs before the checkpoint included."""
+        job = self.start_resume(job_id)
+        if verbose:
+            print(f"{job.id} resumed from checkpoint {job.last_checkpoint}: epoch "
+                  f"{job.epoch + 1}/{job.epochs}, batch {job.batch}", flush=True)
+        return _history(self._follow(job, verbose, progress_interval,
+                                     from_sequence=job.last_sequence))
+
+    def checkpoints(self, job_id: str) -> List[jobs_pb2.Checkpoint]:
+        """A fit's checkpoints, oldest first."""
+        return list(self._call(self.client._jobs, "ListCheckpoints",
+                               service_pb2.ListCheckpointsRequest(session_id=self.id,
+                                                                  job_id=job_id)).checkpoints)
+
+    def restore_checkpoint(self, job_id: str, number: int = 0) -> jobs_pb2.Checkpoint:
+        """Loads a checkpoint's weights and optimizer state into the fit's model (number 0:
+        the newest)."""
+        return self._call(self.client._jobs, "RestoreCheckpoint",
+                          service_pb2.RestoreCheckpointRequest(session_id=self.id, job_id=job_id,
+                                                               number=number))
+
+    def delete_checkpoint(self, job_id: str, number: int):
+        self._call(self.client._jobs, "DeleteCheckpoint",
+                   service_pb2.DeleteCheckpointRequest(session_id=self.id, job_id=job_id,
+                                                       number=number))
 
     def start_evaluate(self, model: str, dataset: Optional[str] = None, x=None, y=None,
                        batch_size: int = 32) -> jobs_pb2.Job:

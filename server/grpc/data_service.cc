@@ -1,0 +1,171 @@
+// DataService: dataset uploads (a client stream, or unary chunks), files, built-ins, reads.
+#include "core/base/status.h"
+#include "server/grpc/grpc_status.h"
+#include "server/grpc/services.h"
+
+namespace kiln::server {
+namespace {
+
+// UploadDataset: the first message is the header, the rest are chunks; the dataset is created
+// when the client closes its side of the stream.
+class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
+ public:
+  UploadReactor(grpc::CallbackServerContext* context, SessionManager* sessions, WorkerPool* pool,
+                v1::DatasetInfo* response)
+      : context_(context),
+        caller_(CallerOf(context)),
+        sessions_(sessions),
+        pool_(pool),
+        response_(response) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // A cancelled stream ends here too: it never becomes a dataset.
+      if (context_->IsCancelled()) {
+        if (session_ != nullptr) session_->AbortUpload(upload_id_);
+        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the upload was cancelled"));
+        return;
+      }
+      // The client is done sending; parsing and storing the arrays may take a while.
+      absl::Status scheduled = pool_->Schedule([this] {
+        if (context_->IsCancelled()) {
+          if (session_ != nullptr) session_->AbortUpload(upload_id_);
+          Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the upload was cancelled"));
+          return;
+        }
+        Finish(ToGrpcStatus(Complete()));
+      });
+      if (!scheduled.ok()) {
+        if (session_ != nullptr) session_->AbortUpload(upload_id_);
+        Finish(ToGrpcStatus(scheduled));
+      }
+      return;
+    }
+    absl::Status status = Consume();
+    if (!status.ok()) {
+      // Released before the client hears of the failure, so its next upload has the room.
+      if (session_ != nullptr) session_->AbortUpload(upload_id_);
+      Finish(ToGrpcStatus(status));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override {
+    // A cancelled stream leaves no upload behind (failed and finished ones are gone already).
+    if (session_ != nullptr) session_->AbortUpload(upload_id_);
+    delete this;
+  }
+
+ private:
+  absl::Status Consume() {
+    if (session_ == nullptr) {
+      if (!request_.has_header()) {
+        return FieldError("header", "the first message of an upload must be its header");
+      }
+      absl::StatusOr<std::shared_ptr<Session>> session =
+          sessions_->Get(caller_, request_.header().session_id());
+      if (!session.ok()) return WithFieldPrefix(session.status(), "header");
+      KILN_ASSIGN_OR_RETURN(upload_id_, (*session)->BeginUpload(request_.header()));
+      session_ = *std::move(session);
+      return absl::OkStatus();
+    }
+    if (!request_.has_chunk()) return FieldError("chunk", "only the first message is a header");
+    return session_->AppendToUpload(upload_id_, request_.chunk(), /*offset=*/-1).status();
+  }
+
+  absl::Status Complete() {
+    if (session_ == nullptr) return FieldError("header", "the upload sent no header");
+    v1::FinishUploadRequest finish;
+    finish.set_upload_id(upload_id_);
+    KILN_ASSIGN_OR_RETURN(*response_, session_->FinishUpload(finish));
+    return absl::OkStatus();
+  }
+
+  grpc::CallbackServerContext* const context_;
+  const Caller caller_;
+  SessionManager* sessions_;
+  WorkerPool* pool_;
+  v1::DatasetInfo* response_;
+  v1::UploadDatasetRequest request_;
+  std::shared_ptr<Session> session_;  // set once the header has begun the upload
+  std::string upload_id_;
+};
+
+}  // namespace
+
+grpc::ServerReadReactor<v1::UploadDatasetRequest>* DataServiceImpl::UploadDataset(
+    grpc::CallbackServerContext* context, v1::DatasetInfo* response) {
+  return new UploadReactor(context, sessions_, pool_, response);
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::BeginUpload(grpc::CallbackServerContext* context,
+                                                       const v1::BeginUploadRequest* request,
+                                                       v1::BeginUploadResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    absl::StatusOr<std::shared_ptr<Session>> session =
+        sessions_->Get(CallerOf(context), request->header().session_id());
+    if (!session.ok()) return WithFieldPrefix(session.status(), "header");
+    absl::StatusOr<std::string> id = (*session)->BeginUpload(request->header());
+    if (!id.ok()) return id.status();
+    response->set_upload_id(*id);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::AppendUploadChunk(
+    grpc::CallbackServerContext* context, const v1::AppendUploadChunkRequest* request,
+    v1::AppendUploadChunkResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session,
+                          sessions_->Get(CallerOf(context), request->session_id()));
+    KILN_ASSIGN_OR_RETURN(int64_t received, session->AppendUploadChunk(*request));
+    response->set_received(received);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::FinishUpload(grpc::CallbackServerContext* context,
+                                                        const v1::FinishUploadRequest* request,
+                                                        v1::DatasetInfo* response) {
+  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::FinishUpload);
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::OpenDataset(grpc::CallbackServerContext* context,
+                                                       const v1::OpenDatasetRequest* request,
+                                                       v1::DatasetInfo* response) {
+  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::OpenDataset);
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::GetDataset(grpc::CallbackServerContext* context,
+                                                      const v1::GetDatasetRequest* request,
+                                                      v1::DatasetInfo* response) {
+  return CallSession(context, sessions_, request, response, &Session::GetDataset);
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::ListDatasets(grpc::CallbackServerContext* context,
+                                                        const v1::ListDatasetsRequest* request,
+                                                        v1::ListDatasetsResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session,
+                          sessions_->Get(CallerOf(context), request->session_id()));
+    *response = session->ListDatasets();
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::DeleteDataset(grpc::CallbackServerContext* context,
+                                                         const v1::DeleteDatasetRequest* request,
+                                                         v1::DeleteDatasetResponse* response) {
+  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::DeleteDataset);
+}
+
+grpc::ServerUnaryReactor* DataServiceImpl::ReadDataset(grpc::CallbackServerContext* context,
+                                                       const v1::ReadDatasetRequest* request,
+                                                       v1::TensorProto* response) {
+  return CallSession(context, sessions_, request, response, &Session::ReadDataset);
+}
+
+}  // namespace kiln::server

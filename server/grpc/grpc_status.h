@@ -1,0 +1,92 @@
+// The one edge between absl::Status and gRPC: ToGrpcStatus turns an error with a field path
+// (core/base/status.h) into a gRPC status that also carries a google.rpc.Status detail holding
+// a google.rpc.BadRequest with that field, so clients can show the error next to the right card
+// socket without parsing the message. Also the helpers that answer unary callback RPCs with
+// such a status, on the gRPC thread (reads) or on a WorkerPool (changes and computation).
+#ifndef KILN_SERVER_GRPC_GRPC_STATUS_H_
+#define KILN_SERVER_GRPC_GRPC_STATUS_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <type_traits>
+
+#include "absl/status/status.h"
+#include "server/service/caller.h"
+#include "server/service/session_manager.h"
+#include "server/service/worker_pool.h"
+
+namespace kiln::server {
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// Who calls. Until kiln-server authenticates callers, everyone is the anonymous caller.
+inline Caller CallerOf(grpc::CallbackServerContext*) { return Caller{}; }
+
+// Answers a unary callback RPC with the status of `handler` (which fills the response), run
+// on the gRPC thread: for handlers that only read memory.
+template <typename Handler>
+grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context, Handler&& handler) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(handler()));
+  return reactor;
+}
+
+// Like Respond, but `handler` runs on `pool`: for handlers that write to the store, compute or
+// wait. It must hold no references to the caller's locals. The request and response live until
+// Finish. A full pool answers RESOURCE_EXHAUSTED at once.
+template <typename Handler>
+grpc::ServerUnaryReactor* RespondFromPool(grpc::CallbackServerContext* context, WorkerPool* pool,
+                                          Handler handler) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status scheduled =
+      pool->Schedule([context, reactor, handler = std::move(handler)]() mutable {
+        if (context->IsCancelled()) {  // the client gave up while the call was queued
+          reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+          return;
+        }
+        reactor->Finish(ToGrpcStatus(handler()));
+      });
+  if (!scheduled.ok()) reactor->Finish(ToGrpcStatus(scheduled));
+  return reactor;
+}
+
+// A handler that fills `response` with `(session->*method)(*request)` for the request's
+// session (methods that return absl::Status leave the response empty).
+template <typename Request, typename Response, typename Method>
+auto SessionHandler(SessionManager* sessions, Caller caller, const Request* request,
+                    Response* response, Method method) {
+  return [sessions, caller = std::move(caller), request, response, method]() -> absl::Status {
+    absl::StatusOr<std::shared_ptr<Session>> session = sessions->Get(caller, request->session_id());
+    if (!session.ok()) return session.status();
+    auto result = ((**session).*method)(*request);
+    if constexpr (std::is_same_v<decltype(result), absl::Status>) {
+      return result;
+    } else {
+      if (!result.ok()) return result.status();
+      *response = *std::move(result);
+      return absl::OkStatus();
+    }
+  };
+}
+
+// Reads: on the gRPC thread.
+template <typename Request, typename Response, typename Method>
+grpc::ServerUnaryReactor* CallSession(grpc::CallbackServerContext* context,
+                                      SessionManager* sessions, const Request* request,
+                                      Response* response, Method method) {
+  return Respond(context, SessionHandler(sessions, CallerOf(context), request, response, method));
+}
+
+// Changes and computation: on the pool.
+template <typename Request, typename Response, typename Method>
+grpc::ServerUnaryReactor* CallSessionFromPool(grpc::CallbackServerContext* context,
+                                              WorkerPool* pool, SessionManager* sessions,
+                                              const Request* request, Response* response,
+                                              Method method) {
+  return RespondFromPool(context, pool,
+                         SessionHandler(sessions, CallerOf(context), request, response, method));
+}
+
+}  // namespace kiln::server
+
+#endif  // KILN_SERVER_GRPC_GRPC_STATUS_H_

@@ -1,0 +1,79 @@
+// KilnServer: the whole service - gRPC server (callback API) with Kiln's services, the
+// standard grpc.health.v1 health service and server reflection, over the session manager, the
+// job scheduler and the store (the state directory, or memory with --ephemeral). kiln-server
+// runs one; tests run one in-process on a free port.
+#ifndef KILN_SERVER_GRPC_SERVER_H_
+#define KILN_SERVER_GRPC_SERVER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "server/service/options.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace kiln::store {
+class SessionStore;
+}
+
+namespace kiln::server {
+
+class SessionManager;
+class JobScheduler;
+class WorkerPool;
+class BuiltinDatasets;
+class ComputeShares;
+class SessionServiceImpl;
+class ModelServiceImpl;
+class DataServiceImpl;
+class JobServiceImpl;
+class InferenceServiceImpl;
+
+class KilnServer {
+ public:
+  // `log` receives the server's notices (damaged sessions, armed failpoints); stderr if null.
+  explicit KilnServer(ServerOptions options, std::function<void(const std::string&)> log = nullptr);
+  ~KilnServer();
+
+  // Opens the state directory (FAILED_PRECONDITION when another server holds it), restores
+  // its sessions, binds and starts serving. UNAVAILABLE if the address cannot be bound.
+  absl::Status Start();
+  // The port bound (useful with port 0).
+  int port() const { return port_; }
+  // One line on the state Start found: where, and what it restored.
+  const std::string& state_summary() const { return state_summary_; }
+  // Graceful stop: health turns NOT_SERVING, new jobs are refused, queued and running jobs end
+  // INTERRUPTED (running ones at their next batch, after a checkpoint), watch streams get the
+  // final events and close, then in-flight RPCs get until `deadline` to finish.
+  void Shutdown(absl::Duration deadline = absl::Seconds(10));
+  // Blocks until Shutdown has completed.
+  void Wait();
+
+ private:
+  absl::Status OpenStore();
+
+  ServerOptions options_;
+  std::function<void(const std::string&)> log_;
+  int port_ = 0;
+  std::string state_summary_;
+  std::unique_ptr<store::SessionStore> store_;
+  std::unique_ptr<ComputeShares> job_compute_, rpc_compute_;
+  std::unique_ptr<BuiltinDatasets> builtins_;
+  std::unique_ptr<JobScheduler> scheduler_;
+  std::unique_ptr<WorkerPool> rpc_workers_;  // outlives server_: in-flight RPCs need it
+  std::unique_ptr<SessionManager> sessions_;
+  std::unique_ptr<SessionServiceImpl> session_service_;
+  std::unique_ptr<ModelServiceImpl> model_service_;
+  std::unique_ptr<DataServiceImpl> data_service_;
+  std::unique_ptr<JobServiceImpl> job_service_;
+  std::unique_ptr<InferenceServiceImpl> inference_service_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace kiln::server
+
+#endif  // KILN_SERVER_GRPC_SERVER_H_

@@ -1,0 +1,69 @@
+// Where session datasets come from: the built-in ones (read once and shared), files under the
+// server's data root, and uploads assembled from chunks.
+#ifndef KILN_SERVER_SERVICE_DATASETS_H_
+#define KILN_SERVER_SERVICE_DATASETS_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/io/dataset.h"
+#include "kiln/v1/service.pb.h"
+#include "server/store/tensor_file.h"
+
+namespace kiln::server {
+
+// Built-in datasets by name ("fashion_mnist:train", "fashion_mnist:test"), loaded on first use
+// and shared read-only by every session.
+class BuiltinDatasets {
+ public:
+  // NOT_FOUND for unknown names (listing the known ones) and missing packages.
+  absl::StatusOr<std::shared_ptr<const Dataset>> Get(const std::string& name);
+  static bool IsBuiltin(const std::string& name);
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const Dataset>> loaded_ ABSL_GUARDED_BY(mu_);
+};
+
+// Reads a FileSource below `data_root` (which it may not leave) and applies `transform`.
+absl::StatusOr<Dataset> LoadFiles(const std::string& data_root, const v1::FileSource& files,
+                                  const v1::FeatureTransform& transform);
+
+// A dataset's arrays as the store keeps them ("x0", "x1", ..., "y") and back; DATA_LOSS naming
+// `what` for arrays that do not make a dataset.
+std::vector<store::NamedTensor> DatasetArrays(const Dataset& data);
+absl::StatusOr<Dataset> DatasetFromArrays(std::vector<store::NamedTensor> arrays,
+                                          absl::string_view what);
+
+// Applies a FeatureTransform (scale, per-sample reshape) to every x tensor.
+absl::Status ApplyTransform(const v1::FeatureTransform& transform, Dataset& data,
+                            absl::string_view path);
+
+// An upload in progress: the header, then bytes per array, until Finish parses them.
+class UploadBuilder {
+ public:
+  // INVALID_ARGUMENT for a malformed header (paths under "header").
+  static absl::StatusOr<std::unique_ptr<UploadBuilder>> Create(const v1::UploadHeader& header);
+
+  // Appends a chunk; `max_bytes` bounds the upload's total. `offset`, when not negative, must
+  // equal the bytes of that array received so far. Returns that count after the chunk.
+  absl::StatusOr<int64_t> Append(const v1::UploadChunk& chunk, int64_t offset, int64_t max_bytes);
+  // Parses the arrays into a dataset.
+  absl::StatusOr<Dataset> Finish() const;
+
+  const v1::UploadHeader& header() const { return header_; }
+  int64_t bytes() const { return total_; }
+
+ private:
+  explicit UploadBuilder(v1::UploadHeader header) : header_(std::move(header)) {}
+  v1::UploadHeader header_;
+  absl::flat_hash_map<std::string, std::string> arrays_;  // "x0".., "y" -> bytes
+  int64_t total_ = 0;
+};
+
+}  // namespace kiln::server
+
+#endif  // KILN_SERVER_SERVICE_DATASETS_H_

@@ -1,0 +1,57 @@
+#include "server/service/options.h"
+
+#include <cstdlib>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+
+namespace kiln::server {
+namespace {
+
+absl::Status OutOfRange(absl::string_view flag, absl::string_view requirement) {
+  return absl::InvalidArgumentError(absl::StrCat("--", flag, " ", requirement));
+}
+
+}  // namespace
+
+std::string DefaultStateDir() {
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg != nullptr && xdg[0] == '/') {
+    return absl::StrCat(xdg, "/kiln");
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && home[0] == '/') {
+    return absl::StrCat(home, "/.local/state/kiln");
+  }
+  return "/var/lib/kiln";
+}
+
+absl::Status ValidateOptions(const ServerOptions& options) {
+  if (options.compute_threads < 0) return OutOfRange("worker_threads", "must not be negative");
+  if (options.max_concurrent_jobs < 1) return OutOfRange("max_concurrent_jobs", "must be >= 1");
+  if (options.rpc_worker_threads < 1) return OutOfRange("rpc_worker_threads", "must be >= 1");
+  if (options.max_queued_rpcs < 1) return OutOfRange("max_queued_rpcs", "must be >= 1");
+  if (options.state_dir.empty() && !options.ephemeral) {
+    return OutOfRange("state_dir", "must name a directory (or give --ephemeral)");
+  }
+  // gRPC takes the limit as an int; below 64 KiB not even a small Predict fits.
+  if (options.max_message_bytes < (int64_t{64} << 10) ||
+      options.max_message_bytes > std::numeric_limits<int>::max()) {
+    return OutOfRange("max_message_bytes", "must be between 65536 and 2147483647");
+  }
+  if (options.session_ttl <= absl::ZeroDuration()) {
+    return OutOfRange("session_ttl", "must be positive");
+  }
+  if (options.max_session_ttl < options.session_ttl) {
+    return OutOfRange("max_session_ttl", "must not be shorter than --session_ttl");
+  }
+  if (options.session_reap_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("the session reap interval must be positive");
+  }
+  if (options.max_sessions < 1) return OutOfRange("max_sessions", "must be >= 1");
+  if (options.max_session_bytes < 1) return OutOfRange("max_session_bytes", "must be >= 1");
+  if (options.shutdown_grace < absl::ZeroDuration()) {
+    return OutOfRange("shutdown_grace", "must not be negative");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace kiln::server

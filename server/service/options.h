@@ -1,0 +1,42 @@
+// Server settings and their checks. The defaults here are kiln-server's flag defaults (main.cc
+// reads them from a default-constructed ServerOptions); tests set fields directly.
+#ifndef KILN_SERVER_SERVICE_OPTIONS_H_
+#define KILN_SERVER_SERVICE_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace kiln::server {
+
+// $XDG_STATE_HOME/kiln, else $HOME/.local/state/kiln (the XDG base directory default), else
+// /var/lib/kiln.
+std::string DefaultStateDir();
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free one
+  int compute_threads = 0;                 // OpenMP threads shared by running work; 0: all cores
+  int max_concurrent_jobs = 1;             // more are queued
+  int rpc_worker_threads = 4;              // run changes, Predict, Compile, weights, parsing
+  int max_queued_rpcs = 1024;              // RPCs waiting for a worker; more are refused
+  // Sessions, models, weights, datasets and jobs are kept here, and the bound port as `port`.
+  std::string state_dir = DefaultStateDir();
+  bool ephemeral = false;  // keep nothing on disk (state_dir then only receives `port`)
+  std::string data_root;   // OpenDataset files are read below it; empty: none
+  int64_t max_message_bytes = int64_t{64} << 20;
+  absl::Duration session_ttl = absl::Hours(1);
+  absl::Duration max_session_ttl = absl::Hours(24);
+  absl::Duration session_reap_interval = absl::Seconds(5);  // expiry checks and last-use flushes
+  int max_sessions = 256;
+  int64_t max_session_bytes = int64_t{4} << 30;  // datasets and uploads of one session
+  absl::Duration shutdown_grace = absl::Seconds(10);
+};
+
+// INVALID_ARGUMENT naming the kiln-server flag of the first setting out of range.
+absl::Status ValidateOptions(const ServerOptions& options);
+
+}  // namespace kiln::server
+
+#endif  // KILN_SERVER_SERVICE_OPTIONS_H_

@@ -1,0 +1,253 @@
+// Session: the graph built card by card, models, and Compile. Every change follows the same
+// three steps under writer_mu_: check and prepare it (slow parts included) without touching
+// the session, record it in the store, then apply it under mu_, where it can no longer fail.
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "core/base/status.h"
+#include "core/graph/definition.h"
+#include "core/keras/args.h"
+#include "core/layers/registry.h"
+#include "server/service/session.h"
+#include "server/service/session_internal.h"
+
+namespace kiln::server {
+
+using internal::Ids;
+
+absl::StatusOr<v1::TensorInfo> Session::AddInput(const v1::AddInputRequest& request) {
+  const v1::Input& input = request.input();
+  if (input.has_batch_size()) {
+    return FieldError("input.batch_size",
+                      "Kiln models take any batch size; give the batch size to fit or predict");
+  }
+  KILN_RETURN_IF_ERROR(WithFieldPrefix(CheckDType(input.dtype(), "dtype"), "input"));
+  const Shape shape(std::vector<int64_t>(input.shape().begin(), input.shape().end()));
+  absl::MutexLock writer(&writer_mu_);
+  KILN_RETURN_IF_ERROR(WithFieldPrefix(graph_.CheckInput(shape, input.name()), "input"));
+  store::OpRecord op;
+  *op.mutable_add_input() = request;
+  KILN_RETURN_IF_ERROR(runtime_.store->AppendOp(Record(), op));
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<TensorId> id = graph_.AddInput(shape, input.name());
+  if (!id.ok()) return WithFieldPrefix(id.status(), "input");  // CheckInput said it would not
+  return TensorInfoOf(graph_, *id);
+}
+
+absl::StatusOr<v1::AddLayerResponse> Session::AddLayer(const v1::AddLayerRequest& request) {
+  absl::MutexLock writer(&writer_mu_);
+  uint64_t seed;
+  store::SessionRecord record;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    seed = Peek(layer_seeds_);
+    record = RecordLocked();
+  }
+  absl::StatusOr<std::unique_ptr<Layer>> layer = CreateLayer(request.spec(), seed);
+  if (!layer.ok()) return WithFieldPrefix(layer.status(), "spec");
+  // Builds the layer - its weights' initialisation may be slow - without mu_.
+  absl::StatusOr<Graph::PreparedLayer> prepared =
+      graph_.PrepareAddLayer(*std::move(layer), Ids(request.inputs()));
+  if (!prepared.ok()) {
+    // A taken name is the spec's fault; shape errors already name `inputs`.
+    return absl::IsAlreadyExists(prepared.status()) ? WithFieldPrefix(prepared.status(), "spec")
+                                                    : prepared.status();
+  }
+  store::OpRecord op;
+  *op.mutable_add_layer() = request;
+  op.set_seed(seed);
+  record.set_layer_seed_draws(record.layer_seed_draws() + 1);
+  KILN_RETURN_IF_ERROR(runtime_.store->AppendOp(record, op));
+  absl::MutexLock lock(&mu_);
+  layer_seeds_.discard(1);
+  ++layer_seed_draws_;
+  Graph::AddedLayer added = graph_.CommitAddLayer(*std::move(prepared));
+  v1::AddLayerResponse response;
+  *response.mutable_layer() = LayerInfoOf(*added.layer);
+  for (TensorId t : added.outputs) *response.add_outputs() = TensorInfoOf(graph_, t);
+  return response;
+}
+
+absl::StatusOr<v1::CallLayerResponse> Session::CallLayer(const v1::CallLayerRequest& request) {
+  absl::MutexLock writer(&writer_mu_);
+  std::shared_ptr<Layer> layer = graph_.FindLayer(request.layer());
+  if (layer == nullptr) {
+    return WithFieldPrefix(
+        absl::NotFoundError(absl::StrCat("no layer \"", request.layer(), "\" in this session")),
+        "layer");
+  }
+  const std::vector<TensorId> inputs = Ids(request.inputs());
+  // A first call builds the layer. Readers may look at the layer meanwhile, so its weights are
+  // built on a twin (same spec, same seed: the same weights) and adopted afterwards.
+  std::unique_ptr<Layer> twin;
+  if (!layer->built()) {
+    KILN_ASSIGN_OR_RETURN(twin, CreateLayer(layer->spec(), layer->seed()));
+    twin->set_name(layer->name());
+  }
+  KILN_RETURN_IF_ERROR(graph_.CheckCall(twin ? *twin : *layer, inputs).status());
+  store::OpRecord op;
+  *op.mutable_call_layer() = request;
+  KILN_RETURN_IF_ERROR(runtime_.store->AppendOp(Record(), op));
+  absl::MutexLock lock(&mu_);
+  if (twin) KILN_RETURN_IF_ERROR(layer->AdoptWeights(*twin));
+  KILN_ASSIGN_OR_RETURN(std::vector<TensorId> outputs, graph_.Call(layer, inputs));
+  v1::CallLayerResponse response;
+  for (TensorId t : outputs) *response.add_outputs() = TensorInfoOf(graph_, t);
+  return response;
+}
+
+absl::StatusOr<Session::FoundLayer> Session::FindLayer(const std::string& layer,
+                                                       const std::string& model) const {
+  if (!model.empty()) {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(model, "model"));
+    for (const Model::Node& node : entry->model->nodes()) {
+      if (node.layer->name() == layer) return FoundLayer{node.layer, entry->scope()};
+    }
+    return WithFieldPrefix(
+        absl::NotFoundError(absl::StrCat("model \"", model, "\" has no layer \"", layer, "\"")),
+        "layer");
+  }
+  std::shared_ptr<Layer> found = graph_.FindLayer(layer);
+  if (found == nullptr) {
+    return WithFieldPrefix(
+        absl::NotFoundError(absl::StrCat("no layer \"", layer,
+                                         "\" in this session's graph (for a layer of a model "
+                                         "made by DefineModel, also give `model`)")),
+        "layer");
+  }
+  return FoundLayer{std::move(found), ""};
+}
+
+absl::StatusOr<v1::LayerInfo> Session::GetLayer(const v1::GetLayerRequest& request) const {
+  absl::ReaderMutexLock lock(&mu_);
+  KILN_ASSIGN_OR_RETURN(FoundLayer found, FindLayer(request.layer(), request.model()));
+  return LayerInfoOf(*found.layer);
+}
+
+absl::StatusOr<std::shared_ptr<Session::ModelEntry>> Session::FindModel(
+    const std::string& name, absl::string_view field) const {
+  auto it = models_.find(name);
+  if (it == models_.end()) {
+    return WithFieldPrefix(
+        absl::NotFoundError(absl::StrCat("no model \"", name, "\" in this session")), field);
+  }
+  return it->second;
+}
+
+absl::Status Session::CheckModelExists(const std::string& name) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return FindModel(name, "model").status();
+}
+
+absl::StatusOr<v1::ModelInfo> Session::CreateModel(const v1::CreateModelRequest& request) {
+  absl::MutexLock writer(&writer_mu_);
+  store::SessionRecord record = Record();
+  std::string name = request.name();
+  int next_counter = record.model_counter();
+  if (name.empty()) {
+    do {
+      name = next_counter == 0 ? "model" : absl::StrCat("model_", next_counter);
+      ++next_counter;
+    } while (models_.contains(name));
+  } else if (models_.contains(name)) {
+    return WithFieldPrefix(
+        absl::AlreadyExistsError(absl::StrCat("a model \"", name, "\" already exists")), "name");
+  }
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                        Model::Create(graph_, Ids(request.inputs()), Ids(request.outputs()), name));
+  store::OpRecord op;
+  *op.mutable_create_model() = request;
+  op.mutable_create_model()->set_name(name);
+  record.set_model_counter(next_counter);
+  KILN_RETURN_IF_ERROR(runtime_.store->PutModel(record, name, op, /*own_scope=*/false));
+  auto entry = std::make_shared<ModelEntry>();
+  entry->name = name;
+  entry->model = std::move(model);
+  entry->trainer = std::make_unique<Trainer>(entry->model.get());
+  absl::MutexLock lock(&mu_);
+  model_counter_ = next_counter;
+  models_[name] = entry;
+  return ModelInfoOf(*entry, true);
+}
+
+absl::StatusOr<v1::ModelInfo> Session::DefineModel(const v1::DefineModelRequest& request) {
+  const v1::ModelDefinition& definition = request.definition();
+  const std::string name = definition.name().empty() ? "model" : definition.name();
+  absl::MutexLock writer(&writer_mu_);
+  if (models_.contains(name) && !request.replace()) {
+    return WithFieldPrefix(
+        absl::AlreadyExistsError(
+            absl::StrCat("a model \"", name, "\" already exists; set `replace` to replace it")),
+        "definition.name");
+  }
+  store::SessionRecord record = Record();
+  const uint64_t seed = [&] {
+    absl::ReaderMutexLock lock(&mu_);
+    return Peek(layer_seeds_);
+  }();
+  // A definition builds into a graph of its own, without mu_.
+  auto entry = std::make_shared<ModelEntry>();
+  entry->name = name;
+  entry->own_graph = std::make_shared<Graph>();
+  absl::StatusOr<std::unique_ptr<Model>> model = BuildModel(definition, *entry->own_graph, seed);
+  if (!model.ok()) return WithFieldPrefix(model.status(), "definition");
+  entry->model = std::move(*model);
+  entry->trainer = std::make_unique<Trainer>(entry->model.get());
+  if (definition.has_compile()) {
+    absl::Status status = entry->trainer->Compile(definition.compile());
+    if (!status.ok()) return WithFieldPrefix(status, "definition.compile");
+  }
+  store::OpRecord op;
+  *op.mutable_define_model() = request;
+  op.set_seed(seed);
+  record.set_layer_seed_draws(record.layer_seed_draws() + 1);
+  KILN_RETURN_IF_ERROR(runtime_.store->PutModel(record, name, op, /*own_scope=*/true));
+  absl::MutexLock lock(&mu_);
+  layer_seeds_.discard(1);
+  ++layer_seed_draws_;
+  models_[name] = entry;  // a job that uses the replaced model keeps it until it ends
+  return ModelInfoOf(*entry, true);
+}
+
+absl::StatusOr<v1::ModelInfo> Session::GetModel(const v1::GetModelRequest& request) const {
+  absl::ReaderMutexLock lock(&mu_);
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.name(), "name"));
+  return ModelInfoOf(*entry, true);
+}
+
+v1::ListModelsResponse Session::ListModels() const {
+  absl::ReaderMutexLock lock(&mu_);
+  v1::ListModelsResponse response;
+  for (const auto& [name, entry] : models_) *response.add_models() = ModelInfoOf(*entry, false);
+  std::sort(response.mutable_models()->begin(), response.mutable_models()->end(),
+            [](const v1::ModelInfo& a, const v1::ModelInfo& b) { return a.name() < b.name(); });
+  return response;
+}
+
+absl::Status Session::DeleteModel(const v1::DeleteModelRequest& request) {
+  absl::MutexLock writer(&writer_mu_);
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.name(), "name"));
+  KILN_RETURN_IF_ERROR(
+      runtime_.store->DeleteModel(id_, request.name(), entry->own_graph != nullptr));
+  absl::MutexLock lock(&mu_);
+  models_.erase(request.name());  // a job that uses it keeps it alive until it ends
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::ModelInfo> Session::Compile(const v1::CompileRequest& request) {
+  KILN_RETURN_IF_ERROR(compute_.EnterShort());
+  absl::Cleanup leave = [this] { compute_.LeaveShort(); };
+  absl::MutexLock writer(&writer_mu_);
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.model(), "model"));
+  // Compiled afresh, as Keras's compile() starts a new optimizer; swapped in once stored.
+  auto trainer = std::make_unique<Trainer>(entry->model.get());
+  absl::Status status = trainer->Compile(request.config());
+  if (!status.ok()) return WithFieldPrefix(status, "config");
+  store::OpRecord op;
+  *op.mutable_compile() = request;
+  KILN_RETURN_IF_ERROR(runtime_.store->PutCompile(id_, request.model(), op));
+  absl::MutexLock lock(&mu_);
+  entry->trainer = std::move(trainer);
+  return ModelInfoOf(*entry, false);
+}
+
+}  // namespace kiln::server

@@ -1,0 +1,196 @@
+#include "server/service/session_manager.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "core/base/random_id.h"
+#include "core/base/status.h"
+#include "google/protobuf/util/time_util.h"
+#include "server/service/session_internal.h"
+
+namespace kiln::server {
+
+SessionManager::SessionManager(Runtime runtime) : runtime_(runtime) {}
+
+SessionManager::~SessionManager() { Shutdown(); }
+
+absl::Status SessionManager::Load(const std::function<void(const std::string&)>& log) {
+  KILN_ASSIGN_OR_RETURN(std::vector<store::StoredSession> stored, runtime_.store->LoadSessions());
+  absl::MutexLock lock(&mu_);
+  for (const store::StoredSession& s : stored) {
+    absl::StatusOr<std::shared_ptr<Session>> session = Session::Restore(s, runtime_);
+    if (session.ok()) {
+      sessions_[s.record.id()] = *std::move(session);
+      ++restored_;
+      continue;
+    }
+    log(absl::StrCat("session ", s.record.id(),
+                     " could not be restored: ", session.status().message()));
+    Damaged d;
+    d.status = absl::DataLossError(absl::StrCat(
+        session.status().message(), "; DeleteSession removes it (the rest of the server is fine)"));
+    d.description.set_id(s.record.id());
+    d.description.set_name(s.record.name());
+    d.description.set_owner(s.record.owner());
+    *d.description.mutable_created() =
+        internal::ToTimestamp(absl::FromUnixMicros(s.record.created_micros()));
+    d.description.set_damaged(std::string(session.status().message()));
+    damaged_[s.record.id()] = std::move(d);
+    ++damaged_count_;
+  }
+  reaper_ = std::thread([this] { ReaperLoop(); });
+  return absl::OkStatus();
+}
+
+absl::Status SessionManager::NotFound(const std::string& id) const {
+  return WithFieldPrefix(absl::NotFoundError(absl::StrCat(
+                             "no session \"", id, "\" (it may have expired or been deleted)")),
+                         "session_id");
+}
+
+absl::StatusOr<std::shared_ptr<Session>> SessionManager::Create(
+    const Caller& caller, const v1::CreateSessionRequest& request) {
+  const ServerOptions& options = *runtime_.options;
+  if (request.ttl_seconds() < 0) {
+    return FieldError("ttl_seconds", "must not be negative (0 means the server's default)");
+  }
+  absl::Duration ttl =
+      request.ttl_seconds() == 0 ? options.session_ttl : absl::Seconds(request.ttl_seconds());
+  ttl = std::min(ttl, options.max_session_ttl);
+  std::shared_ptr<Session> session;
+  {
+    absl::MutexLock lock(&mu_);
+    if (static_cast<int>(sessions_.size() + damaged_.size()) >= options.max_sessions) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the server holds its maximum of ", options.max_sessions,
+                       " sessions; delete one, or wait for idle ones to expire"));
+    }
+    // 128 bits from the kernel's CSPRNG: an id is not guessable, from others or at all.
+    session = std::make_shared<Session>(absl::StrCat("s-", RandomHex(16)), caller, request, ttl,
+                                        runtime_);
+  }
+  KILN_RETURN_IF_ERROR(runtime_.store->CreateSession(session->Record()));
+  absl::MutexLock lock(&mu_);
+  sessions_[session->id()] = session;
+  return session;
+}
+
+absl::StatusOr<std::shared_ptr<Session>> SessionManager::Get(const Caller& caller,
+                                                             const std::string& id) {
+  std::shared_ptr<Session> session;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) {
+      auto damaged = damaged_.find(id);
+      if (damaged != damaged_.end() && damaged->second.description.owner() == caller.id) {
+        return WithFieldPrefix(damaged->second.status, "session_id");
+      }
+      return NotFound(id);
+    }
+    if (it->second->owner() != caller.id) return NotFound(id);
+    session = it->second;
+  }
+  session->Touch();
+  return session;
+}
+
+absl::StatusOr<v1::Session> SessionManager::Describe(const Caller& caller, const std::string& id) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto damaged = damaged_.find(id);
+    if (damaged != damaged_.end() && damaged->second.description.owner() == caller.id) {
+      return damaged->second.description;
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, Get(caller, id));
+  return session->Describe(true);
+}
+
+v1::ListSessionsResponse SessionManager::List(const Caller& caller) const {
+  std::vector<std::shared_ptr<Session>> sessions;
+  v1::ListSessionsResponse response;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, s] : sessions_) {
+      if (s->owner() == caller.id) sessions.push_back(s);
+    }
+    for (const auto& [id, d] : damaged_) {
+      if (d.description.owner() == caller.id) *response.add_sessions() = d.description;
+    }
+  }
+  for (const auto& s : sessions) *response.add_sessions() = s->Describe(false);
+  std::sort(response.mutable_sessions()->begin(), response.mutable_sessions()->end(),
+            [](const v1::Session& a, const v1::Session& b) {
+              return google::protobuf::util::TimeUtil::TimestampToNanoseconds(a.created()) <
+                     google::protobuf::util::TimeUtil::TimestampToNanoseconds(b.created());
+            });
+  return response;
+}
+
+absl::Status SessionManager::Delete(const Caller& caller, const std::string& id) {
+  std::shared_ptr<Session> session;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(id);
+    auto damaged = damaged_.find(id);
+    const bool mine =
+        (it != sessions_.end() && it->second->owner() == caller.id) ||
+        (damaged != damaged_.end() && damaged->second.description.owner() == caller.id);
+    if (!mine) return NotFound(id);
+    if (it != sessions_.end()) session = it->second;
+  }
+  // Stored first: a session that answered "deleted" does not come back after a restart.
+  KILN_RETURN_IF_ERROR(runtime_.store->DeleteSession(id));
+  {
+    absl::MutexLock lock(&mu_);
+    sessions_.erase(id);
+    damaged_.erase(id);
+  }
+  if (session != nullptr) session->Close();
+  return absl::OkStatus();
+}
+
+int SessionManager::DeleteExpired(absl::Time now) {
+  std::vector<std::shared_ptr<Session>> expired, live;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, session] : sessions_) {
+      (session->Expired(now) ? expired : live).push_back(session);
+    }
+  }
+  int deleted = 0;
+  for (const auto& s : expired) {
+    if (!runtime_.store->DeleteSession(s->id()).ok()) continue;  // tried again next time
+    {
+      absl::MutexLock lock(&mu_);
+      sessions_.erase(s->id());
+    }
+    s->Close();
+    ++deleted;
+  }
+  for (const auto& s : live) s->FlushLastUse().IgnoreError();  // best effort; retried
+  return deleted;
+}
+
+void SessionManager::Shutdown() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (reaper_.joinable()) reaper_.join();
+  std::vector<std::shared_ptr<Session>> sessions;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, s] : sessions_) sessions.push_back(s);
+  }
+  for (const auto& s : sessions) {
+    s->FlushLastUse().IgnoreError();
+    s->Close();
+  }
+}
+
+void SessionManager::ReaperLoop() {
+  while (!stop_.WaitForNotificationWithTimeout(runtime_.options->session_reap_interval)) {
+    DeleteExpired(absl::Now());
+  }
+}
+
+}  // namespace kiln::server

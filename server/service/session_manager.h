@@ -1,0 +1,69 @@
+// SessionManager: the server's sessions by id, their owners, limits and expiry. At start it
+// restores every session the store kept; a session whose stored state is damaged is kept as a
+// record that answers DATA_LOSS (naming the damage) until it is deleted. A background thread
+// deletes sessions unused for longer than their TTL (a running job keeps its session alive)
+// and stores when the others were last used; deleting a session cancels its jobs.
+#ifndef KILN_SERVER_SERVICE_SESSION_MANAGER_H_
+#define KILN_SERVER_SERVICE_SESSION_MANAGER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "server/service/caller.h"
+#include "server/service/session.h"
+
+namespace kiln::server {
+
+class SessionManager {
+ public:
+  explicit SessionManager(Runtime runtime);
+  ~SessionManager();
+
+  // Restores the stored sessions; `log` receives a line per damaged one. Call once, before
+  // serving. Fails only when the store cannot be read at all.
+  absl::Status Load(const std::function<void(const std::string&)>& log);
+  // Restored sessions and damaged ones, as Load found them.
+  int restored() const { return restored_; }
+  int damaged() const { return damaged_count_; }
+
+  // RESOURCE_EXHAUSTED past --max_sessions; INVALID_ARGUMENT for a negative TTL; the store's
+  // error when the session cannot be stored.
+  absl::StatusOr<std::shared_ptr<Session>> Create(const Caller& caller,
+                                                  const v1::CreateSessionRequest& request);
+  // NOT_FOUND (field "session_id") for unknown or expired ids and for sessions of other
+  // callers; DATA_LOSS for a damaged one. Marks the session used.
+  absl::StatusOr<std::shared_ptr<Session>> Get(const Caller& caller, const std::string& id);
+  // GetSession: also describes a damaged session (with `damaged` set).
+  absl::StatusOr<v1::Session> Describe(const Caller& caller, const std::string& id);
+  v1::ListSessionsResponse List(const Caller& caller) const;
+  absl::Status Delete(const Caller& caller, const std::string& id);
+  // Deletes the sessions whose TTL has passed; the reaper calls it every few seconds.
+  int DeleteExpired(absl::Time now);
+  // Cancels every session's jobs and stops the reaper.
+  void Shutdown();
+
+ private:
+  struct Damaged {
+    v1::Session description;
+    absl::Status status;
+  };
+  void ReaperLoop();
+  absl::Status NotFound(const std::string& id) const;
+
+  const Runtime runtime_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Damaged> damaged_ ABSL_GUARDED_BY(mu_);
+  int restored_ = 0, damaged_count_ = 0;
+  absl::Notification stop_;
+  std::thread reaper_;
+};
+
+}  // namespace kiln::server
+
+#endif  // KILN_SERVER_SERVICE_SESSION_MANAGER_H_

@@ -1,0 +1,644 @@
+#include "server/store/sqlite_store.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/base/random_id.h"
+#include "core/base/status.h"
+#include "server/store/failpoint.h"
+#include "server/store/io_error.h"
+
+namespace kiln::store {
+namespace {
+
+// Migrations[i] takes the schema from version i to i + 1.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sessions(id TEXT PRIMARY KEY, record BLOB NOT NULL);
+CREATE TABLE ops(id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL,
+                 model TEXT NOT NULL, kind TEXT NOT NULL, record BLOB NOT NULL);
+CREATE INDEX ops_by_session ON ops(session_id, id);
+CREATE TABLE weights(session_id TEXT NOT NULL, scope TEXT NOT NULL, layer TEXT NOT NULL,
+                     file TEXT NOT NULL, PRIMARY KEY(session_id, scope, layer));
+CREATE TABLE optimizers(session_id TEXT NOT NULL, model TEXT NOT NULL, file TEXT NOT NULL,
+                        PRIMARY KEY(session_id, model));
+CREATE TABLE datasets(session_id TEXT NOT NULL, name TEXT NOT NULL, record BLOB NOT NULL,
+                      file TEXT NOT NULL, PRIMARY KEY(session_id, name));
+CREATE TABLE jobs(id TEXT PRIMARY KEY, session_id TEXT NOT NULL, record BLOB NOT NULL);
+CREATE INDEX jobs_by_session ON jobs(session_id);
+CREATE TABLE events(job_id TEXT NOT NULL, seq INTEGER NOT NULL, event BLOB NOT NULL,
+                    PRIMARY KEY(job_id, seq)) WITHOUT ROWID;
+CREATE TABLE checkpoints(job_id TEXT NOT NULL, number INTEGER NOT NULL, session_id TEXT NOT NULL,
+                         record BLOB NOT NULL, file TEXT NOT NULL,
+                         PRIMARY KEY(job_id, number));
+CREATE INDEX checkpoints_by_session ON checkpoints(session_id);
+)sql",
+};
+static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion);
+
+// The tables with a file column, which the orphan collector and DeleteSession read.
+constexpr const char* kFileTables[] = {"weights", "optimizers", "datasets", "checkpoints"};
+
+absl::Status SessionGone(const std::string& session_id) {
+  return absl::NotFoundError(absl::StrCat("session \"", session_id, "\" was deleted"));
+}
+
+template <typename Message>
+absl::Status Parse(const std::string& bytes, Message& message, absl::string_view what) {
+  if (!message.ParseFromString(bytes)) return Damaged(what, "its row cannot be read");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(std::unique_ptr<StateDir> dir) {
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(dir->database()));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(dir), std::move(db)));
+  absl::MutexLock lock(&store->mu_);
+  // auto_vacuum only takes effect before the first table exists; WAL with FULL sync makes
+  // every commit durable before it returns.
+  KILN_RETURN_IF_ERROR(store->db_->Exec(
+      "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
+  KILN_RETURN_IF_ERROR(store->Migrate());
+  KILN_RETURN_IF_ERROR(store->CollectOrphans());
+  return store;
+}
+
+absl::Status SqliteStore::Migrate() {
+  int version = 0;
+  {
+    KILN_ASSIGN_OR_RETURN(
+        SqliteStatement has_meta,
+        db_->Prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'"));
+    KILN_ASSIGN_OR_RETURN(bool row, has_meta.Step());
+    if (row && has_meta.Int64(0) > 0) {
+      KILN_ASSIGN_OR_RETURN(SqliteStatement get,
+                            db_->Prepare("SELECT value FROM meta WHERE key='schema_version'"));
+      KILN_ASSIGN_OR_RETURN(bool found, get.Step());
+      if (!found || !absl::SimpleAtoi(get.Text(0), &version)) {
+        return absl::DataLossError(
+            absl::StrCat(db_->path(), " has no readable schema version; it is damaged"));
+      }
+    }
+  }
+  if (version > kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        db_->path(), " has schema version ", version, ", newer than this kiln-server's (",
+        kSchemaVersion, "): run the kiln-server that wrote it, or another --state_dir"));
+  }
+  for (; version < kSchemaVersion; ++version) {
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_RETURN_IF_ERROR(db_->Exec(kMigrations[version]));
+    KILN_ASSIGN_OR_RETURN(
+        SqliteStatement set,
+        db_->Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?1)"));
+    KILN_RETURN_IF_ERROR(set.BindText(1, absl::StrCat(version + 1)).Run());
+    KILN_RETURN_IF_ERROR(transaction.Commit());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::CollectOrphans() {
+  // Rows of sessions that are gone (a change racing the session's deletion, which the
+  // transactions refuse; kept as a second line of defence).
+  KILN_RETURN_IF_ERROR(
+      db_->Exec("DELETE FROM events WHERE job_id NOT IN (SELECT id FROM jobs WHERE session_id IN "
+                "(SELECT id FROM sessions))"));
+  for (const char* table : {"ops", "weights", "optimizers", "datasets", "jobs", "checkpoints"}) {
+    KILN_RETURN_IF_ERROR(db_->Exec(
+        absl::StrCat("DELETE FROM ", table, " WHERE session_id NOT IN (SELECT id FROM sessions)")));
+  }
+  absl::flat_hash_set<std::string> sessions, files;
+  {
+    KILN_ASSIGN_OR_RETURN(SqliteStatement query, db_->Prepare("SELECT id FROM sessions"));
+    for (;;) {
+      KILN_ASSIGN_OR_RETURN(bool row, query.Step());
+      if (!row) break;
+      sessions.insert(query.Text(0));
+    }
+  }
+  for (const char* table : kFileTables) {
+    KILN_ASSIGN_OR_RETURN(
+        SqliteStatement query,
+        db_->Prepare(absl::StrCat("SELECT session_id, file FROM ", table, " WHERE file != ''")));
+    for (;;) {
+      KILN_ASSIGN_OR_RETURN(bool row, query.Step());
+      if (!row) break;
+      files.insert(FilePath(query.Text(0), query.Text(1)));
+    }
+  }
+  std::error_code error;
+  for (const auto& session_dir : std::filesystem::directory_iterator(dir_->tensors(), error)) {
+    const std::string session = session_dir.path().filename().string();
+    if (!sessions.contains(session)) {
+      orphans_removed_ += int(std::filesystem::remove_all(session_dir.path(), error));
+      continue;
+    }
+    for (const auto& file : std::filesystem::directory_iterator(session_dir.path(), error)) {
+      if (!files.contains(file.path().string())) {
+        std::filesystem::remove(file.path(), error);
+        ++orphans_removed_;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string SqliteStore::FilePath(const std::string& session_id, const std::string& file) const {
+  return absl::StrCat(dir_->SessionDir(session_id), "/", file);
+}
+
+absl::StatusOr<std::string> SqliteStore::WriteFile(const std::string& session_id,
+                                                   absl::Span<const NamedTensor> tensors,
+                                                   absl::string_view kind) {
+  std::error_code error;
+  std::filesystem::create_directories(dir_->SessionDir(session_id), error);
+  if (error) {
+    return IoError(error.value(), absl::StrCat("creating ", dir_->SessionDir(session_id)));
+  }
+  const std::string name = absl::StrCat(kind, "-", RandomHex(12), ".kt");
+  KILN_RETURN_IF_ERROR(WriteTensorFile(FilePath(session_id, name), tensors, kind));
+  return name;
+}
+
+void SqliteStore::RemoveFiles(const std::string& session_id,
+                              const std::vector<std::string>& files) {
+  for (const std::string& file : files) ::unlink(FilePath(session_id, file).c_str());
+}
+
+absl::Status SqliteStore::Commit(SqliteTransaction& transaction, absl::string_view kind,
+                                 const std::string& session_id,
+                                 const std::vector<std::string>& new_files) {
+  absl::Status status = Failpoint(absl::StrCat(kind, ".commit"));
+  if (status.ok()) status = transaction.Commit();
+  if (!status.ok()) {
+    RemoveFiles(session_id, new_files);
+    return status;
+  }
+  return Failpoint(absl::StrCat(kind, ".after_commit"));
+}
+
+absl::Status SqliteStore::WriteSession(const SessionRecord& session) {
+  KILN_ASSIGN_OR_RETURN(SqliteStatement put,
+                        db_->Prepare("UPDATE sessions SET record=?2 WHERE id=?1"));
+  KILN_RETURN_IF_ERROR(
+      put.BindText(1, session.id()).BindBlob(2, session.SerializeAsString()).Run());
+  if (db_->changes() == 0) return SessionGone(session.id());
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::RequireSession(const std::string& session_id) {
+  KILN_ASSIGN_OR_RETURN(SqliteStatement query, db_->Prepare("SELECT 1 FROM sessions WHERE id=?1"));
+  KILN_ASSIGN_OR_RETURN(bool found, query.BindText(1, session_id).Step());
+  if (!found) return SessionGone(session_id);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::InsertOp(const std::string& session_id, const std::string& model,
+                                   absl::string_view kind, const OpRecord& op) {
+  KILN_ASSIGN_OR_RETURN(
+      SqliteStatement insert,
+      db_->Prepare("INSERT INTO ops(session_id, model, kind, record) VALUES(?1, ?2, ?3, ?4)"));
+  return insert.BindText(1, session_id)
+      .BindText(2, model)
+      .BindText(3, kind)
+      .BindBlob(4, op.SerializeAsString())
+      .Run();
+}
+
+absl::Status SqliteStore::DeleteRows(absl::string_view table, absl::string_view where,
+                                     const std::string& session_id, const std::string& key,
+                                     std::vector<std::string>* files, int64_t number) {
+  if (files != nullptr) {
+    KILN_ASSIGN_OR_RETURN(SqliteStatement select,
+                          db_->Prepare(absl::StrCat("SELECT file FROM ", table, " WHERE ", where)));
+    select.BindText(1, session_id).BindText(2, key).Bind(3, number);
+    for (;;) {
+      KILN_ASSIGN_OR_RETURN(bool row, select.Step());
+      if (!row) break;
+      if (!select.Text(0).empty()) files->push_back(select.Text(0));
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(SqliteStatement remove,
+                        db_->Prepare(absl::StrCat("DELETE FROM ", table, " WHERE ", where)));
+  return remove.BindText(1, session_id).BindText(2, key).Bind(3, number).Run();
+}
+
+absl::Status SqliteStore::LoadSessionRows(StoredSession& s) {
+  const std::string& id = s.record.id();
+  const std::string what = absl::StrCat("session ", id);
+  auto keep_first = [&s](absl::Status status) {
+    if (s.damage.ok()) s.damage = std::move(status);
+  };
+  {
+    KILN_ASSIGN_OR_RETURN(SqliteStatement q,
+                          db_->Prepare("SELECT record FROM ops WHERE session_id=?1 ORDER BY id"));
+    q.BindText(1, id);
+    for (;;) {
+      KILN_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      OpRecord op;
+      keep_first(Parse(q.Blob(0), op, absl::StrCat(what, ": a change to its graph")));
+      s.ops.push_back(std::move(op));
+    }
+  }
+  {
+    KILN_ASSIGN_OR_RETURN(
+        SqliteStatement q,
+        db_->Prepare("SELECT scope, layer, file FROM weights WHERE session_id=?1"));
+    q.BindText(1, id);
+    for (;;) {
+      KILN_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      s.weights.push_back({q.Text(0), q.Text(1), q.Text(2)});
+    }
+  }
+  {
+    KILN_ASSIGN_OR_RETURN(SqliteStatement q,
+                          db_->Prepare("SELECT model, file FROM optimizers WHERE session_id=?1"));
+    q.BindText(1, id);
+    for (;;) {
+      KILN_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      s.optimizers.push_back({q.Text(0), q.Text(1)});
+    }
+  }
+  {
+    KILN_ASSIGN_OR_RETURN(
+        SqliteStatement q,
+        db_->Prepare("SELECT name, record, file FROM datasets WHERE session_id=?1 ORDER BY rowid"));
+    q.BindText(1, id);
+    for (;;) {
+      KILN_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      StoredSession::Dataset d;
+      keep_first(Parse(q.Blob(1), d.record, absl::StrCat(what, ": dataset \"", q.Text(0), "\"")));
+      d.file = q.Text(2);
+      s.datasets.push_back(std::move(d));
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(
+      SqliteStatement jobs,
+      db_->Prepare("SELECT id, record FROM jobs WHERE session_id=?1 ORDER BY rowid"));
+  jobs.BindText(1, id);
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(bool row, jobs.Step());
+    if (!row) break;
+    StoredSession::Job job;
+    const std::string job_id = jobs.Text(0);
+    const std::string job_what = absl::StrCat(what, ": job ", job_id);
+    keep_first(Parse(jobs.Blob(1), job.record, job_what));
+    KILN_ASSIGN_OR_RETURN(
+        SqliteStatement events,
+        db_->Prepare("SELECT seq, event FROM events WHERE job_id=?1 ORDER BY seq"));
+    events.BindText(1, job_id);
+    for (;;) {
+      KILN_ASSIGN_OR_RETURN(bool event_row, events.Step());
+      if (!event_row) break;
+      v1::JobEvent event;
+      keep_first(Parse(events.Blob(1), event, absl::StrCat(job_what, ": event ", events.Int64(0))));
+      job.events.push_back(std::move(event));
+    }
+    KILN_ASSIGN_OR_RETURN(
+        SqliteStatement checkpoints,
+        db_->Prepare("SELECT number, record FROM checkpoints WHERE job_id=?1 ORDER BY number"));
+    checkpoints.BindText(1, job_id);
+    for (;;) {
+      KILN_ASSIGN_OR_RETURN(bool checkpoint_row, checkpoints.Step());
+      if (!checkpoint_row) break;
+      CheckpointRecord checkpoint;
+      keep_first(Parse(checkpoints.Blob(1), checkpoint,
+                       absl::StrCat(job_what, ": checkpoint ", checkpoints.Int64(0))));
+      job.checkpoints.push_back(std::move(checkpoint));
+    }
+    s.jobs.push_back(std::move(job));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StoredSession>> SqliteStore::LoadSessions() {
+  absl::MutexLock lock(&mu_);
+  std::vector<StoredSession> sessions;
+  KILN_ASSIGN_OR_RETURN(SqliteStatement query,
+                        db_->Prepare("SELECT id, record FROM sessions ORDER BY rowid"));
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    StoredSession s;
+    s.damage = Parse(query.Blob(1), s.record, absl::StrCat("session ", query.Text(0)));
+    s.record.set_id(query.Text(0));
+    KILN_RETURN_IF_ERROR(LoadSessionRows(s));
+    sessions.push_back(std::move(s));
+  }
+  return sessions;
+}
+
+absl::StatusOr<std::vector<NamedTensor>> SqliteStore::ReadTensors(const std::string& session_id,
+                                                                  const std::string& file) {
+  return ReadTensorFile(FilePath(session_id, file));
+}
+
+absl::Status SqliteStore::CreateSession(const SessionRecord& session) {
+  absl::MutexLock lock(&mu_);
+  KILN_ASSIGN_OR_RETURN(SqliteStatement put,
+                        db_->Prepare("INSERT INTO sessions(id, record) VALUES(?1, ?2)"));
+  KILN_RETURN_IF_ERROR(
+      put.BindText(1, session.id()).BindBlob(2, session.SerializeAsString()).Run());
+  return Failpoint("session.after_commit");
+}
+
+absl::Status SqliteStore::UpdateSession(const SessionRecord& session) {
+  absl::MutexLock lock(&mu_);
+  return WriteSession(session);
+}
+
+absl::Status SqliteStore::DeleteSession(const std::string& session_id) {
+  {
+    absl::MutexLock lock(&mu_);
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_RETURN_IF_ERROR(DeleteRows("events", "job_id IN (SELECT id FROM jobs WHERE session_id=?1)",
+                                    session_id, "", nullptr));
+    for (const char* table : {"ops", "weights", "optimizers", "datasets", "jobs", "checkpoints"}) {
+      KILN_RETURN_IF_ERROR(DeleteRows(table, "session_id=?1", session_id, "", nullptr));
+    }
+    KILN_RETURN_IF_ERROR(DeleteRows("sessions", "id=?1", session_id, "", nullptr));
+    KILN_RETURN_IF_ERROR(Commit(transaction, "delete_session", session_id, {}));
+    // Free the pages the rows held, so deleting a session gives its disk space back.
+    db_->Exec("PRAGMA incremental_vacuum").IgnoreError();
+  }
+  std::error_code error;
+  std::filesystem::remove_all(dir_->SessionDir(session_id), error);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::AppendOp(const SessionRecord& session, const OpRecord& op) {
+  absl::MutexLock lock(&mu_);
+  KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+  KILN_RETURN_IF_ERROR(WriteSession(session));
+  KILN_RETURN_IF_ERROR(InsertOp(session.id(), "", "graph", op));
+  return Commit(transaction, "op", session.id(), {});
+}
+
+absl::Status SqliteStore::PutModel(const SessionRecord& session, const std::string& model,
+                                   const OpRecord& op, bool own_scope) {
+  std::vector<std::string> old_files;
+  {
+    absl::MutexLock lock(&mu_);
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_RETURN_IF_ERROR(WriteSession(session));
+    KILN_RETURN_IF_ERROR(
+        DeleteRows("ops", "session_id=?1 AND model=?2", session.id(), model, nullptr));
+    KILN_RETURN_IF_ERROR(
+        DeleteRows("optimizers", "session_id=?1 AND model=?2", session.id(), model, &old_files));
+    if (own_scope) {
+      KILN_RETURN_IF_ERROR(
+          DeleteRows("weights", "session_id=?1 AND scope=?2", session.id(), model, &old_files));
+    }
+    KILN_RETURN_IF_ERROR(InsertOp(session.id(), model, "model", op));
+    KILN_RETURN_IF_ERROR(Commit(transaction, "model", session.id(), {}));
+  }
+  RemoveFiles(session.id(), old_files);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::DeleteModel(const std::string& session_id, const std::string& model,
+                                      bool own_scope) {
+  std::vector<std::string> old_files;
+  {
+    absl::MutexLock lock(&mu_);
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_RETURN_IF_ERROR(RequireSession(session_id));
+    KILN_RETURN_IF_ERROR(
+        DeleteRows("ops", "session_id=?1 AND model=?2", session_id, model, nullptr));
+    KILN_RETURN_IF_ERROR(
+        DeleteRows("optimizers", "session_id=?1 AND model=?2", session_id, model, &old_files));
+    if (own_scope) {
+      KILN_RETURN_IF_ERROR(
+          DeleteRows("weights", "session_id=?1 AND scope=?2", session_id, model, &old_files));
+    }
+    KILN_RETURN_IF_ERROR(Commit(transaction, "delete_model", session_id, {}));
+  }
+  RemoveFiles(session_id, old_files);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::PutCompile(const std::string& session_id, const std::string& model,
+                                     const OpRecord& op) {
+  std::vector<std::string> old_files;
+  {
+    absl::MutexLock lock(&mu_);
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_RETURN_IF_ERROR(RequireSession(session_id));
+    KILN_RETURN_IF_ERROR(DeleteRows("ops", "session_id=?1 AND model=?2 AND kind='compile'",
+                                    session_id, model, nullptr));
+    KILN_RETURN_IF_ERROR(
+        DeleteRows("optimizers", "session_id=?1 AND model=?2", session_id, model, &old_files));
+    KILN_RETURN_IF_ERROR(InsertOp(session_id, model, "compile", op));
+    KILN_RETURN_IF_ERROR(Commit(transaction, "compile", session_id, {}));
+  }
+  RemoveFiles(session_id, old_files);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::PutWeights(const std::string& session_id,
+                                     absl::Span<const LayerTensors> layers,
+                                     const std::string& model,
+                                     const std::vector<NamedTensor>* optimizer) {
+  // The files first, outside the lock: they may be large, and other sessions go on meanwhile.
+  std::vector<std::string> new_files;
+  absl::Cleanup remove_new = [&] { RemoveFiles(session_id, new_files); };
+  for (const LayerTensors& layer : layers) {
+    KILN_ASSIGN_OR_RETURN(std::string file, WriteFile(session_id, layer.tensors, "weights"));
+    new_files.push_back(std::move(file));
+  }
+  if (optimizer != nullptr) {
+    KILN_ASSIGN_OR_RETURN(std::string file, WriteFile(session_id, *optimizer, "weights"));
+    new_files.push_back(std::move(file));
+  }
+  std::vector<std::string> old_files;
+  {
+    absl::MutexLock lock(&mu_);
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_RETURN_IF_ERROR(RequireSession(session_id));
+    for (size_t i = 0; i < layers.size(); ++i) {
+      KILN_ASSIGN_OR_RETURN(
+          SqliteStatement old,
+          db_->Prepare("SELECT file FROM weights WHERE session_id=?1 AND scope=?2 AND layer=?3"));
+      old.BindText(1, session_id).BindText(2, layers[i].scope).BindText(3, layers[i].layer);
+      KILN_ASSIGN_OR_RETURN(bool found, old.Step());
+      if (found) old_files.push_back(old.Text(0));
+      KILN_ASSIGN_OR_RETURN(SqliteStatement put,
+                            db_->Prepare("INSERT OR REPLACE INTO weights(session_id, scope, "
+                                         "layer, file) VALUES(?1, ?2, ?3, ?4)"));
+      KILN_RETURN_IF_ERROR(put.BindText(1, session_id)
+                               .BindText(2, layers[i].scope)
+                               .BindText(3, layers[i].layer)
+                               .BindText(4, new_files[i])
+                               .Run());
+    }
+    if (optimizer != nullptr) {
+      KILN_RETURN_IF_ERROR(
+          DeleteRows("optimizers", "session_id=?1 AND model=?2", session_id, model, &old_files));
+      KILN_ASSIGN_OR_RETURN(
+          SqliteStatement put,
+          db_->Prepare("INSERT INTO optimizers(session_id, model, file) VALUES(?1, ?2, ?3)"));
+      KILN_RETURN_IF_ERROR(
+          put.BindText(1, session_id).BindText(2, model).BindText(3, new_files.back()).Run());
+    }
+    std::move(remove_new).Cancel();
+    KILN_RETURN_IF_ERROR(Commit(transaction, "weights", session_id, new_files));
+  }
+  RemoveFiles(session_id, old_files);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::PutDataset(const std::string& session_id, const DatasetRecord& dataset,
+                                     const std::vector<NamedTensor>* arrays) {
+  std::string file;
+  if (arrays != nullptr) {
+    KILN_ASSIGN_OR_RETURN(file, WriteFile(session_id, *arrays, "dataset"));
+  }
+  absl::MutexLock lock(&mu_);
+  KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+  KILN_ASSIGN_OR_RETURN(
+      SqliteStatement put,
+      db_->Prepare("INSERT INTO datasets(session_id, name, record, file) VALUES(?1, ?2, ?3, ?4)"));
+  absl::Status inserted = RequireSession(session_id);
+  if (inserted.ok())
+    inserted = put.BindText(1, session_id)
+                   .BindText(2, dataset.info().name())
+                   .BindBlob(3, dataset.SerializeAsString())
+                   .BindText(4, file)
+                   .Run();
+  if (!inserted.ok()) {
+    RemoveFiles(session_id, {file});
+    return inserted;
+  }
+  return Commit(transaction, "dataset", session_id, {file});
+}
+
+absl::Status SqliteStore::DeleteDataset(const std::string& session_id, const std::string& name) {
+  std::vector<std::string> old_files;
+  {
+    absl::MutexLock lock(&mu_);
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_RETURN_IF_ERROR(
+        DeleteRows("datasets", "session_id=?1 AND name=?2", session_id, name, &old_files));
+    KILN_RETURN_IF_ERROR(Commit(transaction, "delete_dataset", session_id, {}));
+  }
+  RemoveFiles(session_id, old_files);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::PutJob(const SessionRecord& session, const JobRecord& job) {
+  absl::MutexLock lock(&mu_);
+  KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+  KILN_RETURN_IF_ERROR(WriteSession(session));
+  KILN_ASSIGN_OR_RETURN(
+      SqliteStatement put,
+      db_->Prepare("INSERT OR REPLACE INTO jobs(id, session_id, record) VALUES(?1, ?2, ?3)"));
+  KILN_RETURN_IF_ERROR(put.BindText(1, job.plan().id())
+                           .BindText(2, session.id())
+                           .BindBlob(3, job.SerializeAsString())
+                           .Run());
+  return Commit(transaction, "job", session.id(), {});
+}
+
+absl::Status SqliteStore::AppendEvent(const std::string& session_id, const v1::JobEvent& event) {
+  absl::MutexLock lock(&mu_);
+  KILN_RETURN_IF_ERROR(Failpoint("event.commit"));
+  KILN_RETURN_IF_ERROR(RequireSession(session_id));
+  KILN_ASSIGN_OR_RETURN(SqliteStatement put,
+                        db_->Prepare("INSERT INTO events(job_id, seq, event) VALUES(?1, ?2, ?3)"));
+  KILN_RETURN_IF_ERROR(put.BindText(1, event.job_id())
+                           .Bind(2, event.sequence())
+                           .BindBlob(3, event.SerializeAsString())
+                           .Run());
+  return Failpoint("event.after_commit");
+}
+
+absl::Status SqliteStore::PutCheckpoint(const std::string& session_id,
+                                        const CheckpointRecord& checkpoint,
+                                        absl::Span<const NamedTensor> tensors, int keep) {
+  KILN_ASSIGN_OR_RETURN(std::string file, WriteFile(session_id, tensors, "checkpoint"));
+  std::vector<std::string> old_files;
+  {
+    absl::MutexLock lock(&mu_);
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_ASSIGN_OR_RETURN(SqliteStatement put,
+                          db_->Prepare("INSERT INTO checkpoints(job_id, number, session_id, "
+                                       "record, file) VALUES(?1, ?2, ?3, ?4, ?5)"));
+    absl::Status inserted = RequireSession(session_id);
+    if (inserted.ok())
+      inserted = put.BindText(1, checkpoint.info().job_id())
+                     .Bind(2, checkpoint.info().number())
+                     .BindText(3, session_id)
+                     .BindBlob(4, checkpoint.SerializeAsString())
+                     .BindText(5, file)
+                     .Run();
+    if (!inserted.ok()) {
+      RemoveFiles(session_id, {file});
+      return inserted;
+    }
+    // All but the newest `keep`.
+    KILN_ASSIGN_OR_RETURN(SqliteStatement oldest,
+                          db_->Prepare("SELECT number FROM checkpoints WHERE job_id=?1 ORDER BY "
+                                       "number DESC LIMIT -1 OFFSET ?2"));
+    oldest.BindText(1, checkpoint.info().job_id()).Bind(2, keep);
+    std::vector<int64_t> drop;
+    for (;;) {
+      KILN_ASSIGN_OR_RETURN(bool row, oldest.Step());
+      if (!row) break;
+      drop.push_back(oldest.Int64(0));
+    }
+    for (int64_t number : drop) {
+      KILN_RETURN_IF_ERROR(DeleteRows("checkpoints", "job_id=?2 AND number=?3", session_id,
+                                      checkpoint.info().job_id(), &old_files, number));
+    }
+    KILN_RETURN_IF_ERROR(Commit(transaction, "checkpoint", session_id, {file}));
+  }
+  RemoveFiles(session_id, old_files);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<NamedTensor>> SqliteStore::ReadCheckpoint(const std::string& session_id,
+                                                                     const std::string& job_id,
+                                                                     int64_t number) {
+  std::string file;
+  {
+    absl::MutexLock lock(&mu_);
+    KILN_ASSIGN_OR_RETURN(
+        SqliteStatement get,
+        db_->Prepare("SELECT file FROM checkpoints WHERE job_id=?1 AND number=?2"));
+    get.BindText(1, job_id).Bind(2, number);
+    KILN_ASSIGN_OR_RETURN(bool found, get.Step());
+    if (!found) {
+      return absl::NotFoundError(absl::StrCat("job ", job_id, " has no checkpoint ", number));
+    }
+    file = get.Text(0);
+  }
+  return ReadTensorFile(FilePath(session_id, file));
+}
+
+absl::Status SqliteStore::DeleteCheckpoint(const std::string& session_id, const std::string& job_id,
+                                           int64_t number) {
+  std::vector<std::string> old_files;
+  {
+    absl::MutexLock lock(&mu_);
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_RETURN_IF_ERROR(DeleteRows("checkpoints", "job_id=?2 AND number=?3", session_id, job_id,
+                                    &old_files, number));
+    KILN_RETURN_IF_ERROR(Commit(transaction, "delete_checkpoint", session_id, {}));
+  }
+  RemoveFiles(session_id, old_files);
+  return absl::OkStatus();
+}
+
+}  // namespace kiln::store

@@ -1,0 +1,109 @@
+// SqliteStore: the SessionStore of a state directory (StateDir). Metadata, specs (as the API's
+// protobuf messages) and job event logs live in one SQLite database in WAL mode with
+// synchronous=FULL; weights, optimizer state, dataset arrays and checkpoints live in tensor
+// files that rows of the database name.
+//
+// A change that writes tensors writes its new files first (each atomically), then commits the
+// rows that name them, then removes the files the rows named before: a crash at any point
+// leaves the old state or the new one, plus files no row names, which Open removes.
+//
+// The database records its schema version; Open migrates an older schema in place and refuses
+// a newer one.
+#ifndef KILN_SERVER_STORE_SQLITE_STORE_H_
+#define KILN_SERVER_STORE_SQLITE_STORE_H_
+
+#include <memory>
+
+#include "absl/synchronization/mutex.h"
+#include "server/store/session_store.h"
+#include "server/store/sqlite.h"
+#include "server/store/state_dir.h"
+
+namespace kiln::store {
+
+class SqliteStore final : public SessionStore {
+ public:
+  // The schema this build writes.
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens (creating or migrating) the database of `dir` and removes files no row names.
+  // DATA_LOSS when the database file is not a database; FAILED_PRECONDITION for a schema
+  // newer than this build's.
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(std::unique_ptr<StateDir> dir);
+
+  // What Open removed: temporary files and files no row named.
+  int orphans_removed() const { return orphans_removed_; }
+
+  bool durable() const override { return true; }
+  std::string location() const override { return dir_->path(); }
+  absl::StatusOr<std::vector<StoredSession>> LoadSessions() override;
+  absl::StatusOr<std::vector<NamedTensor>> ReadTensors(const std::string& session_id,
+                                                       const std::string& file) override;
+  absl::Status CreateSession(const SessionRecord& session) override;
+  absl::Status UpdateSession(const SessionRecord& session) override;
+  absl::Status DeleteSession(const std::string& session_id) override;
+  absl::Status AppendOp(const SessionRecord& session, const OpRecord& op) override;
+  absl::Status PutModel(const SessionRecord& session, const std::string& model, const OpRecord& op,
+                        bool own_scope) override;
+  absl::Status DeleteModel(const std::string& session_id, const std::string& model,
+                           bool own_scope) override;
+  absl::Status PutCompile(const std::string& session_id, const std::string& model,
+                          const OpRecord& op) override;
+  absl::Status PutWeights(const std::string& session_id, absl::Span<const LayerTensors> layers,
+                          const std::string& model,
+                          const std::vector<NamedTensor>* optimizer) override;
+  absl::Status PutDataset(const std::string& session_id, const DatasetRecord& dataset,
+                          const std::vector<NamedTensor>* arrays) override;
+  absl::Status DeleteDataset(const std::string& session_id, const std::string& name) override;
+  absl::Status PutJob(const SessionRecord& session, const JobRecord& job) override;
+  absl::Status AppendEvent(const std::string& session_id, const v1::JobEvent& event) override;
+  absl::Status PutCheckpoint(const std::string& session_id, const CheckpointRecord& checkpoint,
+                             absl::Span<const NamedTensor> tensors, int keep) override;
+  absl::StatusOr<std::vector<NamedTensor>> ReadCheckpoint(const std::string& session_id,
+                                                          const std::string& job_id,
+                                                          int64_t number) override;
+  absl::Status DeleteCheckpoint(const std::string& session_id, const std::string& job_id,
+                                int64_t number) override;
+
+ private:
+  SqliteStore(std::unique_ptr<StateDir> dir, std::unique_ptr<SqliteDb> db)
+      : dir_(std::move(dir)), db_(std::move(db)) {}
+
+  absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CollectOrphans() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string FilePath(const std::string& session_id, const std::string& file) const;
+  // Writes `tensors` to a new file of the session; returns its name.
+  absl::StatusOr<std::string> WriteFile(const std::string& session_id,
+                                        absl::Span<const NamedTensor> tensors,
+                                        absl::string_view kind);
+  // Best effort, after a commit made them unreferenced (Open collects what is left).
+  void RemoveFiles(const std::string& session_id, const std::vector<std::string>& files);
+  // Commits `transaction`; on failure removes `new_files`, which no row names then. Failpoints:
+  // KIND.commit (the commit fails) and KIND.after_commit (after it succeeded).
+  absl::Status Commit(SqliteTransaction& transaction, absl::string_view kind,
+                      const std::string& session_id, const std::vector<std::string>& new_files);
+
+  // Updates the session's row; NOT_FOUND when it was deleted.
+  absl::Status WriteSession(const SessionRecord& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // NOT_FOUND when the session has no row (it was deleted while the change was under way).
+  absl::Status RequireSession(const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status InsertOp(const std::string& session_id, const std::string& model,
+                        absl::string_view kind, const OpRecord& op)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Deletes rows selected by `where` (in which ?1 is the session id, ?2 `key` and ?3 `number`)
+  // from `table`, adding the files they named to `files` when given.
+  absl::Status DeleteRows(absl::string_view table, absl::string_view where,
+                          const std::string& session_id, const std::string& key,
+                          std::vector<std::string>* files, int64_t number = 0)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status LoadSessionRows(StoredSession& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::unique_ptr<StateDir> dir_;
+  absl::Mutex mu_;
+  const std::unique_ptr<SqliteDb> db_ ABSL_PT_GUARDED_BY(mu_);
+  int orphans_removed_ = 0;
+};
+
+}  // namespace kiln::store
+
+#endif  // KILN_SERVER_STORE_SQLITE_STORE_H_
