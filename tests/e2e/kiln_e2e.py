@@ -30,21 +30,28 @@ def make_data(n=256, seed=0):
 
 
 class KilnServer:
-    """A kiln-server process. `address` is host:port once start() returns."""
+    """A kiln-server process. `address` is host:port once start() returns. It keeps its state
+    in a fresh temporary directory; restart() starts it again on the same state."""
 
-    def __init__(self, *flags: str):
+    def __init__(self, *flags: str, env=None, command_prefix=()):
         self.flags = list(flags)
+        self.env = env
+        self.command_prefix = list(command_prefix)  # e.g. setpriv, to run it as another user
         self.state_dir = tempfile.mkdtemp(prefix="kiln-e2e-")
         self.log_path = os.path.join(self.state_dir, "server.log")
         self.process = None
         self.address = ""
 
-    def start(self) -> "KilnServer":
-        with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen(
-                [SERVER_BIN, "--listen=127.0.0.1:0", f"--state_dir={self.state_dir}"] +
-                self.flags, stdout=log, stderr=subprocess.STDOUT)
+    def start(self, env=None) -> "KilnServer":
         port_file = os.path.join(self.state_dir, "port")
+        if os.path.exists(port_file):
+            os.remove(port_file)
+        with open(self.log_path, "a") as log:
+            self.process = subprocess.Popen(
+                self.command_prefix +
+                [SERVER_BIN, "--listen=127.0.0.1:0", f"--state_dir={self.state_dir}"] +
+                self.flags, stdout=log, stderr=subprocess.STDOUT,
+                env=env if env is not None else self.env)
         deadline = time.time() + 30
         while not os.path.exists(port_file):
             if self.process.poll() is not None:
@@ -59,6 +66,24 @@ class KilnServer:
     def log(self) -> str:
         with open(self.log_path) as f:
             return f.read()
+
+    def kill(self) -> int:
+        """SIGKILL, as a crash or an OOM kill would stop it; returns the exit status."""
+        self.process.kill()
+        code = self.process.wait()
+        self.process = None
+        return code
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        """Waits for a server that is stopping by itself (a failpoint's abort)."""
+        code = self.process.wait(timeout)
+        self.process = None
+        return code
+
+    def restart(self, env=None) -> "KilnServer":
+        if self.process is not None:
+            self.stop()
+        return self.start(env)
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM, then the exit status (the process is killed if it overstays `timeout`)."""
