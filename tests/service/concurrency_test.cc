@@ -116,5 +116,50 @@ TEST_F(ServiceTest, ConcurrentShortCallsOnOneSessionAllSucceed) {
   for (int c = 0; c < kCallers; ++c) EXPECT_EQ(failures[c], "") << "caller " << c;
 }
 
+class BusyServerTest : public ServiceTest {
+ protected:
+  void Configure(server::ServerOptions& options) override {
+    options.rpc_worker_threads = 1;
+    options.max_queued_rpcs = 2;
+  }
+};
+
+TEST_F(BusyServerTest, RequestsBeyondTheQueueAreRefusedAndTheServerGoesOn) {
+  const std::string s = CreateSession();
+  const int64_t input = AddInput(s, {16}).id();
+  // Far more changes at once than one worker and a queue of two can hold.
+  constexpr int kCalls = 48;
+  std::vector<grpc::Status> statuses(kCalls);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCalls; ++i) {
+    callers.emplace_back([&, i] {
+      v1::AddLayerRequest request;
+      request.set_session_id(s);
+      request.mutable_spec()->mutable_dense()->set_units(8);
+      request.add_inputs(input);
+      v1::AddLayerResponse response;
+      statuses[i] = models_->AddLayer(Context().get(), request, &response);
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  int ok = 0, busy = 0;
+  for (const grpc::Status& status : statuses) {
+    if (status.ok()) {
+      ++ok;
+    } else {
+      ExpectError(status, grpc::StatusCode::RESOURCE_EXHAUSTED, "", "the server is busy");
+      ++busy;
+    }
+  }
+  EXPECT_GT(ok, 0);
+  EXPECT_GT(busy, 0);
+  // Every accepted call, and only those, made a layer.
+  v1::GetSessionRequest get;
+  get.set_session_id(s);
+  v1::Session session;
+  ASSERT_TRUE(sessions_->GetSession(Context().get(), get, &session).ok());
+  EXPECT_EQ(session.layers_size(), ok);
+}
+
 }  // namespace
 }  // namespace kiln::testing

@@ -269,5 +269,33 @@ TEST_F(SessionByteLimitTest, ParallelUploadsShareTheSessionLimit) {
   EXPECT_EQ(status.ok(), stored == 0) << status.error_message();
 }
 
+TEST_F(DataServiceTest, ACancelledUploadStreamMakesNoDataset) {
+  const std::string s = CreateSession();
+  const std::vector<float> x = {1, 2, 3, 4};
+  auto context = Context();
+  v1::DatasetInfo info;
+  auto writer = data_->UploadDataset(context.get(), &info);
+  v1::UploadDatasetRequest header;
+  header.mutable_header()->set_session_id(s);
+  header.mutable_header()->set_name("partial");
+  header.mutable_header()->add_x()->set_format("npy");
+  ASSERT_TRUE(writer->Write(header));
+  v1::UploadDatasetRequest chunk;
+  chunk.mutable_chunk()->set_array("x");
+  chunk.mutable_chunk()->set_data(Npy({2, 2}, x));  // a complete array: it would parse
+  ASSERT_TRUE(writer->Write(chunk));
+  context->TryCancel();  // the client gives up instead of closing its side
+  EXPECT_EQ(writer->Finish().error_code(), StatusCode::CANCELLED);
+  // Whatever the server had read is dropped, not made into a dataset.
+  for (int i = 0; i < 50; ++i) {
+    v1::ListDatasetsRequest list;
+    list.set_session_id(s);
+    v1::ListDatasetsResponse datasets;
+    ASSERT_TRUE(data_->ListDatasets(Context().get(), list, &datasets).ok());
+    EXPECT_EQ(datasets.datasets_size(), 0);
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
 }  // namespace
 }  // namespace kiln::testing

@@ -7,8 +7,13 @@ weights and shuffles alike.
 
     PYTHONPATH=build/python /usr/bin/python3 client/python/examples/mobilenet_fashion_mnist.py \\
         --server localhost:50051 --epochs 8
+
+With --keep FILE the session is kept (FILE records it and its results); a later run with
+--restored FILE - after restarting kiln-server on the same state, say - evaluates and predicts
+with the kept model, checks that it scores as it did, and deletes the session.
 """
 import argparse
+import json
 import time
 
 from kiln_client import Client
@@ -31,11 +36,23 @@ def main():
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1,
                         help="the session's seed: initial weights, shuffling and dropout")
+    parser.add_argument("--keep", metavar="FILE",
+                        help="keep the session, and record it and its results in FILE")
+    parser.add_argument("--restored", metavar="FILE",
+                        help="instead of training: use the session --keep recorded in FILE")
     args = parser.parse_args()
 
     client = Client(args.server)
     client.wait_ready()
-    with client.create_session("mobilenet-example", seed=args.seed) as session:
+    if args.restored:
+        check_restored(client, args.restored)
+    else:
+        train(client, args)
+
+
+def train(client, args):
+    session = client.create_session("mobilenet-example", seed=args.seed)
+    try:
         image = session.add_input([28, 28, 1], name="image")
         x = conv_bn_relu(session, image, {"conv2d": {"filters": 32, "kernel_size": [3],
                                                      "padding": "same", "use_bias": False}})
@@ -72,6 +89,33 @@ def main():
         print(f"training {trained - start:.0f} s, evaluation {done - trained:.1f} s")
         print(f"test loss {results['loss']:.4f}, test accuracy {results['accuracy']:.4f} "
               f"(10,000 Fashion-MNIST test images)")
+        if args.keep:
+            with open(args.keep, "w") as f:
+                json.dump({"session": session.id, "results": results}, f)
+            print(f"kept session {session.id}")
+    finally:
+        if not args.keep:
+            session.delete()
+
+
+def check_restored(client, path):
+    """Evaluates and predicts with a kept model; its results must be the ones it had."""
+    with open(path) as f:
+        kept = json.load(f)
+    with client.session(kept["session"]) as session:
+        results = session.evaluate("mobilenet", dataset="fashion_mnist", batch_size=500)
+        same = results == kept["results"]
+        print(f"restored session {session.id}: test loss {results['loss']:.4f}, test accuracy "
+              f"{results['accuracy']:.4f} ({'the same' if same else 'NOT the same'} as before "
+              "the restart)")
+        session.open_dataset("test", builtin="fashion_mnist:test")
+        images = session.read_dataset("test")[:8]
+        labels = session.read_dataset("test", array="y")[:8].astype(int)
+        predicted = session.predict("mobilenet", images).argmax(axis=1)
+        print(f"predicted classes of the first 8 test images: {predicted.tolist()} "
+              f"(labels: {labels.tolist()})")
+        if not same:
+            raise SystemExit("the restored model does not score as it did before the restart")
 
 
 if __name__ == "__main__":
