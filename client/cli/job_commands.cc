@@ -18,10 +18,15 @@
 namespace kiln::cli {
 namespace {
 
-// The error a job that did not succeed ended with, its message after `context`.
-absl::Status JobError(const v1::Finished& finished, absl::string_view context) {
-  return absl::Status(static_cast<absl::StatusCode>(finished.error().code()),
-                      absl::StrCat(context, finished.error().message()));
+// The error a job that did not succeed ended with, its message after `context`; for a fit
+// that can go on, how to resume it.
+absl::Status JobError(const v1::Job& job, const v1::Finished& finished, absl::string_view context) {
+  std::string message = absl::StrCat(context, finished.error().message());
+  if (job.kind() == v1::FIT &&
+      (finished.state() == v1::INTERRUPTED || finished.state() == v1::FAILED)) {
+    absl::StrAppend(&message, "\nkiln: `kiln jobs resume ", job.id(), "` continues it");
+  }
+  return absl::Status(static_cast<absl::StatusCode>(finished.error().code()), message);
 }
 
 JobProgress NewProgress(const v1::Job& job) {
@@ -68,13 +73,8 @@ absl::StatusOr<std::optional<v1::Finished>> FollowUnlessDetached(client::Client&
     return InterruptedError(absl::StrCat("job ", job.id(), " cancelled"));
   }
   if (finished.state() != v1::SUCCEEDED) {
-    absl::Status error =
-        JobError(finished, absl::StrCat("job ", job.id(), " ", StateName(finished.state()), ": "));
-    if (job.kind() == v1::FIT && finished.state() != v1::CANCELLED) {
-      error = absl::Status(error.code(), absl::StrCat(error.message(), "\nkiln: `kiln jobs resume ",
-                                                      job.id(), "` continues it"));
-    }
-    return error;
+    return JobError(job, finished,
+                    absl::StrCat("job ", job.id(), " ", StateName(finished.state()), ": "));
   }
   return finished;
 }
@@ -279,7 +279,7 @@ absl::Status JobsWatch(client::Client& c, const Args& args) {
     std::printf("%s %s%s\n", job.id().c_str(), StateName(finished.state()).c_str(),
                 FormatLogs(finished.results()).c_str());
   }
-  if (finished.state() != v1::SUCCEEDED) return JobError(finished, "");
+  if (finished.state() != v1::SUCCEEDED) return JobError(job, finished, "");
   return absl::OkStatus();
 }
 

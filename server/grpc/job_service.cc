@@ -7,8 +7,9 @@ namespace kiln::server {
 namespace {
 
 // WatchJob: writes the job's events from `from_sequence + 1` on, one write at a time, waking
-// up when the job appends more, and finishes after the job's Finished event. The job never
-// waits for this reactor: a slow client only falls behind in the log.
+// up when the job appends more, and finishes once it has written the last event of a job that
+// has ended (a job resumed meanwhile goes on). The job never waits for this reactor: a slow
+// client only falls behind in the log.
 class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
  public:
   WatchReactor(std::shared_ptr<Job> job, int64_t from_sequence)

@@ -160,14 +160,12 @@ class Session : public std::enable_shared_from_this<Session> {
   friend class SessionJobRunner;
   friend class FitReporter;
 
-  // --- lookups (session.cc, session_graph.cc) ---
+  // --- lookups (session.cc, session_graph.cc); with mu_ or writer_mu_ held ---
   absl::StatusOr<std::shared_ptr<ModelEntry>> FindModel(const std::string& name,
-                                                        absl::string_view field) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+                                                        absl::string_view field) const;
   // FindModel's error for a job's `model`, checked before its data is decoded.
   absl::Status CheckModelExists(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<FoundLayer> FindLayer(const std::string& layer, const std::string& model) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<FoundLayer> FindLayer(const std::string& layer, const std::string& model) const;
   v1::TensorInfo TensorInfoOf(const Graph& graph, TensorId id) const;
   v1::LayerInfo LayerInfoOf(const Layer& layer) const;
   v1::ModelInfo ModelInfoOf(const ModelEntry& entry, bool full) const;
@@ -201,6 +199,8 @@ class Session : public std::enable_shared_from_this<Session> {
                 std::shared_ptr<ModelEntry> entry, std::shared_ptr<const JobData> data,
                 std::optional<store::CheckpointRecord> resume_from);
   v1::Job NewJob(const std::string& model, v1::JobKind kind) const;
+  // Where this session's jobs store their events.
+  Job::EventSink JobSink() const;
   std::shared_ptr<Job> MakeJob(v1::Job plan);
   // The seed the next new layer or model gets (Peek), or the next fit without a seed of its
   // own; Commit moves on to the one after, so that a failed call leaves every later one as

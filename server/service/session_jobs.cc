@@ -117,11 +117,14 @@ v1::Job Session::NewJob(const std::string& model, v1::JobKind kind) const {
   return job;
 }
 
-std::shared_ptr<Job> Session::MakeJob(v1::Job plan) {
-  store::SessionStore* store = runtime_.store;
-  return std::make_shared<Job>(std::move(plan), [store, id = id_](const v1::JobEvent& event) {
+Job::EventSink Session::JobSink() const {
+  return [store = runtime_.store, id = id_](const v1::JobEvent& event) {
     return store->AppendEvent(id, event);
-  });
+  };
+}
+
+std::shared_ptr<Job> Session::MakeJob(v1::Job plan) {
+  return std::make_shared<Job>(std::move(plan), JobSink());
 }
 
 absl::StatusOr<v1::Job> Session::Submit(std::shared_ptr<Job> job, store::JobRecord& record,

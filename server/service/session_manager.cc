@@ -60,7 +60,7 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Create(
   std::shared_ptr<Session> session;
   {
     absl::MutexLock lock(&mu_);
-    if (static_cast<int>(sessions_.size() + damaged_.size()) >= options.max_sessions) {
+    if (static_cast<int>(sessions_.size() + damaged_.size()) + creating_ >= options.max_sessions) {
       return absl::ResourceExhaustedError(
           absl::StrCat("the server holds its maximum of ", options.max_sessions,
                        " sessions; delete one, or wait for idle ones to expire"));
@@ -68,9 +68,12 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Create(
     // 128 bits from the kernel's CSPRNG: an id is not guessable, from others or at all.
     session = std::make_shared<Session>(absl::StrCat("s-", RandomHex(16)), caller, request, ttl,
                                         runtime_);
+    ++creating_;  // holds its place under the limit while it is stored
   }
-  KILN_RETURN_IF_ERROR(runtime_.store->CreateSession(session->Record()));
+  absl::Status stored = runtime_.store->CreateSession(session->Record());
   absl::MutexLock lock(&mu_);
+  --creating_;
+  if (!stored.ok()) return stored;
   sessions_[session->id()] = session;
   return session;
 }

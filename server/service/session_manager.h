@@ -59,6 +59,7 @@ class SessionManager {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Damaged> damaged_ ABSL_GUARDED_BY(mu_);
+  int creating_ ABSL_GUARDED_BY(mu_) = 0;  // sessions being stored, not listed yet
   int restored_ = 0, damaged_count_ = 0;
   absl::Notification stop_;
   std::thread reaper_;

@@ -156,10 +156,7 @@ class Session::Replayer {
   }
 
   void LoadJob(const store::StoredSession::Job& j) {
-    store::SessionStore* store = s_.runtime_.store;
-    std::shared_ptr<Job> job = Job::Restore(
-        j.record.plan(), j.events,
-        [store, id = s_.id_](const v1::JobEvent& e) { return store->AppendEvent(id, e); });
+    std::shared_ptr<Job> job = Job::Restore(j.record.plan(), j.events, s_.JobSink());
     if (!job->finished()) {
       job->Finish(v1::INTERRUPTED,
                   absl::UnavailableError(

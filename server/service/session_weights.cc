@@ -98,6 +98,7 @@ absl::StatusOr<v1::PredictResponse> Session::Predict(const v1::PredictRequest& r
 }
 
 absl::Status Session::StoreModelState(const std::shared_ptr<ModelEntry>& entry) {
+  absl::MutexLock writer(&writer_mu_);
   {
     absl::ReaderMutexLock lock(&mu_);
     auto it = models_.find(entry->name);
@@ -110,7 +111,6 @@ absl::Status Session::StoreModelState(const std::shared_ptr<ModelEntry>& entry) 
     AppendOptimizerState(*entry->model, *entry->trainer, state, optimizer);
     optimizer_state = &optimizer;
   }
-  absl::MutexLock writer(&writer_mu_);
   return runtime_.store->PutWeights(id_, ModelLayerWeights(*entry->model, entry->scope()),
                                     entry->name, optimizer_state);
 }

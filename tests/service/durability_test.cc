@@ -343,6 +343,35 @@ TEST_F(DurabilityTest, AResumedFitEndsWithTheWeightsOfAnUninterruptedOne) {
   }
 }
 
+class TwoThreadDurabilityTest : public DurabilityTest {
+ protected:
+  void Configure(server::ServerOptions& options) override { options.compute_threads = 2; }
+};
+
+TEST_F(TwoThreadDurabilityTest, AResumedFitEndsWithinOneMillionthOfAnUninterruptedOne) {
+  const std::string reference = SeededSession(11), s = SeededSession(11);
+  for (const std::string& session : {reference, s}) {
+    BuildSmallModel(session);
+    CompileSmallModel(session);
+  }
+  const v1::Job full = StartFit(reference, 6, "seed: 3 checkpoint_every_batches: 3");
+  Watch(reference, full.id());
+  const v1::Job job = StartFit(s, 6, "seed: 3 checkpoint_every_batches: 3");
+  CancelAfterBatches(s, job.id(), 20);
+  Watch(s, job.id());
+  Resume(s, job.id());
+  ASSERT_EQ(Watch(s, job.id()).back().finished().state(), v1::SUCCEEDED);
+  const auto expected = ModelWeights(reference), got = ModelWeights(s);
+  ASSERT_EQ(got.size(), expected.size());
+  for (const auto& [name, bytes] : expected) {
+    const auto* a = reinterpret_cast<const float*>(bytes.data());
+    const auto* b = reinterpret_cast<const float*>(got.at(name).data());
+    for (size_t i = 0; i < bytes.size() / sizeof(float); ++i) {
+      EXPECT_NEAR(b[i], a[i], 1e-6 * std::max(1.0f, std::abs(a[i]))) << name << "[" << i << "]";
+    }
+  }
+}
+
 TEST_F(DurabilityTest, CheckpointsAreKeptListedRestoredAndDeleted) {
   const std::string s = SeededSession(2);
   BuildSmallModel(s);
