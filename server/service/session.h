@@ -189,6 +189,10 @@ class Session : public std::enable_shared_from_this<Session> {
   int64_t DatasetBytes() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   // --- jobs (session_jobs.cc) ---
+  // The entry of job `job_id`; NOT_FOUND at "job_id". With mu_ held.
+  absl::StatusOr<JobEntry*> FindJobEntry(const std::string& job_id) const;
+  // With writer_mu_ held: the model a job will run on; NOT_FOUND at "model".
+  absl::StatusOr<std::shared_ptr<ModelEntry>> JobModel(const std::string& model) const;
   // Stores a new job (`draws_fit_seed`: it took the session's next fit seed) and lists it; sets
   // record.plan.
   absl::StatusOr<v1::Job> Submit(std::shared_ptr<Job> job, store::JobRecord& record,

@@ -126,14 +126,9 @@ absl::StatusOr<FitState> Session::LoadCheckpoint(const Job& job, const ModelEntr
 absl::StatusOr<v1::ListCheckpointsResponse> Session::ListCheckpoints(
     const v1::ListCheckpointsRequest& request) const {
   absl::ReaderMutexLock lock(&mu_);
-  auto it = jobs_.find(request.job_id());
-  if (it == jobs_.end()) {
-    return WithFieldPrefix(
-        absl::NotFoundError(absl::StrCat("no job \"", request.job_id(), "\" in this session")),
-        "job_id");
-  }
+  KILN_ASSIGN_OR_RETURN(const JobEntry* job, FindJobEntry(request.job_id()));
   v1::ListCheckpointsResponse response;
-  for (const store::CheckpointRecord& c : it->second.checkpoints) {
+  for (const store::CheckpointRecord& c : job->checkpoints) {
     *response.add_checkpoints() = c.info();
   }
   return response;
@@ -148,16 +143,11 @@ absl::StatusOr<v1::Checkpoint> Session::RestoreCheckpoint(
   std::shared_ptr<ModelEntry> entry;
   {
     absl::ReaderMutexLock lock(&mu_);
-    auto it = jobs_.find(request.job_id());
-    if (it == jobs_.end()) {
-      return WithFieldPrefix(
-          absl::NotFoundError(absl::StrCat("no job \"", request.job_id(), "\" in this session")),
-          "job_id");
-    }
-    const store::CheckpointRecord* found = FindCheckpoint(it->second.checkpoints, request.number());
+    KILN_ASSIGN_OR_RETURN(const JobEntry* job, FindJobEntry(request.job_id()));
+    const store::CheckpointRecord* found = FindCheckpoint(job->checkpoints, request.number());
     if (found == nullptr) return NoCheckpoint(request.job_id(), request.number());
     checkpoint = *found;
-    const std::string model = it->second.job->Snapshot().model();
+    const std::string model = job->job->Snapshot().model();
     absl::StatusOr<std::shared_ptr<ModelEntry>> found_model = FindModel(model, "job_id");
     if (!found_model.ok()) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -208,16 +198,11 @@ absl::Status Session::DeleteCheckpoint(const v1::DeleteCheckpointRequest& reques
   absl::MutexLock writer(&writer_mu_);
   {
     absl::ReaderMutexLock lock(&mu_);
-    auto it = jobs_.find(request.job_id());
-    if (it == jobs_.end()) {
-      return WithFieldPrefix(
-          absl::NotFoundError(absl::StrCat("no job \"", request.job_id(), "\" in this session")),
-          "job_id");
-    }
+    KILN_ASSIGN_OR_RETURN(const JobEntry* job, FindJobEntry(request.job_id()));
     if (request.number() <= 0) {
       return FieldError("number", "give the number of the checkpoint to delete");
     }
-    if (FindCheckpoint(it->second.checkpoints, request.number()) == nullptr) {
+    if (FindCheckpoint(job->checkpoints, request.number()) == nullptr) {
       return NoCheckpoint(request.job_id(), request.number());
     }
   }

@@ -211,13 +211,11 @@ absl::StatusOr<v1::Job> Session::StartFit(const v1::StartFitRequest& request) {
   KILN_RETURN_IF_ERROR(
       WithFieldPrefix(CheckpointPolicy::FromConfig(request.config()).status(), "config"));
   absl::MutexLock writer(&writer_mu_);
-  std::shared_ptr<ModelEntry> entry;
-  uint64_t seed;
-  {
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, JobModel(request.model()));
+  const uint64_t seed = [&] {
     absl::ReaderMutexLock lock(&mu_);
-    KILN_ASSIGN_OR_RETURN(entry, FindModel(request.model(), "model"));
-    seed = Peek(fit_seeds_);
-  }
+    return Peek(fit_seeds_);
+  }();
   // Everything fit checks before training, answered now rather than by a failed job.
   absl::StatusOr<FitInfo> plan =
       entry->trainer->PlanFit(*data->data, request.config(), data->validation.get());
@@ -243,11 +241,7 @@ absl::StatusOr<v1::Job> Session::StartEvaluate(const v1::StartEvaluateRequest& r
   auto data = std::make_shared<JobData>();
   KILN_ASSIGN_OR_RETURN(data->data, ResolveData(request.data(), "data", "test"));
   absl::MutexLock writer(&writer_mu_);
-  std::shared_ptr<ModelEntry> entry;
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    KILN_ASSIGN_OR_RETURN(entry, FindModel(request.model(), "model"));
-  }
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, JobModel(request.model()));
   absl::Status valid = entry->trainer->ValidateEvaluate(*data->data, request.config());
   if (!valid.ok()) return RequestError(valid);
   store::JobRecord record;
@@ -263,11 +257,7 @@ absl::StatusOr<v1::Job> Session::StartPredict(const v1::StartPredictRequest& req
   auto data = std::make_shared<JobData>();
   KILN_ASSIGN_OR_RETURN(data->data, ResolveData(request.data(), "data", "test"));
   absl::MutexLock writer(&writer_mu_);
-  std::shared_ptr<ModelEntry> entry;
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    KILN_ASSIGN_OR_RETURN(entry, FindModel(request.model(), "model"));
-  }
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, JobModel(request.model()));
   absl::Status valid = entry->trainer->ValidatePredict(*data->data, request.config());
   if (!valid.ok()) return RequestError(valid);
   v1::Job planned = NewJob(request.model(), v1::PREDICT);
@@ -291,14 +281,25 @@ absl::StatusOr<v1::Job> Session::StartPredict(const v1::StartPredictRequest& req
   return started;
 }
 
-absl::StatusOr<std::shared_ptr<Job>> Session::FindJob(const std::string& job_id) const {
-  absl::ReaderMutexLock lock(&mu_);
+absl::StatusOr<Session::JobEntry*> Session::FindJobEntry(const std::string& job_id) const {
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) {
     return WithFieldPrefix(
         absl::NotFoundError(absl::StrCat("no job \"", job_id, "\" in this session")), "job_id");
   }
-  return it->second.job;
+  return const_cast<JobEntry*>(&it->second);
+}
+
+absl::StatusOr<std::shared_ptr<Session::ModelEntry>> Session::JobModel(
+    const std::string& model) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return FindModel(model, "model");
+}
+
+absl::StatusOr<std::shared_ptr<Job>> Session::FindJob(const std::string& job_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  KILN_ASSIGN_OR_RETURN(JobEntry * entry, FindJobEntry(job_id));
+  return entry->job;
 }
 
 v1::ListJobsResponse Session::ListJobs() const {
@@ -321,15 +322,10 @@ absl::StatusOr<v1::Job> Session::ResumeJob(const v1::ResumeJobRequest& request) 
   std::optional<store::CheckpointRecord> checkpoint;
   {
     absl::ReaderMutexLock lock(&mu_);
-    auto it = jobs_.find(request.job_id());
-    if (it == jobs_.end()) {
-      return WithFieldPrefix(
-          absl::NotFoundError(absl::StrCat("no job \"", request.job_id(), "\" in this session")),
-          "job_id");
-    }
-    job = it->second.job;
-    record = it->second.record;
-    if (!it->second.checkpoints.empty()) checkpoint = it->second.checkpoints.back();
+    KILN_ASSIGN_OR_RETURN(JobEntry * entry, FindJobEntry(request.job_id()));
+    job = entry->job;
+    record = entry->record;
+    if (!entry->checkpoints.empty()) checkpoint = entry->checkpoints.back();
   }
   const v1::Job snapshot = job->Snapshot();
   if (job->kind() != v1::FIT) {
@@ -345,15 +341,10 @@ absl::StatusOr<v1::Job> Session::ResumeJob(const v1::ResumeJobRequest& request) 
     return absl::FailedPreconditionError(
         absl::StrCat("job ", job->id(), " has no checkpoint to resume from"));
   }
-  std::shared_ptr<ModelEntry> entry;
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    absl::StatusOr<std::shared_ptr<ModelEntry>> found = FindModel(snapshot.model(), "model");
-    if (!found.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "job ", job->id(), " trained model \"", snapshot.model(), "\", which no longer exists"));
-    }
-    entry = *std::move(found);
+  absl::StatusOr<std::shared_ptr<ModelEntry>> entry = JobModel(snapshot.model());
+  if (!entry.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job->id(), " trained model \"", snapshot.model(), "\", which no longer exists"));
   }
   // The data as the job was started with; a dataset deleted since cannot be trained on.
   auto data = std::make_shared<JobData>();
@@ -381,7 +372,7 @@ absl::StatusOr<v1::Job> Session::ResumeJob(const v1::ResumeJobRequest& request) 
   resumed.set_epoch(checkpoint->info().epoch());
   resumed.set_batch(checkpoint->info().batch());
   KILN_RETURN_IF_ERROR(job->Reopen(std::move(resumed)));
-  Schedule(job, record, entry, data, checkpoint);
+  Schedule(job, record, *std::move(entry), data, checkpoint);
   return job->Snapshot();
 }
 
