@@ -71,6 +71,8 @@ class ReadmeTest(unittest.TestCase):
                     ran += 1
                     if "./scripts/demo" in script:
                         self.assertRegex(run.stdout, r"test accuracy 0\.\d{4}")
+                        # The restarted server has the trained model, scoring as it did.
+                        self.assertIn("the same as before the restart", run.stdout)
                     if "session create" in script:
                         self.assertIn("deleted", run.stdout)  # the block frees its session
             self.assertGreaterEqual(ran, 2)
