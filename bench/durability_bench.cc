@@ -33,7 +33,9 @@ struct Percentiles {
 
 Percentiles Of(std::vector<double> micros) {
   std::sort(micros.begin(), micros.end());
-  auto at = [&](double q) { return micros[std::min(micros.size() - 1, size_t(q * micros.size()))]; };
+  auto at = [&](double q) {
+    return micros[std::min(micros.size() - 1, size_t(q * micros.size()))];
+  };
   return {at(0.50), at(0.99)};
 }
 
@@ -89,7 +91,9 @@ v1::AddLayerResponse AddDense(Client& c, const std::string& session, int64_t inp
 }
 
 int Main() {
-  Client c(absl::GetFlag(FLAGS_server));
+  std::unique_ptr<Client> connection =
+      Check(Client::Connect(absl::GetFlag(FLAGS_server)), "Connect");
+  Client& c = *connection;
   const int calls = absl::GetFlag(FLAGS_calls);
   std::vector<std::string> created;
   const Percentiles create = Time(calls, [&](int) { created.push_back(NewSession(c)); });
@@ -97,9 +101,8 @@ int Main() {
 
   const std::string session = NewSession(c);
   const int64_t input = AddInput(c, session, 16);
-  const Percentiles add = Time(calls, [&](int i) {
-    AddDense(c, session, input, 16, absl::StrFormat("dense_%d", i));
-  });
+  const Percentiles add =
+      Time(calls, [&](int i) { AddDense(c, session, input, 16, absl::StrFormat("dense_%d", i)); });
 
   AddDense(c, session, AddInput(c, session, 512), 512, "big");
   v1::SetWeightsRequest set;

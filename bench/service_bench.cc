@@ -37,10 +37,19 @@ ABSL_FLAG(double, rps_seconds, 5, "rps: seconds of load");
 namespace kiln::bench {
 namespace {
 
+using client::Client;
+
+std::unique_ptr<Client> Connect(const std::string& target) {
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(target);
+  if (!client.ok()) {
+    std::fprintf(stderr, "service_bench: %s\n", client.status().ToString().c_str());
+    std::exit(1);
+  }
+  return *std::move(client);
+}
+
 constexpr int kBatch = 64;
 constexpr int kImage = 32 * 32 * 3;
-
-using client::Client;
 
 // TinyMobileNet as a ModelDefinition: Conv2D 3x3/32 + BN + ReLU, four [DepthwiseConv2D 3x3 +
 // BN + ReLU + Conv2D 1x1 + BN + ReLU] blocks (strides 1,2,1,2; channels 64,128,128,256),
@@ -258,7 +267,7 @@ absl::StatusOr<std::string> Rps() {
   std::vector<std::unique_ptr<Client>> channels;
   std::vector<std::unique_ptr<BenchSession>> sessions;
   for (int i = 0; i < clients; ++i) {
-    channels.push_back(std::make_unique<Client>(absl::GetFlag(FLAGS_server)));
+    channels.push_back(Connect(absl::GetFlag(FLAGS_server)));
     KILN_ASSIGN_OR_RETURN(auto session, BenchSession::Create(*channels.back()));
     sessions.push_back(std::move(session));
   }
@@ -295,7 +304,8 @@ absl::StatusOr<std::string> Rps() {
 }
 
 absl::Status Run() {
-  Client c(absl::GetFlag(FLAGS_server));
+  std::unique_ptr<Client> connection = Connect(absl::GetFlag(FLAGS_server));
+  Client& c = *connection;
   KILN_RETURN_IF_ERROR(c.Health());
   std::vector<std::string> fields;
   for (absl::string_view mode : absl::StrSplit(absl::GetFlag(FLAGS_modes), ',')) {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -14,7 +15,9 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "server/grpc/server.h"
+#include "server/service/authenticator.h"
 
 // Defaults come from ServerOptions, where they are written once.
 const kiln::server::ServerOptions kDefaults;
@@ -53,6 +56,21 @@ ABSL_FLAG(int64_t, max_session_bytes, kDefaults.max_session_bytes,
           "bytes of datasets and uploads one session may hold");
 ABSL_FLAG(absl::Duration, shutdown_grace, kDefaults.shutdown_grace,
           "time in-flight RPCs get to finish after SIGINT/SIGTERM");
+ABSL_FLAG(std::string, auth_tokens_file, kDefaults.auth_tokens_file,
+          "file of 'tenant:sha256-hex-of-token' lines (see --hash_token), re-read on SIGHUP; "
+          "with it every RPC but health and reflection needs 'authorization: Bearer <token>'");
+ABSL_FLAG(std::string, tls_cert, kDefaults.tls_cert,
+          "PEM certificate chain: serve TLS (with --tls_key)");
+ABSL_FLAG(std::string, tls_key, kDefaults.tls_key, "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, kDefaults.tls_client_ca,
+          "PEM CA certificates: require client certificates they signed (mutual TLS); without "
+          "--auth_tokens_file the certificate's common name is the tenant");
+ABSL_FLAG(bool, insecure, kDefaults.insecure,
+          "serve a non-loopback address without authentication (anyone who reaches the port "
+          "can use every session)");
+ABSL_FLAG(std::string, hash_token, "",
+          "print the --auth_tokens_file line for this tenant and the token read from stdin, "
+          "then exit");
 
 namespace {
 
@@ -80,6 +98,21 @@ void PrintHelp() {
   }
 }
 
+// The token comes from stdin, so that it stays out of the shell's history and `ps`.
+int PrintTokenLine(const std::string& tenant) {
+  std::string token;
+  std::getline(std::cin, token);
+  absl::StatusOr<std::string> line =
+      kiln::server::TokenFileLine(tenant, absl::StripAsciiWhitespace(token));
+  if (!line.ok()) {
+    std::fprintf(stderr, "kiln-server: --hash_token: %s\n",
+                 std::string(line.status().message()).c_str());
+    return 2;
+  }
+  std::printf("%s\n", line->c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -94,12 +127,16 @@ int main(int argc, char** argv) {
   }
   absl::SetProgramUsageMessage(kUsage);
   absl::ParseCommandLine(argc, argv);
+  if (const std::string tenant = absl::GetFlag(FLAGS_hash_token); !tenant.empty()) {
+    return PrintTokenLine(tenant);
+  }
 
   // Signals are taken synchronously by a waiting thread, never by a handler.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   kiln::server::ServerOptions options;
@@ -117,14 +154,19 @@ int main(int argc, char** argv) {
   options.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   options.max_session_bytes = absl::GetFlag(FLAGS_max_session_bytes);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
+  options.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  options.insecure = absl::GetFlag(FLAGS_insecure);
 
   kiln::server::KilnServer server(options);
   if (absl::Status status = server.Start(); !status.ok()) {
     std::fprintf(stderr, "kiln-server: %s\n", std::string(status.message()).c_str());
     return 1;
   }
-  std::printf("kiln-server listening on port %d; %s\n", server.port(),
-              server.state_summary().c_str());
+  std::printf("kiln-server listening on port %d; %s; %s\n", server.port(),
+              server.security_summary().c_str(), server.state_summary().c_str());
   std::fflush(stdout);
   if (!options.ephemeral || state_dir_given) {
     // Written then renamed, so that a watcher never reads a half-written port.
@@ -135,7 +177,15 @@ int main(int argc, char** argv) {
   }
 
   int signal = 0;
-  sigwait(&signals, &signal);
+  while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
+    if (absl::Status reloaded = server.ReloadTokens(); reloaded.ok()) {
+      std::printf("kiln-server: SIGHUP, tokens re-read: %s\n", server.security_summary().c_str());
+    } else {
+      std::printf("kiln-server: SIGHUP, tokens kept: %s\n",
+                  std::string(reloaded.message()).c_str());
+    }
+    std::fflush(stdout);
+  }
   std::printf("kiln-server: %s, shutting down\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
   std::fflush(stdout);
   server.Shutdown(options.shutdown_grace);

@@ -17,7 +17,8 @@ namespace kiln::cli {
 namespace {
 
 // Flags that every command takes.
-constexpr absl::string_view kGlobalFlags[] = {"server", "json"};
+constexpr absl::string_view kGlobalFlags[] = {"server",   "token",   "tls_ca",
+                                              "tls_cert", "tls_key", "json"};
 
 // The flags `command` takes, in the order its help lists them.
 std::vector<absl::string_view> FlagsOf(const Command& command) {
@@ -254,8 +255,10 @@ Usage: kiln COMMAND [ARGUMENTS] [--flag=value ...]
   }
   absl::StrAppend(&out, R"(
 `kiln COMMAND --help` shows a command's flags. Every command takes --server=HOST[:PORT]
-(default $KILN_SERVER, else localhost:50051); commands in a session take --session=ID (default
-$KILN_SESSION); --json prints responses as protobuf JSON.
+(default $KILN_SERVER, else localhost:50051) and --token (default $KILN_TOKEN) for a server that
+requires one; --tls_ca connects with TLS, --tls_cert and --tls_key add a client certificate.
+Commands in a session take --session=ID (default $KILN_SESSION); --json prints responses as
+protobuf JSON.
 Exit status: 0 on success, 1 when the server refuses or a job fails, 2 for usage errors,
 130 when Ctrl-C cancelled a job.
 )");

@@ -73,6 +73,16 @@ ServerAddress Server() {
   return {WithDefaultPort("localhost"), "the default"};
 }
 
+client::ClientOptions ConnectionOptions() {
+  client::ClientOptions options;
+  options.token = absl::GetFlag(FLAGS_token);
+  if (options.token.empty()) options.token = Env("KILN_TOKEN");
+  options.tls_ca = absl::GetFlag(FLAGS_tls_ca);
+  options.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key = absl::GetFlag(FLAGS_tls_key);
+  return options;
+}
+
 absl::StatusOr<std::string> RequireSession() {
   std::string session = absl::GetFlag(FLAGS_session);
   if (session.empty()) session = Env("KILN_SESSION");

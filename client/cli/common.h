@@ -35,6 +35,8 @@ struct ServerAddress {
 };
 // --server, else $KILN_SERVER, else localhost; the port defaults to 50051.
 ServerAddress Server();
+// How to connect: --token (or $KILN_TOKEN) and the TLS flags.
+client::ClientOptions ConnectionOptions();
 // "host" -> "host:50051", "::1" -> "[::1]:50051"; a target with a port or a scheme
 // ("unix:...", "dns:///...") is left as it is.
 std::string WithDefaultPort(absl::string_view target);

@@ -7,6 +7,13 @@
 ABSL_FLAG(std::string, server, "",
           "Kiln server, HOST[:PORT] (default: $KILN_SERVER, else localhost:50051; the port "
           "defaults to 50051)");
+ABSL_FLAG(std::string, token, "",
+          "bearer token for a server with --auth_tokens_file (default: $KILN_TOKEN; prefer the "
+          "variable: a flag shows in `ps`)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA certificates that sign the server's certificate: connect with TLS");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate for mutual TLS (with --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, session, "",
           "session id (default: $KILN_SESSION; `kiln session create` makes one)");
 ABSL_FLAG(std::string, model, "", "model name (default: the session's only model)");

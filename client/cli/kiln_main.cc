@@ -42,8 +42,11 @@ int Main(int argc, char** argv) {
     return 0;
   }
   const ServerAddress server = Server();
-  client::Client c(server.target);
-  const absl::Status status = invocation->command->run(c, invocation->args);
+  absl::StatusOr<std::unique_ptr<client::Client>> c =
+      client::Client::Connect(server.target, ConnectionOptions());
+  // A TLS file that cannot be read is a mistake on the command line.
+  const absl::Status status =
+      c.ok() ? invocation->command->run(**c, invocation->args) : UsageError(c.status().message());
   if (status.ok()) return 0;
   std::fflush(stdout);
   std::fprintf(stderr, "kiln: %s\n", ErrorMessage(status, server).c_str());

@@ -21,11 +21,23 @@ namespace kiln::client {
 // (core/base/status.h's FieldPathOf reads it back).
 absl::Status FromGrpc(const grpc::Status& status);
 
+// How a Client reaches its server.
+struct ClientOptions {
+  absl::Duration timeout = absl::Minutes(10);  // deadline of each unary call
+  int max_message_bytes = 256 << 20;
+  std::string token;  // sent as `authorization: Bearer <token>` with every call
+  // TLS: when `tls` (implied by any file below); `tls_ca` names the PEM roots that sign the
+  // server's certificate ("": the system's roots); tls_cert/tls_key a client certificate.
+  bool tls = false;
+  std::string tls_ca, tls_cert, tls_key;
+};
+
 class Client {
  public:
-  // `target`: host:port. Nothing is sent until the first call.
-  explicit Client(const std::string& target, absl::Duration timeout = absl::Minutes(10),
-                  int max_message_bytes = 256 << 20);
+  // `target`: host:port. Nothing is sent until the first call. INVALID_ARGUMENT or NOT_FOUND
+  // when a TLS file cannot be read.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(const std::string& target,
+                                                         const ClientOptions& options = {});
 
   // grpc.health.v1 Check of the whole server, or of `service` ("kiln.v1.ModelService"): OK
   // when SERVING, UNAVAILABLE when not (or not reachable), NOT_FOUND for an unknown service.
@@ -65,6 +77,8 @@ class Client {
 
  private:
   absl::StatusOr<v1::Finished> FinishedFromJob(const std::string& session, const std::string& job);
+
+  Client(std::shared_ptr<grpc::Channel> channel, absl::Duration timeout);
 
   absl::Status CheckHealthOnce(const std::string& service, absl::Time deadline,
                                bool wait_for_ready);

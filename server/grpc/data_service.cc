@@ -10,13 +10,17 @@ namespace {
 // when the client closes its side of the stream.
 class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
  public:
-  UploadReactor(grpc::CallbackServerContext* context, SessionManager* sessions, WorkerPool* pool,
+  UploadReactor(grpc::CallbackServerContext* context, const Backend& backend,
                 v1::DatasetInfo* response)
       : context_(context),
-        caller_(CallerOf(context)),
-        sessions_(sessions),
-        pool_(pool),
+        caller_(CallerOf(*context, *backend.auth)),
+        sessions_(backend.sessions),
+        pool_(backend.pool),
         response_(response) {
+    if (!caller_.ok()) {
+      Finish(ToGrpcStatus(caller_.status()));
+      return;
+    }
     StartRead(&request_);
   }
 
@@ -66,7 +70,7 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
         return FieldError("header", "the first message of an upload must be its header");
       }
       absl::StatusOr<std::shared_ptr<Session>> session =
-          sessions_->Get(caller_, request_.header().session_id());
+          sessions_->Get(*caller_, request_.header().session_id());
       if (!session.ok()) return WithFieldPrefix(session.status(), "header");
       KILN_ASSIGN_OR_RETURN(upload_id_, (*session)->BeginUpload(request_.header()));
       session_ = *std::move(session);
@@ -85,7 +89,7 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
   }
 
   grpc::CallbackServerContext* const context_;
-  const Caller caller_;
+  const absl::StatusOr<Caller> caller_;
   SessionManager* sessions_;
   WorkerPool* pool_;
   v1::DatasetInfo* response_;
@@ -98,15 +102,15 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
 
 grpc::ServerReadReactor<v1::UploadDatasetRequest>* DataServiceImpl::UploadDataset(
     grpc::CallbackServerContext* context, v1::DatasetInfo* response) {
-  return new UploadReactor(context, sessions_, pool_, response);
+  return new UploadReactor(context, backend_, response);
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::BeginUpload(grpc::CallbackServerContext* context,
                                                        const v1::BeginUploadRequest* request,
                                                        v1::BeginUploadResponse* response) {
-  return Respond(context, [&]() -> absl::Status {
+  return Respond(context, backend_, [&](const Caller& caller) -> absl::Status {
     absl::StatusOr<std::shared_ptr<Session>> session =
-        sessions_->Get(CallerOf(context), request->header().session_id());
+        backend_.sessions->Get(caller, request->header().session_id());
     if (!session.ok()) return WithFieldPrefix(session.status(), "header");
     absl::StatusOr<std::string> id = (*session)->BeginUpload(request->header());
     if (!id.ok()) return id.status();
@@ -118,9 +122,9 @@ grpc::ServerUnaryReactor* DataServiceImpl::BeginUpload(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* DataServiceImpl::AppendUploadChunk(
     grpc::CallbackServerContext* context, const v1::AppendUploadChunkRequest* request,
     v1::AppendUploadChunkResponse* response) {
-  return Respond(context, [&]() -> absl::Status {
+  return Respond(context, backend_, [&](const Caller& caller) -> absl::Status {
     KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session,
-                          sessions_->Get(CallerOf(context), request->session_id()));
+                          backend_.sessions->Get(caller, request->session_id()));
     KILN_ASSIGN_OR_RETURN(int64_t received, session->AppendUploadChunk(*request));
     response->set_received(received);
     return absl::OkStatus();
@@ -130,27 +134,27 @@ grpc::ServerUnaryReactor* DataServiceImpl::AppendUploadChunk(
 grpc::ServerUnaryReactor* DataServiceImpl::FinishUpload(grpc::CallbackServerContext* context,
                                                         const v1::FinishUploadRequest* request,
                                                         v1::DatasetInfo* response) {
-  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::FinishUpload);
+  return CallSessionFromPool(context, backend_, request, response, &Session::FinishUpload);
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::OpenDataset(grpc::CallbackServerContext* context,
                                                        const v1::OpenDatasetRequest* request,
                                                        v1::DatasetInfo* response) {
-  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::OpenDataset);
+  return CallSessionFromPool(context, backend_, request, response, &Session::OpenDataset);
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::GetDataset(grpc::CallbackServerContext* context,
                                                       const v1::GetDatasetRequest* request,
                                                       v1::DatasetInfo* response) {
-  return CallSession(context, sessions_, request, response, &Session::GetDataset);
+  return CallSession(context, backend_, request, response, &Session::GetDataset);
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::ListDatasets(grpc::CallbackServerContext* context,
                                                         const v1::ListDatasetsRequest* request,
                                                         v1::ListDatasetsResponse* response) {
-  return Respond(context, [&]() -> absl::Status {
+  return Respond(context, backend_, [&](const Caller& caller) -> absl::Status {
     KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session,
-                          sessions_->Get(CallerOf(context), request->session_id()));
+                          backend_.sessions->Get(caller, request->session_id()));
     *response = session->ListDatasets();
     return absl::OkStatus();
   });
@@ -159,13 +163,13 @@ grpc::ServerUnaryReactor* DataServiceImpl::ListDatasets(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* DataServiceImpl::DeleteDataset(grpc::CallbackServerContext* context,
                                                          const v1::DeleteDatasetRequest* request,
                                                          v1::DeleteDatasetResponse* response) {
-  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::DeleteDataset);
+  return CallSessionFromPool(context, backend_, request, response, &Session::DeleteDataset);
 }
 
 grpc::ServerUnaryReactor* DataServiceImpl::ReadDataset(grpc::CallbackServerContext* context,
                                                        const v1::ReadDatasetRequest* request,
                                                        v1::TensorProto* response) {
-  return CallSession(context, sessions_, request, response, &Session::ReadDataset);
+  return CallSession(context, backend_, request, response, &Session::ReadDataset);
 }
 
 }  // namespace kiln::server

@@ -25,4 +25,22 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(code, message, details.SerializeAsString());
 }
 
+absl::StatusOr<Caller> CallerOf(const grpc::CallbackServerContext& context,
+                                const Authenticator& auth) {
+  if (!auth.required()) return Caller{};
+  std::optional<absl::string_view> authorization;
+  const auto& metadata = context.client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    authorization = absl::string_view(it->second.data(), it->second.size());
+  }
+  std::string certificate_name;
+  if (const std::shared_ptr<const grpc::AuthContext> peer = context.auth_context();
+      peer != nullptr && peer->IsPeerAuthenticated()) {
+    for (const grpc::string_ref& name : peer->FindPropertyValues("x509_common_name")) {
+      certificate_name.assign(name.data(), name.size());
+    }
+  }
+  return auth.Authenticate(authorization, certificate_name);
+}
+
 }  // namespace kiln::server

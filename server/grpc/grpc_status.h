@@ -2,7 +2,8 @@
 // (core/base/status.h) into a gRPC status that also carries a google.rpc.Status detail holding
 // a google.rpc.BadRequest with that field, so clients can show the error next to the right card
 // socket without parsing the message. Also the helpers that answer unary callback RPCs with
-// such a status, on the gRPC thread (reads) or on a WorkerPool (changes and computation).
+// such a status, on the gRPC thread (reads) or on a WorkerPool (changes and computation),
+// after authenticating the caller.
 #ifndef KILN_SERVER_GRPC_GRPC_STATUS_H_
 #define KILN_SERVER_GRPC_GRPC_STATUS_H_
 
@@ -11,6 +12,7 @@
 #include <type_traits>
 
 #include "absl/status/status.h"
+#include "server/service/authenticator.h"
 #include "server/service/caller.h"
 #include "server/service/session_manager.h"
 #include "server/service/worker_pool.h"
@@ -19,32 +21,49 @@ namespace kiln::server {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-// Who calls. Until kiln-server authenticates callers, everyone is the anonymous caller.
-inline Caller CallerOf(grpc::CallbackServerContext*) { return Caller{}; }
+// What every service handler works with.
+struct Backend {
+  SessionManager* sessions = nullptr;
+  WorkerPool* pool = nullptr;  // for handlers that change anything, compute or wait
+  const Authenticator* auth = nullptr;
+};
 
-// Answers a unary callback RPC with the status of `handler` (which fills the response), run
-// on the gRPC thread: for handlers that only read memory.
+// Who calls: the tenant named by the request's bearer token or by its verified client
+// certificate; UNAUTHENTICATED when the server requires one and it is missing or wrong.
+absl::StatusOr<Caller> CallerOf(const grpc::CallbackServerContext& context,
+                                const Authenticator& auth);
+
+// Answers a unary callback RPC with the status of `handler(caller)` (which fills the
+// response), run on the gRPC thread: for handlers that only read memory. An unauthenticated
+// call never reaches the handler.
 template <typename Handler>
-grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context, Handler&& handler) {
+grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context, const Backend& backend,
+                                  Handler&& handler) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(handler()));
+  absl::StatusOr<Caller> caller = CallerOf(*context, *backend.auth);
+  reactor->Finish(ToGrpcStatus(caller.ok() ? handler(*caller) : caller.status()));
   return reactor;
 }
 
-// Like Respond, but `handler` runs on `pool`: for handlers that write to the store, compute or
-// wait. It must hold no references to the caller's locals. The request and response live until
-// Finish. A full pool answers RESOURCE_EXHAUSTED at once.
+// Like Respond, but `handler` runs on the backend's pool: for handlers that write to the
+// store, compute or wait. It must hold no references to the caller's locals. The request and
+// response live until Finish. A full pool answers RESOURCE_EXHAUSTED at once.
 template <typename Handler>
-grpc::ServerUnaryReactor* RespondFromPool(grpc::CallbackServerContext* context, WorkerPool* pool,
-                                          Handler handler) {
+grpc::ServerUnaryReactor* RespondFromPool(grpc::CallbackServerContext* context,
+                                          const Backend& backend, Handler handler) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status scheduled =
-      pool->Schedule([context, reactor, handler = std::move(handler)]() mutable {
+  absl::StatusOr<Caller> caller = CallerOf(*context, *backend.auth);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  absl::Status scheduled = backend.pool->Schedule(
+      [context, reactor, caller = *std::move(caller), handler = std::move(handler)]() mutable {
         if (context->IsCancelled()) {  // the client gave up while the call was queued
           reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
           return;
         }
-        reactor->Finish(ToGrpcStatus(handler()));
+        reactor->Finish(ToGrpcStatus(handler(caller)));
       });
   if (!scheduled.ok()) reactor->Finish(ToGrpcStatus(scheduled));
   return reactor;
@@ -53,9 +72,9 @@ grpc::ServerUnaryReactor* RespondFromPool(grpc::CallbackServerContext* context, 
 // A handler that fills `response` with `(session->*method)(*request)` for the request's
 // session (methods that return absl::Status leave the response empty).
 template <typename Request, typename Response, typename Method>
-auto SessionHandler(SessionManager* sessions, Caller caller, const Request* request,
-                    Response* response, Method method) {
-  return [sessions, caller = std::move(caller), request, response, method]() -> absl::Status {
+auto SessionHandler(SessionManager* sessions, const Request* request, Response* response,
+                    Method method) {
+  return [sessions, request, response, method](const Caller& caller) -> absl::Status {
     absl::StatusOr<std::shared_ptr<Session>> session = sessions->Get(caller, request->session_id());
     if (!session.ok()) return session.status();
     auto result = ((**session).*method)(*request);
@@ -71,20 +90,18 @@ auto SessionHandler(SessionManager* sessions, Caller caller, const Request* requ
 
 // Reads: on the gRPC thread.
 template <typename Request, typename Response, typename Method>
-grpc::ServerUnaryReactor* CallSession(grpc::CallbackServerContext* context,
-                                      SessionManager* sessions, const Request* request,
-                                      Response* response, Method method) {
-  return Respond(context, SessionHandler(sessions, CallerOf(context), request, response, method));
+grpc::ServerUnaryReactor* CallSession(grpc::CallbackServerContext* context, const Backend& backend,
+                                      const Request* request, Response* response, Method method) {
+  return Respond(context, backend, SessionHandler(backend.sessions, request, response, method));
 }
 
 // Changes and computation: on the pool.
 template <typename Request, typename Response, typename Method>
 grpc::ServerUnaryReactor* CallSessionFromPool(grpc::CallbackServerContext* context,
-                                              WorkerPool* pool, SessionManager* sessions,
-                                              const Request* request, Response* response,
-                                              Method method) {
-  return RespondFromPool(context, pool,
-                         SessionHandler(sessions, CallerOf(context), request, response, method));
+                                              const Backend& backend, const Request* request,
+                                              Response* response, Method method) {
+  return RespondFromPool(context, backend,
+                         SessionHandler(backend.sessions, request, response, method));
 }
 
 }  // namespace kiln::server

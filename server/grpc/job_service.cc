@@ -105,27 +105,27 @@ class FailedWatch : public grpc::ServerWriteReactor<v1::JobEvent> {
 grpc::ServerUnaryReactor* JobServiceImpl::StartFit(grpc::CallbackServerContext* context,
                                                    const v1::StartFitRequest* request,
                                                    v1::Job* response) {
-  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::StartFit);
+  return CallSessionFromPool(context, backend_, request, response, &Session::StartFit);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::StartEvaluate(grpc::CallbackServerContext* context,
                                                         const v1::StartEvaluateRequest* request,
                                                         v1::Job* response) {
-  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::StartEvaluate);
+  return CallSessionFromPool(context, backend_, request, response, &Session::StartEvaluate);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::StartPredict(grpc::CallbackServerContext* context,
                                                        const v1::StartPredictRequest* request,
                                                        v1::Job* response) {
-  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::StartPredict);
+  return CallSessionFromPool(context, backend_, request, response, &Session::StartPredict);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,
                                                  const v1::GetJobRequest* request,
                                                  v1::Job* response) {
-  return Respond(context, [&]() -> absl::Status {
+  return Respond(context, backend_, [&](const Caller& caller) -> absl::Status {
     KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session,
-                          sessions_->Get(CallerOf(context), request->session_id()));
+                          backend_.sessions->Get(caller, request->session_id()));
     KILN_ASSIGN_OR_RETURN(std::shared_ptr<Job> job, session->FindJob(request->job_id()));
     *response = job->Snapshot();
     return absl::OkStatus();
@@ -135,9 +135,9 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* JobServiceImpl::ListJobs(grpc::CallbackServerContext* context,
                                                    const v1::ListJobsRequest* request,
                                                    v1::ListJobsResponse* response) {
-  return Respond(context, [&]() -> absl::Status {
+  return Respond(context, backend_, [&](const Caller& caller) -> absl::Status {
     KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session,
-                          sessions_->Get(CallerOf(context), request->session_id()));
+                          backend_.sessions->Get(caller, request->session_id()));
     *response = session->ListJobs();
     return absl::OkStatus();
   });
@@ -146,39 +146,39 @@ grpc::ServerUnaryReactor* JobServiceImpl::ListJobs(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,
                                                     const v1::CancelJobRequest* request,
                                                     v1::Job* response) {
-  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::CancelJob);
+  return CallSessionFromPool(context, backend_, request, response, &Session::CancelJob);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::ResumeJob(grpc::CallbackServerContext* context,
                                                     const v1::ResumeJobRequest* request,
                                                     v1::Job* response) {
-  return CallSessionFromPool(context, pool_, sessions_, request, response, &Session::ResumeJob);
+  return CallSessionFromPool(context, backend_, request, response, &Session::ResumeJob);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::ListCheckpoints(grpc::CallbackServerContext* context,
                                                           const v1::ListCheckpointsRequest* request,
                                                           v1::ListCheckpointsResponse* response) {
-  return CallSession(context, sessions_, request, response, &Session::ListCheckpoints);
+  return CallSession(context, backend_, request, response, &Session::ListCheckpoints);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::RestoreCheckpoint(
     grpc::CallbackServerContext* context, const v1::RestoreCheckpointRequest* request,
     v1::Checkpoint* response) {
-  return CallSessionFromPool(context, pool_, sessions_, request, response,
-                             &Session::RestoreCheckpoint);
+  return CallSessionFromPool(context, backend_, request, response, &Session::RestoreCheckpoint);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::DeleteCheckpoint(
     grpc::CallbackServerContext* context, const v1::DeleteCheckpointRequest* request,
     v1::DeleteCheckpointResponse* response) {
-  return CallSessionFromPool(context, pool_, sessions_, request, response,
-                             &Session::DeleteCheckpoint);
+  return CallSessionFromPool(context, backend_, request, response, &Session::DeleteCheckpoint);
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* JobServiceImpl::WatchJob(
     grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
+  absl::StatusOr<Caller> caller = CallerOf(*context, *backend_.auth);
+  if (!caller.ok()) return new FailedWatch(caller.status());
   absl::StatusOr<std::shared_ptr<Session>> session =
-      sessions_->Get(CallerOf(context), request->session_id());
+      backend_.sessions->Get(*caller, request->session_id());
   if (!session.ok()) return new FailedWatch(session.status());
   if (request->from_sequence() < 0) {
     return new FailedWatch(FieldError("from_sequence", "must not be negative"));

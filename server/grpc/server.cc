@@ -5,9 +5,13 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
+#include "core/base/status.h"
 #include "server/grpc/services.h"
+#include "server/service/authenticator.h"
 #include "server/service/compute_shares.h"
 #include "server/service/datasets.h"
 #include "server/service/job_scheduler.h"
@@ -30,6 +34,55 @@ KilnServer::KilnServer(ServerOptions options, std::function<void(const std::stri
 }
 
 KilnServer::~KilnServer() { Shutdown(absl::ZeroDuration()); }
+
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view flag) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) {
+    return absl::NotFoundError(absl::StrCat("--", flag, ": cannot read ", path));
+  }
+  if (text.find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": ", path, " is not a PEM file (or cannot be read)"));
+  }
+  return text;
+}
+
+// Plaintext, TLS, or TLS that requires a client certificate signed by --tls_client_ca.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& options) {
+  if (options.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  KILN_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(options.tls_cert, "tls_cert"));
+  KILN_ASSIGN_OR_RETURN(pair.private_key, ReadPem(options.tls_key, "tls_key"));
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!options.tls_client_ca.empty()) {
+    KILN_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem(options.tls_client_ca, "tls_client_ca"));
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+absl::Status KilnServer::ReloadTokens() {
+  if (auth_ == nullptr) return absl::FailedPreconditionError("the server has not started");
+  return auth_->Reload();
+}
+
+std::string KilnServer::security_summary() const {
+  std::string summary = options_.tls_cert.empty() ? "plaintext" : "TLS";
+  if (!options_.tls_client_ca.empty()) absl::StrAppend(&summary, ", client certificates required");
+  if (!options_.auth_tokens_file.empty()) {
+    absl::StrAppend(&summary, ", tokens of ", auth_->tenants(), " tenants from ",
+                    options_.auth_tokens_file);
+  } else if (options_.tls_client_ca.empty()) {
+    absl::StrAppend(&summary, ", no authentication");
+  }
+  return summary;
+}
 
 absl::Status KilnServer::OpenStore() {
   if (store::FailpointsArmed()) log_("KILN_FAILPOINTS is set: failpoints are armed (tests only)");
@@ -56,6 +109,11 @@ absl::Status KilnServer::OpenStore() {
 
 absl::Status KilnServer::Start() {
   if (absl::Status valid = ValidateOptions(options_); !valid.ok()) return valid;
+  auth_ =
+      std::make_unique<Authenticator>(options_.auth_tokens_file, !options_.tls_client_ca.empty());
+  if (absl::Status tokens = auth_->Reload(); !tokens.ok()) return tokens;
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials(options_);
+  if (!credentials.ok()) return credentials.status();
   if (absl::Status opened = OpenStore(); !opened.ok()) return opened;
   job_compute_ = std::make_unique<ComputeShares>(options_.compute_threads);
   rpc_compute_ = std::make_unique<ComputeShares>(options_.compute_threads);
@@ -75,11 +133,12 @@ absl::Status KilnServer::Start() {
       absl::StrAppend(&state_summary_, ", ", sessions_->damaged(), " damaged");
     absl::StrAppend(&state_summary_, ")");
   }
-  session_service_ = std::make_unique<SessionServiceImpl>(sessions_.get(), rpc_workers_.get());
-  model_service_ = std::make_unique<ModelServiceImpl>(sessions_.get(), rpc_workers_.get());
-  data_service_ = std::make_unique<DataServiceImpl>(sessions_.get(), rpc_workers_.get());
-  job_service_ = std::make_unique<JobServiceImpl>(sessions_.get(), rpc_workers_.get());
-  inference_service_ = std::make_unique<InferenceServiceImpl>(sessions_.get(), rpc_workers_.get());
+  const Backend backend{sessions_.get(), rpc_workers_.get(), auth_.get()};
+  session_service_ = std::make_unique<SessionServiceImpl>(backend);
+  model_service_ = std::make_unique<ModelServiceImpl>(backend);
+  data_service_ = std::make_unique<DataServiceImpl>(backend);
+  job_service_ = std::make_unique<JobServiceImpl>(backend);
+  inference_service_ = std::make_unique<InferenceServiceImpl>(backend);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -87,7 +146,7 @@ absl::Status KilnServer::Start() {
   // Without SO_REUSEPORT a second server on a port in use fails to start, instead of silently
   // sharing the port's traffic with the first.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(options_.listen, *credentials, &port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
   builder.RegisterService(session_service_.get());

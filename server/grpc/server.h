@@ -27,6 +27,7 @@ class JobScheduler;
 class WorkerPool;
 class BuiltinDatasets;
 class ComputeShares;
+class Authenticator;
 class SessionServiceImpl;
 class ModelServiceImpl;
 class DataServiceImpl;
@@ -44,6 +45,10 @@ class KilnServer {
   absl::Status Start();
   // The port bound (useful with port 0).
   int port() const { return port_; }
+  // Re-reads --auth_tokens_file (SIGHUP); on an error the tokens in use stay.
+  absl::Status ReloadTokens();
+  // One line on transport security and authentication.
+  std::string security_summary() const;
   // One line on the state Start found: where, and what it restored.
   const std::string& state_summary() const { return state_summary_; }
   // Graceful stop: health turns NOT_SERVING, new jobs are refused, queued and running jobs end
@@ -60,6 +65,7 @@ class KilnServer {
   std::function<void(const std::string&)> log_;
   int port_ = 0;
   std::string state_summary_;
+  std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<store::SessionStore> store_;
   std::unique_ptr<ComputeShares> job_compute_, rpc_compute_;
   std::unique_ptr<BuiltinDatasets> builtins_;

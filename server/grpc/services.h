@@ -6,15 +6,13 @@
 #define KILN_SERVER_GRPC_SERVICES_H_
 
 #include "kiln/v1/service.grpc.pb.h"
-#include "server/service/session_manager.h"
-#include "server/service/worker_pool.h"
+#include "server/grpc/grpc_status.h"
 
 namespace kiln::server {
 
 class SessionServiceImpl final : public v1::SessionService::CallbackService {
  public:
-  SessionServiceImpl(SessionManager* sessions, WorkerPool* pool)
-      : sessions_(sessions), pool_(pool) {}
+  explicit SessionServiceImpl(Backend backend) : backend_(backend) {}
   grpc::ServerUnaryReactor* CreateSession(grpc::CallbackServerContext* context,
                                           const v1::CreateSessionRequest* request,
                                           v1::Session* response) override;
@@ -29,13 +27,12 @@ class SessionServiceImpl final : public v1::SessionService::CallbackService {
                                           v1::DeleteSessionResponse* response) override;
 
  private:
-  SessionManager* sessions_;
-  WorkerPool* pool_;
+  const Backend backend_;
 };
 
 class ModelServiceImpl final : public v1::ModelService::CallbackService {
  public:
-  ModelServiceImpl(SessionManager* sessions, WorkerPool* pool) : sessions_(sessions), pool_(pool) {}
+  explicit ModelServiceImpl(Backend backend) : backend_(backend) {}
   grpc::ServerUnaryReactor* AddInput(grpc::CallbackServerContext* context,
                                      const v1::AddInputRequest* request,
                                      v1::TensorInfo* response) override;
@@ -74,13 +71,12 @@ class ModelServiceImpl final : public v1::ModelService::CallbackService {
                                        v1::SetWeightsResponse* response) override;
 
  private:
-  SessionManager* sessions_;
-  WorkerPool* pool_;  // for handlers that compute or wait
+  const Backend backend_;
 };
 
 class DataServiceImpl final : public v1::DataService::CallbackService {
  public:
-  DataServiceImpl(SessionManager* sessions, WorkerPool* pool) : sessions_(sessions), pool_(pool) {}
+  explicit DataServiceImpl(Backend backend) : backend_(backend) {}
   grpc::ServerReadReactor<v1::UploadDatasetRequest>* UploadDataset(
       grpc::CallbackServerContext* context, v1::DatasetInfo* response) override;
   grpc::ServerUnaryReactor* BeginUpload(grpc::CallbackServerContext* context,
@@ -109,13 +105,12 @@ class DataServiceImpl final : public v1::DataService::CallbackService {
                                         v1::TensorProto* response) override;
 
  private:
-  SessionManager* sessions_;
-  WorkerPool* pool_;  // for handlers that compute or wait
+  const Backend backend_;
 };
 
 class JobServiceImpl final : public v1::JobService::CallbackService {
  public:
-  JobServiceImpl(SessionManager* sessions, WorkerPool* pool) : sessions_(sessions), pool_(pool) {}
+  explicit JobServiceImpl(Backend backend) : backend_(backend) {}
   grpc::ServerUnaryReactor* StartFit(grpc::CallbackServerContext* context,
                                      const v1::StartFitRequest* request,
                                      v1::Job* response) override;
@@ -149,21 +144,18 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
                                              v1::DeleteCheckpointResponse* response) override;
 
  private:
-  SessionManager* sessions_;
-  WorkerPool* pool_;  // for handlers that change anything, compute or wait
+  const Backend backend_;
 };
 
 class InferenceServiceImpl final : public v1::InferenceService::CallbackService {
  public:
-  InferenceServiceImpl(SessionManager* sessions, WorkerPool* pool)
-      : sessions_(sessions), pool_(pool) {}
+  explicit InferenceServiceImpl(Backend backend) : backend_(backend) {}
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,
                                     const v1::PredictRequest* request,
                                     v1::PredictResponse* response) override;
 
  private:
-  SessionManager* sessions_;
-  WorkerPool* pool_;  // for handlers that compute or wait
+  const Backend backend_;
 };
 
 }  // namespace kiln::server

@@ -3,7 +3,9 @@
 #include <cstdlib>
 #include <limits>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace kiln::server {
 namespace {
@@ -22,6 +24,13 @@ std::string DefaultStateDir() {
     return absl::StrCat(home, "/.local/state/kiln");
   }
   return "/var/lib/kiln";
+}
+
+bool IsLoopbackAddress(absl::string_view listen) {
+  if (absl::StartsWith(listen, "unix:") || absl::StartsWith(listen, "unix-abstract:")) return true;
+  absl::string_view host = listen.substr(0, listen.rfind(':'));
+  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
 absl::Status ValidateOptions(const ServerOptions& options) {
@@ -50,6 +59,20 @@ absl::Status ValidateOptions(const ServerOptions& options) {
   if (options.max_session_bytes < 1) return OutOfRange("max_session_bytes", "must be >= 1");
   if (options.shutdown_grace < absl::ZeroDuration()) {
     return OutOfRange("shutdown_grace", "must not be negative");
+  }
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return OutOfRange(options.tls_cert.empty() ? "tls_cert" : "tls_key",
+                      "must be given with --tls_cert and --tls_key together");
+  }
+  if (!options.tls_client_ca.empty() && options.tls_cert.empty()) {
+    return OutOfRange("tls_client_ca", "needs --tls_cert and --tls_key (mutual TLS)");
+  }
+  const bool authenticated = !options.auth_tokens_file.empty() || !options.tls_client_ca.empty();
+  if (!authenticated && !options.insecure && !IsLoopbackAddress(options.listen)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve ", options.listen,
+        " without authentication: give --auth_tokens_file or --tls_client_ca, or --insecure to "
+        "let anyone who reaches it use every session"));
   }
   return absl::OkStatus();
 }

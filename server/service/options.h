@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace kiln::server {
@@ -32,7 +33,16 @@ struct ServerOptions {
   int max_sessions = 256;
   int64_t max_session_bytes = int64_t{4} << 30;  // datasets and uploads of one session
   absl::Duration shutdown_grace = absl::Seconds(10);
+
+  // Who may call (README "Security and reliability").
+  std::string auth_tokens_file;   // `tenant:sha256-hex-of-token` lines; "": no tokens
+  std::string tls_cert, tls_key;  // PEM files: serve TLS (both or neither)
+  std::string tls_client_ca;      // PEM file: require client certificates it signed (mTLS)
+  bool insecure = false;          // serve a non-loopback address without authentication
 };
+
+// Whether `listen` (host:port, or a unix: address) can be reached from this machine only.
+bool IsLoopbackAddress(absl::string_view listen);
 
 // INVALID_ARGUMENT naming the kiln-server flag of the first setting out of range.
 absl::Status ValidateOptions(const ServerOptions& options);

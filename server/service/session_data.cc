@@ -120,7 +120,7 @@ absl::StatusOr<std::string> Session::BeginUpload(const v1::UploadHeader& header)
                                "a dataset \"", header.name(), "\" already exists in this session")),
                            "header.name");
   }
-  const std::string id = absl::StrCat("upload-", RandomHex(8));
+  const std::string id = absl::StrCat("upload-", RandomHex(16));
   uploads_[id] = std::move(upload);
   return id;
 }

@@ -110,7 +110,7 @@ class SessionJobRunner {
 
 v1::Job Session::NewJob(const std::string& model, v1::JobKind kind) const {
   v1::Job job;
-  job.set_id(absl::StrCat("job-", RandomHex(8)));
+  job.set_id(absl::StrCat("job-", RandomHex(16)));
   job.set_session_id(id_);
   job.set_model(model);
   job.set_kind(kind);

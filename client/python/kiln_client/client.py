@@ -1,4 +1,5 @@
 """Client: a connection to a Kiln server, and the sessions it creates."""
+import os
 import time
 from typing import List, Optional
 
@@ -28,11 +29,49 @@ def with_default_port(target: str) -> str:
     return target
 
 
+class _TokenInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                        grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every call, streams and health checks too."""
+
+    def __init__(self, token: str):
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details):
+        metadata = list(details.metadata or []) + [self._header]
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+
+def _read(path: Optional[str]) -> Optional[bytes]:
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
 class Client:
-    """A connection to a Kiln server at `target` (host[:port]; the port defaults to 50051)."""
+    """A connection to a Kiln server at `target` (host[:port]; the port defaults to 50051).
+
+    token: sent with every call to a server started with --auth_tokens_file (default:
+    $KILN_TOKEN). tls_ca: PEM roots that sign the server's certificate - connects with TLS
+    (tls=True alone uses the system's roots); tls_cert and tls_key: a client certificate for
+    mutual TLS."""
 
     def __init__(self, target: str = "localhost", timeout: float = 600.0,
-                 max_message_bytes: int = 256 << 20):
+                 max_message_bytes: int = 256 << 20, token: Optional[str] = None,
+                 tls: bool = False, tls_ca: Optional[str] = None,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None):
         self.target = with_default_port(target)
         self.timeout = timeout
         options = [("grpc.max_send_message_length", max_message_bytes),
@@ -41,7 +80,18 @@ class Client:
                    ("grpc.initial_reconnect_backoff_ms", 100),
                    ("grpc.min_reconnect_backoff_ms", 100),
                    ("grpc.max_reconnect_backoff_ms", 2000)]
-        self.channel = grpc.insecure_channel(self.target, options=options)
+        if bool(tls_cert) != bool(tls_key):
+            raise ValueError("tls_cert and tls_key go together")
+        if tls or tls_ca or tls_cert:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read(tls_ca), private_key=_read(tls_key),
+                certificate_chain=_read(tls_cert))
+            self.channel = grpc.secure_channel(self.target, credentials, options=options)
+        else:
+            self.channel = grpc.insecure_channel(self.target, options=options)
+        token = os.environ.get("KILN_TOKEN", "") if token is None else token
+        if token:
+            self.channel = grpc.intercept_channel(self.channel, _TokenInterceptor(token))
         self._sessions = service_pb2_grpc.SessionServiceStub(self.channel)
         self._models = service_pb2_grpc.ModelServiceStub(self.channel)
         self._data = service_pb2_grpc.DataServiceStub(self.channel)

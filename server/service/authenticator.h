@@ -1,0 +1,56 @@
+// Authenticator: decides who a request comes from. Tenants are named by bearer tokens (a file
+// of `tenant:sha256-hex-of-token` lines, re-read on Reload) or, with mutual TLS, by the common
+// name of the client certificate the transport verified. Tokens are compared by their SHA-256
+// digest, so the file never holds a usable secret and nothing here logs or keeps a token.
+//
+// Thread-safety: Authenticate may run on any thread while Reload swaps the table.
+#ifndef KILN_SERVER_SERVICE_AUTHENTICATOR_H_
+#define KILN_SERVER_SERVICE_AUTHENTICATOR_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "server/service/caller.h"
+
+namespace kiln::server {
+
+// Lowercase hex SHA-256 of `token`.
+std::string TokenDigest(absl::string_view token);
+// The tokens-file line for `tenant` and `token`; INVALID_ARGUMENT for a tenant name that is not
+// 1-64 of [A-Za-z0-9._-] or an empty token.
+absl::StatusOr<std::string> TokenFileLine(absl::string_view tenant, absl::string_view token);
+
+class Authenticator {
+ public:
+  // `tokens_file`: "" for none. `certificates_name_tenants`: a verified client certificate's
+  // common name is the tenant when no token file is given.
+  Authenticator(std::string tokens_file, bool certificates_name_tenants);
+
+  // Reads the tokens file again. On an error (naming the file and line) the table in use stays.
+  absl::Status Reload() ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether requests must prove who they are.
+  bool required() const { return !tokens_file_.empty() || certificates_name_tenants_; }
+  // Tenants in the table in use.
+  int tenants() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // `authorization`: the request's authorization header, if any; `certificate_name`: the
+  // common name of its verified client certificate ("" without one). UNAUTHENTICATED when a
+  // token is required and missing or unknown.
+  absl::StatusOr<Caller> Authenticate(std::optional<absl::string_view> authorization,
+                                      absl::string_view certificate_name) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  const std::string tokens_file_;
+  const bool certificates_name_tenants_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::string> tenant_of_digest_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace kiln::server
+
+#endif  // KILN_SERVER_SERVICE_AUTHENTICATOR_H_
