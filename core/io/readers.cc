@@ -1,5 +1,7 @@
 #include "core/io/readers.h"
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cerrno>
@@ -48,11 +50,20 @@ absl::StatusOr<int64_t> CountElements(const std::vector<int64_t>& dims, absl::st
 }  // namespace
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {
-  gzFile file = gzopen(path.c_str(), "rb");
-  if (file == nullptr) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("no such file: ", path));
     return absl::InvalidArgumentError(
         absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  }
+  return ReadOpenFile(fd, path, max_bytes);
+}
+
+absl::StatusOr<std::string> ReadOpenFile(int fd, absl::string_view name, size_t max_bytes) {
+  gzFile file = gzdopen(fd, "rb");  // owns fd from here on
+  if (file == nullptr) {
+    close(fd);
+    return absl::ResourceExhaustedError(absl::StrCat("cannot read ", name, ": out of memory"));
   }
   std::string out;
   char buffer[1 << 16];
@@ -62,13 +73,13 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) 
       int code = 0;
       const std::string message = gzerror(file, &code);
       gzclose(file);
-      return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": ", message));
+      return absl::InvalidArgumentError(absl::StrCat("cannot read ", name, ": ", message));
     }
     if (n == 0) break;
     if (out.size() + size_t(n) > max_bytes) {
       gzclose(file);
       return absl::ResourceExhaustedError(
-          absl::StrCat(path, " is larger than the limit of ", max_bytes, " bytes"));
+          absl::StrCat(name, " is larger than the limit of ", max_bytes, " bytes"));
     }
     out.append(buffer, n);
   }
@@ -291,17 +302,21 @@ absl::StatusOr<Tensor> ParseCsv(absl::string_view text, absl::string_view source
 }
 
 absl::StatusOr<Tensor> ReadArrayFile(const std::string& path) {
-  absl::string_view name = path;
-  absl::ConsumeSuffix(&name, ".gz");
   KILN_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
-  if (absl::EndsWith(name, ".npy")) return ParseNpy(bytes, path);
-  if (absl::EndsWith(name, ".csv")) return ParseCsv(bytes, path);
-  if (absl::EndsWith(name, ".idx") || absl::EndsWith(name, "-ubyte") ||
-      absl::StrContains(name, "-idx")) {
-    return ParseIdx(bytes, path);
+  return ParseArrayFile(bytes, path);
+}
+
+absl::StatusOr<Tensor> ParseArrayFile(absl::string_view bytes, absl::string_view name) {
+  absl::string_view format = name;
+  absl::ConsumeSuffix(&format, ".gz");
+  if (absl::EndsWith(format, ".npy")) return ParseNpy(bytes, name);
+  if (absl::EndsWith(format, ".csv")) return ParseCsv(bytes, name);
+  if (absl::EndsWith(format, ".idx") || absl::EndsWith(format, "-ubyte") ||
+      absl::StrContains(format, "-idx")) {
+    return ParseIdx(bytes, name);
   }
   return absl::InvalidArgumentError(
-      absl::StrCat(path,
+      absl::StrCat(name,
                    ": unknown format; use a .npy, .csv or IDX (.idx, *-ubyte) file, "
                    "optionally gzip-compressed (.gz)"));
 }

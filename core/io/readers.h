@@ -18,6 +18,9 @@ namespace kiln {
 
 // The whole file, gunzipped if it starts with the gzip magic. `max_bytes` bounds the result.
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes = size_t{4} << 30);
+// Likewise for a file opened already (closed before it returns); errors name `name`.
+absl::StatusOr<std::string> ReadOpenFile(int fd, absl::string_view name,
+                                         size_t max_bytes = size_t{4} << 30);
 
 // IDX: big-endian header (0, 0, type, rank), rank big-endian int32 dims, then the data.
 // uint8 and int8 become uint8 / int32 tensors, int16/int32 int32, float/double float32.
@@ -34,6 +37,8 @@ absl::StatusOr<Tensor> ParseCsv(absl::string_view text, absl::string_view source
 
 // The format from a file name: ".idx"/"-ubyte" (IDX), ".npy", ".csv", each optionally ".gz".
 absl::StatusOr<Tensor> ReadArrayFile(const std::string& path);
+// ReadArrayFile's parsing: the format from `name`, which errors name.
+absl::StatusOr<Tensor> ParseArrayFile(absl::string_view bytes, absl::string_view name);
 
 }  // namespace kiln
 

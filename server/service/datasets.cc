@@ -89,32 +89,21 @@ absl::Status ApplyTransform(const v1::FeatureTransform& transform, Dataset& data
   return absl::OkStatus();
 }
 
-absl::StatusOr<Dataset> LoadFiles(const std::string& data_root, const v1::FileSource& files,
-                                  const v1::FeatureTransform& transform) {
-  if (data_root.empty()) {
-    return absl::FailedPreconditionError(
-        "this server reads no files: start kiln-server with --data_root");
-  }
-  const std::filesystem::path root = std::filesystem::weakly_canonical(data_root);
-  auto resolve = [&](const std::string& relative,
-                     const std::string& path) -> absl::StatusOr<std::string> {
-    const std::filesystem::path full = std::filesystem::weakly_canonical(root / relative);
-    const std::string root_str = root.string(), full_str = full.string();
-    if (relative.empty() || std::filesystem::path(relative).is_absolute() ||
-        full_str.compare(0, root_str.size(), root_str) != 0) {
-      return FieldError(
-          path, absl::StrCat("\"", relative, "\" is not a path below the server's data root"));
-    }
-    return full_str;
+absl::StatusOr<Dataset> LoadFiles(const DataRoot& root, const v1::FileSource& files,
+                                  const v1::FeatureTransform& transform, int64_t max_bytes) {
+  auto read = [&](const std::string& relative, const std::string& path) -> absl::StatusOr<Tensor> {
+    absl::StatusOr<std::string> bytes = root.Read(relative, static_cast<size_t>(max_bytes));
+    if (!bytes.ok()) return WithFieldPrefix(bytes.status(), path);
+    absl::StatusOr<Tensor> t = ParseArrayFile(*bytes, relative);
+    if (!t.ok()) return WithFieldPrefix(t.status(), path);
+    return t;
   };
   if (files.x_size() == 0) return FieldError("files.x", "name at least one feature file");
   std::vector<Tensor> x;
   for (int i = 0; i < files.x_size(); ++i) {
     const std::string path = absl::StrCat("files.x[", i, "]");
-    KILN_ASSIGN_OR_RETURN(std::string full, resolve(files.x(i), path));
-    absl::StatusOr<Tensor> t = ReadArrayFile(full);
-    if (!t.ok()) return WithFieldPrefix(t.status(), path);
-    x.push_back(*std::move(t));
+    KILN_ASSIGN_OR_RETURN(Tensor t, read(files.x(i), path));
+    x.push_back(std::move(t));
   }
   Tensor y;
   if (files.has_label_column()) {
@@ -145,10 +134,7 @@ absl::StatusOr<Dataset> LoadFiles(const std::string& data_root, const v1::FileSo
     }
     x[0] = features;
   } else if (!files.y().empty()) {
-    KILN_ASSIGN_OR_RETURN(std::string full, resolve(files.y(), "files.y"));
-    absl::StatusOr<Tensor> t = ReadArrayFile(full);
-    if (!t.ok()) return WithFieldPrefix(t.status(), "files.y");
-    y = *std::move(t);
+    KILN_ASSIGN_OR_RETURN(y, read(files.y(), "files.y"));
   }
   KILN_ASSIGN_OR_RETURN(Dataset data, MakeDataset(std::move(x), std::move(y), "files"));
   KILN_RETURN_IF_ERROR(ApplyTransform(transform, data, "transform"));

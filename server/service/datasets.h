@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/io/dataset.h"
 #include "kiln/v1/service.pb.h"
+#include "server/service/data_root.h"
 #include "server/store/tensor_file.h"
 
 namespace kiln::server {
@@ -28,9 +29,10 @@ class BuiltinDatasets {
   absl::flat_hash_map<std::string, std::shared_ptr<const Dataset>> loaded_ ABSL_GUARDED_BY(mu_);
 };
 
-// Reads a FileSource below `data_root` (which it may not leave) and applies `transform`.
-absl::StatusOr<Dataset> LoadFiles(const std::string& data_root, const v1::FileSource& files,
-                                  const v1::FeatureTransform& transform);
+// Reads a FileSource below `root` (which it may not leave), each file at most `max_bytes`,
+// and applies `transform`.
+absl::StatusOr<Dataset> LoadFiles(const DataRoot& root, const v1::FileSource& files,
+                                  const v1::FeatureTransform& transform, int64_t max_bytes);
 
 // A dataset's arrays as the store keeps them ("x0", "x1", ..., "y") and back; DATA_LOSS naming
 // `what` for arrays that do not make a dataset.

@@ -98,8 +98,9 @@ absl::StatusOr<v1::DatasetInfo> Session::OpenDataset(const v1::OpenDatasetReques
       return AddDataset(request.name(), std::move(data), source, &request);
     }
     case v1::OpenDatasetRequest::kFiles: {
-      KILN_ASSIGN_OR_RETURN(Dataset data, LoadFiles(runtime_.options->data_root, request.files(),
-                                                    request.transform()));
+      KILN_ASSIGN_OR_RETURN(Dataset data,
+                            LoadFiles(DataRoot(runtime_.options->data_root), request.files(),
+                                      request.transform(), runtime_.options->max_session_bytes));
       const std::string source =
           absl::StrCat("files:", absl::StrJoin(request.files().x(), ","),
                        request.files().y().empty() ? "" : ";" + request.files().y());

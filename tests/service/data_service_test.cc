@@ -147,8 +147,8 @@ TEST_F(DataServiceTest, FilesBelowTheDataRootOnly) {
   EXPECT_EQ(info.y().shape_size(), 1);
   open.set_name("escape");
   open.mutable_files()->set_x(0, "../../etc/passwd");
-  ExpectError(data_->OpenDataset(Context().get(), open, &info), StatusCode::INVALID_ARGUMENT,
-              "files.x[0]", "is not a path below the server's data root");
+  ExpectError(data_->OpenDataset(Context().get(), open, &info), StatusCode::PERMISSION_DENIED,
+              "files.x[0]", "is not a file below the server's data root");
   open.mutable_files()->set_x(0, "missing.npy");
   ExpectError(data_->OpenDataset(Context().get(), open, &info), StatusCode::NOT_FOUND, "files.x[0]",
               "no such file");
