@@ -53,7 +53,21 @@ ABSL_FLAG(absl::Duration, max_session_ttl, kDefaults.max_session_ttl,
           "longest TTL a session may ask for");
 ABSL_FLAG(int, max_sessions, kDefaults.max_sessions, "sessions the server holds at once");
 ABSL_FLAG(int64_t, max_session_bytes, kDefaults.max_session_bytes,
-          "bytes of datasets and uploads one session may hold");
+          "bytes one session may hold: weights, gradients, optimizer state, plans, datasets, "
+          "uploads and its jobs' inline data");
+ABSL_FLAG(int, max_session_models, kDefaults.max_session_models, "models one session may hold");
+ABSL_FLAG(int, max_tenant_sessions, kDefaults.max_tenant_sessions,
+          "sessions one tenant may hold");
+ABSL_FLAG(int, max_tenant_jobs, kDefaults.max_tenant_jobs,
+          "jobs one tenant may have queued or running");
+ABSL_FLAG(int64_t, max_tenant_bytes, kDefaults.max_tenant_bytes,
+          "bytes one tenant's sessions may hold together (as --max_session_bytes counts them)");
+ABSL_FLAG(int, max_model_layers, kDefaults.max_model_layers,
+          "layers of one model, and of a session's graph");
+ABSL_FLAG(int64_t, max_model_parameters, kDefaults.max_model_parameters,
+          "parameters of one model");
+ABSL_FLAG(int64_t, max_request_elements, kDefaults.max_request_elements,
+          "elements of one tensor in a request (Predict inputs, weights, inline data)");
 ABSL_FLAG(absl::Duration, shutdown_grace, kDefaults.shutdown_grace,
           "time in-flight RPCs get to finish after SIGINT/SIGTERM");
 ABSL_FLAG(std::string, auth_tokens_file, kDefaults.auth_tokens_file,
@@ -153,6 +167,13 @@ int main(int argc, char** argv) {
   options.max_session_ttl = absl::GetFlag(FLAGS_max_session_ttl);
   options.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   options.max_session_bytes = absl::GetFlag(FLAGS_max_session_bytes);
+  options.max_session_models = absl::GetFlag(FLAGS_max_session_models);
+  options.max_tenant_sessions = absl::GetFlag(FLAGS_max_tenant_sessions);
+  options.max_tenant_jobs = absl::GetFlag(FLAGS_max_tenant_jobs);
+  options.max_tenant_bytes = absl::GetFlag(FLAGS_max_tenant_bytes);
+  options.max_model_layers = absl::GetFlag(FLAGS_max_model_layers);
+  options.max_model_parameters = absl::GetFlag(FLAGS_max_model_parameters);
+  options.max_request_elements = absl::GetFlag(FLAGS_max_request_elements);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
   options.tls_cert = absl::GetFlag(FLAGS_tls_cert);

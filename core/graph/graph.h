@@ -90,6 +90,7 @@ class Graph {
   const std::vector<GraphNode>& nodes() const { return nodes_; }
   const std::vector<SymbolicTensor>& tensors() const { return tensors_; }
   std::shared_ptr<Layer> FindLayer(const std::string& name) const;
+  int layer_count() const { return static_cast<int>(layers_by_name_.size()); }
 
  private:
   // The next unused auto name for `base`; Commit... records that it is now used.

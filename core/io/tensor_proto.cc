@@ -38,7 +38,8 @@ v1::DataType ToProtoDType(DType dtype) {
   return v1::DATA_TYPE_UNSPECIFIED;
 }
 
-absl::StatusOr<Tensor> DecodeTensor(const v1::TensorProto& proto, absl::string_view path) {
+absl::StatusOr<Tensor> DecodeTensor(const v1::TensorProto& proto, absl::string_view path,
+                                    int64_t max_elements) {
   KILN_ASSIGN_OR_RETURN(DType dtype, FromProtoDType(proto.dtype(), path));
   std::vector<int64_t> dims(proto.shape().begin(), proto.shape().end());
   if (dims.empty()) {
@@ -52,6 +53,12 @@ absl::StatusOr<Tensor> DecodeTensor(const v1::TensorProto& proto, absl::string_v
                      " elements; received shape ", Shape(dims).ToString()));
   }
   // Sizes are checked before anything is allocated: a request may claim any shape.
+  const auto over_limit = [&] {
+    return WithFieldPrefix(
+        absl::ResourceExhaustedError(
+            absl::StrCat("the tensor has ", *n, " elements, over the limit of ", max_elements)),
+        absl::StrCat(path, ".shape"));
+  };
   if (proto.float_values_size() > 0) {
     if (dtype != DType::kFloat32 || !proto.data().empty()) {
       return FieldError(path, "float_values needs dtype FLOAT32 and no `data`");
@@ -61,6 +68,7 @@ absl::StatusOr<Tensor> DecodeTensor(const v1::TensorProto& proto, absl::string_v
                         absl::StrCat("shape ", Shape(dims).ToString(), " needs ", *n,
                                      " values, received ", proto.float_values_size()));
     }
+    if (*n > max_elements) return over_limit();
     Tensor out(dtype, Shape(dims));
     std::memcpy(out.raw_data(), proto.float_values().data(), out.byte_size());
     return out;
@@ -71,6 +79,7 @@ absl::StatusOr<Tensor> DecodeTensor(const v1::TensorProto& proto, absl::string_v
                       absl::StrCat("shape ", Shape(dims).ToString(), " of ", DTypeName(dtype),
                                    " needs ", bytes, " bytes, received ", proto.data().size()));
   }
+  if (*n > max_elements) return over_limit();
   Tensor out(dtype, Shape(dims));
   std::memcpy(out.raw_data(), proto.data().data(), bytes);
   return out;

@@ -12,8 +12,11 @@
 
 namespace kiln {
 
-// Errors are INVALID_ARGUMENT at `path` ("inputs[0]: ...").
-absl::StatusOr<Tensor> DecodeTensor(const v1::TensorProto& proto, absl::string_view path);
+// Errors are INVALID_ARGUMENT at `path` ("inputs[0]: ..."); RESOURCE_EXHAUSTED at
+// `path`.shape for a well-formed tensor of more than `max_elements` elements, before anything
+// is allocated.
+absl::StatusOr<Tensor> DecodeTensor(const v1::TensorProto& proto, absl::string_view path,
+                                    int64_t max_elements = kMaxTensorElements);
 
 // Raw bytes when `float_values` is false (the default, compact); float_values for JSON clients.
 v1::TensorProto EncodeTensor(const Tensor& tensor, bool float_values = false);

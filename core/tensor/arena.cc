@@ -15,9 +15,11 @@ void* Arena::Allocate(size_t bytes) {
     return blocks_.back().get();
   }
   if (rounded > remaining_) {
-    blocks_.push_back(AllocateAligned(kBlockBytes));
+    const size_t block = std::max(next_block_bytes_, rounded);
+    next_block_bytes_ = std::min(2 * next_block_bytes_, kBlockBytes);
+    blocks_.push_back(AllocateAligned(block));
     cursor_ = static_cast<char*>(blocks_.back().get());
-    remaining_ = kBlockBytes;
+    remaining_ = block;
   }
   void* p = cursor_;
   cursor_ += rounded;

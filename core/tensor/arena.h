@@ -23,7 +23,11 @@ class Arena {
   size_t bytes_allocated() const { return bytes_allocated_; }
 
  private:
+  // Blocks start small and double up to kBlockBytes, so that a small model's plan holds about
+  // what it uses (a session may cache many).
+  static constexpr size_t kFirstBlockBytes = size_t{64} << 10;
   static constexpr size_t kBlockBytes = size_t{8} << 20;
+  size_t next_block_bytes_ = kFirstBlockBytes;
   std::vector<std::shared_ptr<void>> blocks_;
   char* cursor_ = nullptr;
   size_t remaining_ = 0;

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/tensor/memory_account.h"
 
 namespace kiln {
 
@@ -28,11 +29,24 @@ std::shared_ptr<void> AllocateAligned(size_t bytes) {
   constexpr size_t kHugePage = size_t{2} << 20;
   const size_t alignment = bytes >= kHugePage ? kHugePage : 64;
   const size_t rounded = (std::max<size_t>(bytes, 1) + alignment - 1) / alignment * alignment;
+  std::shared_ptr<MemoryAccount> account = ScopedMemoryAccount::Current();
+  if (account != nullptr) {
+    if (absl::Status charged = account->Charge(static_cast<int64_t>(rounded)); !charged.ok()) {
+      throw MemoryExhausted(std::string(charged.message()));
+    }
+  }
   void* p = std::aligned_alloc(alignment, rounded);
-  KILN_CHECK(p != nullptr) << "out of memory allocating " << bytes << " bytes";
+  if (p == nullptr) {
+    if (account != nullptr) account->Release(static_cast<int64_t>(rounded));
+    throw MemoryExhausted(
+        absl::StrCat("the server is out of memory (allocating ", bytes, " bytes)"));
+  }
   if (alignment == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);
   std::memset(p, 0, rounded);
-  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  return std::shared_ptr<void>(p, [account = std::move(account), rounded](void* q) {
+    std::free(q);
+    if (account != nullptr) account->Release(static_cast<int64_t>(rounded));
+  });
 }
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {

@@ -66,7 +66,8 @@ class Tensor {
 };
 
 // Allocates `bytes` zero-filled bytes aligned to 64, advising huge pages for large buffers
-// (first touch of 4 KiB pages is expensive on these machines).
+// (first touch of 4 KiB pages is expensive on these machines). Charged to the thread's
+// MemoryAccount, if any; throws MemoryExhausted when that refuses or memory runs out.
 std::shared_ptr<void> AllocateAligned(size_t bytes);
 
 }  // namespace kiln

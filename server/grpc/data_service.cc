@@ -84,7 +84,8 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
     if (session_ == nullptr) return FieldError("header", "the upload sent no header");
     v1::FinishUploadRequest finish;
     finish.set_upload_id(upload_id_);
-    KILN_ASSIGN_OR_RETURN(*response_, session_->FinishUpload(finish));
+    KILN_ASSIGN_OR_RETURN(*response_,
+                          session_->Charged([&] { return session_->FinishUpload(finish); }));
     return absl::OkStatus();
   }
 

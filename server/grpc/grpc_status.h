@@ -70,14 +70,14 @@ grpc::ServerUnaryReactor* RespondFromPool(grpc::CallbackServerContext* context,
 }
 
 // A handler that fills `response` with `(session->*method)(*request)` for the request's
-// session (methods that return absl::Status leave the response empty).
+// session (methods that return absl::Status leave the response empty), charged to it.
 template <typename Request, typename Response, typename Method>
 auto SessionHandler(SessionManager* sessions, const Request* request, Response* response,
                     Method method) {
   return [sessions, request, response, method](const Caller& caller) -> absl::Status {
     absl::StatusOr<std::shared_ptr<Session>> session = sessions->Get(caller, request->session_id());
     if (!session.ok()) return session.status();
-    auto result = ((**session).*method)(*request);
+    auto result = (*session)->Charged([&] { return ((**session).*method)(*request); });
     if constexpr (std::is_same_v<decltype(result), absl::Status>) {
       return result;
     } else {

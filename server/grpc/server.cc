@@ -16,6 +16,7 @@
 #include "server/service/datasets.h"
 #include "server/service/job_scheduler.h"
 #include "server/service/session_manager.h"
+#include "server/service/tenants.h"
 #include "server/service/worker_pool.h"
 #include "server/store/failpoint.h"
 #include "server/store/memory_store.h"
@@ -118,11 +119,12 @@ absl::Status KilnServer::Start() {
   job_compute_ = std::make_unique<ComputeShares>(options_.compute_threads);
   rpc_compute_ = std::make_unique<ComputeShares>(options_.compute_threads);
   builtins_ = std::make_unique<BuiltinDatasets>();
+  tenants_ = std::make_unique<Tenants>(&options_);
   scheduler_ = std::make_unique<JobScheduler>(options_.max_concurrent_jobs, job_compute_.get());
   rpc_workers_ = std::make_unique<WorkerPool>(options_.rpc_worker_threads, options_.max_queued_rpcs,
                                               rpc_compute_.get());
   sessions_ = std::make_unique<SessionManager>(
-      Runtime{&options_, scheduler_.get(), builtins_.get(), store_.get()});
+      Runtime{&options_, scheduler_.get(), builtins_.get(), store_.get(), tenants_.get()});
   if (absl::Status loaded = sessions_->Load(log_); !loaded.ok()) {
     return absl::Status(loaded.code(), absl::StrCat("cannot read the state in ", options_.state_dir,
                                                     ": ", loaded.message()));

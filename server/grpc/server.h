@@ -28,6 +28,7 @@ class WorkerPool;
 class BuiltinDatasets;
 class ComputeShares;
 class Authenticator;
+class Tenants;
 class SessionServiceImpl;
 class ModelServiceImpl;
 class DataServiceImpl;
@@ -67,6 +68,7 @@ class KilnServer {
   std::string state_summary_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<store::SessionStore> store_;
+  std::unique_ptr<Tenants> tenants_;  // outlives the jobs and sessions that count against it
   std::unique_ptr<ComputeShares> job_compute_, rpc_compute_;
   std::unique_ptr<BuiltinDatasets> builtins_;
   std::unique_ptr<JobScheduler> scheduler_;

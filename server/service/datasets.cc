@@ -60,6 +60,8 @@ absl::StatusOr<std::shared_ptr<const Dataset>> BuiltinDatasets::Get(const std::s
   absl::MutexLock lock(&mu_);  // held while loading: one load per name
   auto it = loaded_.find(name);
   if (it != loaded_.end()) return it->second;
+  // Shared by every session and loaded once: charged to none of them.
+  ScopedMemoryAccount server_wide(nullptr);
   KILN_ASSIGN_OR_RETURN(Dataset data, LoadFashionMnist(name.substr(name.find(':') + 1)));
   auto shared = std::make_shared<const Dataset>(std::move(data));
   loaded_[name] = shared;
@@ -142,16 +144,17 @@ absl::StatusOr<Dataset> LoadFiles(const DataRoot& root, const v1::FileSource& fi
 }
 
 absl::StatusOr<std::unique_ptr<UploadBuilder>> UploadBuilder::Create(
-    const v1::UploadHeader& header) {
+    const v1::UploadHeader& header, std::shared_ptr<MemoryAccount> account) {
   if (header.name().empty()) return FieldError("header.name", "a dataset needs a name");
   if (header.x_size() == 0) {
     return FieldError("header.x", "declare at least one feature array (its format)");
   }
-  return absl::WrapUnique(new UploadBuilder(header));
+  return absl::WrapUnique(new UploadBuilder(header, std::move(account)));
 }
 
-absl::StatusOr<int64_t> UploadBuilder::Append(const v1::UploadChunk& chunk, int64_t offset,
-                                              int64_t max_bytes) {
+UploadBuilder::~UploadBuilder() { account_->Release(total_); }
+
+absl::StatusOr<int64_t> UploadBuilder::Append(const v1::UploadChunk& chunk, int64_t offset) {
   const std::optional<int> index = ArrayIndex(chunk.array());
   if (!index.has_value() || *index >= header_.x_size() || (*index < 0 && !header_.has_y())) {
     return FieldError("chunk.array",
@@ -167,10 +170,7 @@ absl::StatusOr<int64_t> UploadBuilder::Append(const v1::UploadChunk& chunk, int6
         absl::StrCat("chunk.offset: ", offset, " does not continue array ", key, ", which has ",
                      bytes.size(), " bytes; send from offset ", bytes.size()));
   }
-  if (total_ + static_cast<int64_t>(chunk.data().size()) > max_bytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("the upload would exceed the session's limit of ", max_bytes, " bytes"));
-  }
+  KILN_RETURN_IF_ERROR(account_->Charge(static_cast<int64_t>(chunk.data().size())));
   bytes.append(chunk.data());
   total_ += static_cast<int64_t>(chunk.data().size());
   return static_cast<int64_t>(bytes.size());

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/io/dataset.h"
+#include "core/tensor/memory_account.h"
 #include "kiln/v1/service.pb.h"
 #include "server/service/data_root.h"
 #include "server/store/tensor_file.h"
@@ -47,12 +48,16 @@ absl::Status ApplyTransform(const v1::FeatureTransform& transform, Dataset& data
 // An upload in progress: the header, then bytes per array, until Finish parses them.
 class UploadBuilder {
  public:
-  // INVALID_ARGUMENT for a malformed header (paths under "header").
-  static absl::StatusOr<std::unique_ptr<UploadBuilder>> Create(const v1::UploadHeader& header);
+  // INVALID_ARGUMENT for a malformed header (paths under "header"). The bytes received are
+  // charged to `account` until the builder is destroyed.
+  static absl::StatusOr<std::unique_ptr<UploadBuilder>> Create(
+      const v1::UploadHeader& header, std::shared_ptr<MemoryAccount> account);
+  ~UploadBuilder();
 
-  // Appends a chunk; `max_bytes` bounds the upload's total. `offset`, when not negative, must
-  // equal the bytes of that array received so far. Returns that count after the chunk.
-  absl::StatusOr<int64_t> Append(const v1::UploadChunk& chunk, int64_t offset, int64_t max_bytes);
+  // Appends a chunk: RESOURCE_EXHAUSTED when the account refuses its bytes. `offset`, when not
+  // negative, must equal the bytes of that array received so far. Returns that count after
+  // the chunk.
+  absl::StatusOr<int64_t> Append(const v1::UploadChunk& chunk, int64_t offset);
   // Parses the arrays into a dataset.
   absl::StatusOr<Dataset> Finish() const;
 
@@ -60,8 +65,10 @@ class UploadBuilder {
   int64_t bytes() const { return total_; }
 
  private:
-  explicit UploadBuilder(v1::UploadHeader header) : header_(std::move(header)) {}
+  UploadBuilder(v1::UploadHeader header, std::shared_ptr<MemoryAccount> account)
+      : header_(std::move(header)), account_(std::move(account)) {}
   v1::UploadHeader header_;
+  const std::shared_ptr<MemoryAccount> account_;
   absl::flat_hash_map<std::string, std::string> arrays_;  // "x0".., "y" -> bytes
   int64_t total_ = 0;
 };

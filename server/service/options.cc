@@ -57,6 +57,17 @@ absl::Status ValidateOptions(const ServerOptions& options) {
   }
   if (options.max_sessions < 1) return OutOfRange("max_sessions", "must be >= 1");
   if (options.max_session_bytes < 1) return OutOfRange("max_session_bytes", "must be >= 1");
+  if (options.max_session_models < 1) return OutOfRange("max_session_models", "must be >= 1");
+  if (options.max_tenant_sessions < 1) return OutOfRange("max_tenant_sessions", "must be >= 1");
+  if (options.max_tenant_jobs < 1) return OutOfRange("max_tenant_jobs", "must be >= 1");
+  if (options.max_tenant_bytes < 1) return OutOfRange("max_tenant_bytes", "must be >= 1");
+  if (options.max_model_layers < 1) return OutOfRange("max_model_layers", "must be >= 1");
+  if (options.max_model_parameters < 1) {
+    return OutOfRange("max_model_parameters", "must be >= 1");
+  }
+  if (options.max_request_elements < 1) {
+    return OutOfRange("max_request_elements", "must be >= 1");
+  }
   if (options.shutdown_grace < absl::ZeroDuration()) {
     return OutOfRange("shutdown_grace", "must not be negative");
   }

@@ -31,7 +31,19 @@ struct ServerOptions {
   absl::Duration max_session_ttl = absl::Hours(24);
   absl::Duration session_reap_interval = absl::Seconds(5);  // expiry checks and last-use flushes
   int max_sessions = 256;
-  int64_t max_session_bytes = int64_t{4} << 30;  // datasets and uploads of one session
+  // Bytes a session holds: weights, gradients, optimizer state, plans, datasets, uploads and
+  // the inline data of its jobs.
+  int64_t max_session_bytes = int64_t{4} << 30;
+  int max_session_models = 64;
+
+  // Per tenant: across all of its sessions.
+  int max_tenant_sessions = 64;
+  int max_tenant_jobs = 16;  // queued and running
+  int64_t max_tenant_bytes = int64_t{8} << 30;
+  // Per model (and per session graph), per request tensor.
+  int max_model_layers = 1024;
+  int64_t max_model_parameters = int64_t{100} << 20;
+  int64_t max_request_elements = int64_t{1} << 26;
   absl::Duration shutdown_grace = absl::Seconds(10);
 
   // Who may call (README "Security and reliability").

@@ -20,6 +20,7 @@ Session::Session(std::string id, const Caller& owner, const v1::CreateSessionReq
       // Microseconds, as the store keeps it: a restored session says the same time.
       created_(absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()))),
       runtime_(runtime),
+      memory_(runtime.tenants->NewSessionAccount(owner_)),
       ttl_(ttl),
       last_used_(created_),
       layer_seeds_(SeedStream(seed_, 1)),
@@ -86,6 +87,7 @@ v1::Session Session::Describe(bool full) const {
   *s.mutable_expires() = ToTimestamp(last_used_ + ttl_);
   s.set_ttl_seconds(absl::ToInt64Seconds(ttl_));
   if (seed_.has_value()) s.set_seed(*seed_);
+  s.set_bytes_held(memory_->used());
   if (full) {
     for (TensorId id = 0; id < static_cast<TensorId>(graph_.tensors().size()); ++id) {
       *s.add_tensors() = TensorInfoOf(graph_, id);

@@ -27,12 +27,14 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/graph/graph.h"
 #include "core/graph/model.h"
 #include "core/io/dataset.h"
+#include "core/tensor/memory_account.h"
 #include "core/train/trainer.h"
 #include "kiln/v1/service.pb.h"
 #include "server/service/caller.h"
@@ -41,6 +43,7 @@
 #include "server/service/job.h"
 #include "server/service/job_scheduler.h"
 #include "server/service/options.h"
+#include "server/service/tenants.h"
 #include "server/store/session_store.h"
 
 namespace kiln::server {
@@ -51,6 +54,7 @@ struct Runtime {
   JobScheduler* scheduler = nullptr;
   BuiltinDatasets* builtins = nullptr;
   store::SessionStore* store = nullptr;
+  Tenants* tenants = nullptr;
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -66,6 +70,20 @@ class Session : public std::enable_shared_from_this<Session> {
 
   const std::string& id() const { return id_; }
   const std::string& owner() const { return owner_; }
+  // What the session holds, against --max_session_bytes and its tenant's limit.
+  const std::shared_ptr<MemoryAccount>& memory() const { return memory_; }
+  // Runs `fn` (returning absl::Status or StatusOr) with the session's memory account current,
+  // so that what it allocates counts for the session; an allocation refused or failed becomes
+  // RESOURCE_EXHAUSTED. Every request's work on a session runs in one.
+  template <typename Fn>
+  auto Charged(Fn&& fn) -> decltype(fn()) {
+    ScopedMemoryAccount scope(memory_);
+    try {
+      return fn();
+    } catch (const std::bad_alloc& e) {
+      return absl::ResourceExhaustedError(e.what());
+    }
+  }
   // Marks the session used now (its TTL counts from the last use).
   void Touch();
   // Idle for longer than its TTL, with no job queued or running.
@@ -185,7 +203,10 @@ class Session : public std::enable_shared_from_this<Session> {
                                              const std::string& source,
                                              const v1::OpenDatasetRequest* reopen)
       ABSL_LOCKS_EXCLUDED(mu_);
-  int64_t DatasetBytes() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // --max_session_models, --max_model_layers and --max_model_parameters for `model`, about to
+  // be added (`replaces`: in place of a model of the same name).
+  absl::Status CheckModelLimits(const Model& model, bool replaces) const
+      ABSL_SHARED_LOCKS_REQUIRED(writer_mu_);
 
   // --- jobs (session_jobs.cc) ---
   // The entry of job `job_id`; NOT_FOUND at "job_id". With mu_ held.
@@ -220,6 +241,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const std::optional<int64_t> seed_;
   const absl::Time created_;
   const Runtime runtime_;
+  const std::shared_ptr<MemoryAccount> memory_;
 
   ComputeGate compute_;
 
@@ -238,7 +260,7 @@ class Session : public std::enable_shared_from_this<Session> {
   int model_counter_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<std::string, DatasetEntry> datasets_ ABSL_GUARDED_BY(mu_);
   // Names of datasets being stored (a slow write): taken, though not listed yet.
-  absl::flat_hash_map<std::string, int64_t> pending_datasets_ ABSL_GUARDED_BY(mu_);  // bytes
+  absl::flat_hash_set<std::string> pending_datasets_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::unique_ptr<UploadBuilder>> uploads_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, JobEntry> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> job_order_ ABSL_GUARDED_BY(mu_);

@@ -8,6 +8,7 @@
 #include "core/base/status.h"
 #include "core/io/tensor_proto.h"
 #include "server/service/session.h"
+#include "server/service/session_internal.h"
 
 namespace kiln::server {
 namespace {
@@ -37,21 +38,11 @@ absl::Status UploadNotFound(const std::string& upload_id) {
 
 }  // namespace
 
-int64_t Session::DatasetBytes() const {
-  int64_t bytes = 0;
-  for (const auto& [name, entry] : datasets_) {
-    if (entry.info.source().rfind("builtin:", 0) != 0) bytes += entry.info.bytes();
-  }
-  for (const auto& [name, pending] : pending_datasets_) bytes += pending;
-  for (const auto& [id, upload] : uploads_) bytes += upload->bytes();
-  return bytes;
-}
-
 absl::StatusOr<v1::DatasetInfo> Session::AddDataset(const std::string& name, Dataset data,
                                                     const std::string& source,
                                                     const v1::OpenDatasetRequest* reopen) {
   if (name.empty()) return FieldError("name", "a dataset needs a name");
-  const int64_t bytes = reopen != nullptr ? 0 : BytesOf(data);
+  // Its tensors were charged to the session as they were made.
   {
     absl::MutexLock lock(&mu_);
     if (datasets_.contains(name) || pending_datasets_.contains(name)) {
@@ -61,12 +52,7 @@ absl::StatusOr<v1::DatasetInfo> Session::AddDataset(const std::string& name, Dat
                                                 "first)")),
           "name");
     }
-    if (DatasetBytes() + bytes > runtime_.options->max_session_bytes) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("the session's datasets would take ", DatasetBytes() + bytes,
-                       " bytes, over the limit of ", runtime_.options->max_session_bytes));
-    }
-    pending_datasets_[name] = bytes;  // taken while it is stored
+    pending_datasets_.insert(name);  // taken while it is stored
   }
   absl::Cleanup release = [&] {
     absl::MutexLock lock(&mu_);
@@ -114,7 +100,8 @@ absl::StatusOr<v1::DatasetInfo> Session::OpenDataset(const v1::OpenDatasetReques
 }
 
 absl::StatusOr<std::string> Session::BeginUpload(const v1::UploadHeader& header) {
-  KILN_ASSIGN_OR_RETURN(std::unique_ptr<UploadBuilder> upload, UploadBuilder::Create(header));
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<UploadBuilder> upload,
+                        UploadBuilder::Create(header, memory_));
   absl::MutexLock lock(&mu_);
   if (datasets_.contains(header.name())) {
     return WithFieldPrefix(absl::AlreadyExistsError(absl::StrCat(
@@ -137,10 +124,9 @@ absl::StatusOr<int64_t> Session::AppendToUpload(const std::string& upload_id,
   if (it == uploads_.end()) {
     return UploadNotFound(upload_id);
   }
-  // Every upload in progress counts against the session's limit, so parallel ones cannot
-  // each take all of it.
-  const int64_t budget = runtime_.options->max_session_bytes - DatasetBytes() + it->second->bytes();
-  return it->second->Append(chunk, offset, budget);
+  // Every upload in progress counts for the session, so parallel ones cannot each take all of
+  // its bytes.
+  return it->second->Append(chunk, offset);
 }
 
 void Session::AbortUpload(const std::string& upload_id) {
@@ -262,12 +248,16 @@ absl::StatusOr<std::shared_ptr<const Dataset>> Session::ResolveData(
       std::vector<Tensor> x;
       for (int i = 0; i < ref.inline_().x_size(); ++i) {
         KILN_ASSIGN_OR_RETURN(
-            Tensor t, DecodeTensor(ref.inline_().x(i), absl::StrCat(path, ".inline.x[", i, "]")));
+            Tensor t, internal::DecodeRequestTensor(ref.inline_().x(i),
+                                                    absl::StrCat(path, ".inline.x[", i, "]"),
+                                                    runtime_.options->max_request_elements));
         x.push_back(std::move(t));
       }
       Tensor y;
       if (ref.inline_().has_y()) {
-        KILN_ASSIGN_OR_RETURN(y, DecodeTensor(ref.inline_().y(), absl::StrCat(path, ".inline.y")));
+        KILN_ASSIGN_OR_RETURN(
+            y, internal::DecodeRequestTensor(ref.inline_().y(), absl::StrCat(path, ".inline.y"),
+                                             runtime_.options->max_request_elements));
       }
       KILN_ASSIGN_OR_RETURN(Dataset data,
                             MakeDataset(std::move(x), std::move(y), absl::StrCat(path, ".inline")));

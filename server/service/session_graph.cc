@@ -33,8 +33,33 @@ absl::StatusOr<v1::TensorInfo> Session::AddInput(const v1::AddInputRequest& requ
   return TensorInfoOf(graph_, *id);
 }
 
+absl::Status Session::CheckModelLimits(const Model& model, bool replaces) const {
+  const ServerOptions& options = *runtime_.options;
+  if (!replaces && static_cast<int>(models_.size()) >= options.max_session_models) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the session holds its maximum of ", options.max_session_models,
+                     " models (--max_session_models); delete one first"));
+  }
+  if (static_cast<int>(model.layers().size()) > options.max_model_layers) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the model has ", model.layers().size(), " layers, over the limit of ",
+                     options.max_model_layers, " (--max_model_layers)"));
+  }
+  if (model.CountParams() > options.max_model_parameters) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the model has ", model.CountParams(), " parameters, over the limit of ",
+                     options.max_model_parameters, " (--max_model_parameters)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::AddLayerResponse> Session::AddLayer(const v1::AddLayerRequest& request) {
   absl::MutexLock writer(&writer_mu_);
+  if (graph_.layer_count() >= runtime_.options->max_model_layers) {
+    return absl::ResourceExhaustedError(absl::StrCat("the session's graph holds its maximum of ",
+                                                     runtime_.options->max_model_layers,
+                                                     " layers (--max_model_layers)"));
+  }
   uint64_t seed;
   store::SessionRecord record;
   {
@@ -154,6 +179,7 @@ absl::StatusOr<v1::ModelInfo> Session::CreateModel(const v1::CreateModelRequest&
   }
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                         Model::Create(graph_, Ids(request.inputs()), Ids(request.outputs()), name));
+  KILN_RETURN_IF_ERROR(CheckModelLimits(*model, /*replaces=*/false));
   store::OpRecord op;
   *op.mutable_create_model() = request;
   op.mutable_create_model()->set_name(name);
@@ -179,6 +205,14 @@ absl::StatusOr<v1::ModelInfo> Session::DefineModel(const v1::DefineModelRequest&
             absl::StrCat("a model \"", name, "\" already exists; set `replace` to replace it")),
         "definition.name");
   }
+  // Checked before anything is built, and again (parameters) once it is.
+  if (definition.nodes_size() > runtime_.options->max_model_layers) {
+    return WithFieldPrefix(
+        absl::ResourceExhaustedError(absl::StrCat(
+            "the definition has ", definition.nodes_size(), " nodes, over the limit of ",
+            runtime_.options->max_model_layers, " layers (--max_model_layers)")),
+        "definition.nodes");
+  }
   store::SessionRecord record = Record();
   const uint64_t seed = [&] {
     absl::ReaderMutexLock lock(&mu_);
@@ -191,6 +225,7 @@ absl::StatusOr<v1::ModelInfo> Session::DefineModel(const v1::DefineModelRequest&
   absl::StatusOr<std::unique_ptr<Model>> model = BuildModel(definition, *entry->own_graph, seed);
   if (!model.ok()) return WithFieldPrefix(model.status(), "definition");
   entry->model = std::move(*model);
+  KILN_RETURN_IF_ERROR(CheckModelLimits(*entry->model, models_.contains(name)));
   entry->trainer = std::make_unique<Trainer>(entry->model.get());
   if (definition.has_compile()) {
     absl::Status status = entry->trainer->Compile(definition.compile());

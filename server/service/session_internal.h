@@ -7,8 +7,12 @@
 #include <random>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "core/base/status.h"
 #include "core/graph/graph.h"
+#include "core/io/tensor_proto.h"
 #include "google/protobuf/repeated_field.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "google/protobuf/util/time_util.h"
@@ -37,6 +41,20 @@ inline std::mt19937_64 SeedStream(const std::optional<int64_t>& session_seed, ui
   std::mt19937_64 stream(seq);
   stream.discard(static_cast<unsigned long long>(draws));
   return stream;
+}
+
+// DecodeTensor for a tensor in a request: at most --max_request_elements elements.
+inline absl::StatusOr<Tensor> DecodeRequestTensor(const v1::TensorProto& proto,
+                                                  absl::string_view path, int64_t max_elements) {
+  absl::StatusOr<Tensor> tensor = DecodeTensor(proto, path, max_elements);
+  if (absl::IsResourceExhausted(tensor.status())) {
+    absl::Status named(tensor.status().code(),
+                       absl::StrCat(tensor.status().message(), " (--max_request_elements)"));
+    tensor.status().ForEachPayload(  // the field path
+        [&](absl::string_view url, const absl::Cord& payload) { named.SetPayload(url, payload); });
+    return named;
+  }
+  return tensor;
 }
 
 }  // namespace kiln::server::internal

@@ -48,6 +48,7 @@ bool Resumable(v1::JobState state) {
 struct Session::JobData {
   std::shared_ptr<const Dataset> data;
   std::shared_ptr<const Dataset> validation;  // fit: validation_data, if given
+  std::shared_ptr<void> tenant_slot;          // one of the tenant's jobs, until this ends
 };
 
 // Runs jobs with the session's compute gate held.
@@ -66,8 +67,11 @@ class SessionJobRunner {
     session.compute_.EnterJob(job.id());
     status = job.SetState(v1::RUNNING);
     if (status.ok()) {
+      ScopedMemoryAccount charged(session.memory());  // plans and slots count for the session
       try {
         status = run(details);
+      } catch (const std::bad_alloc& e) {
+        status = absl::ResourceExhaustedError(e.what());
       } catch (const std::exception& e) {  // never let a job take the server down
         status = absl::InternalError(absl::StrCat("job failed: ", e.what()));
       }
@@ -203,6 +207,7 @@ void Session::Schedule(const std::shared_ptr<Job>& job, const store::JobRecord& 
 absl::StatusOr<v1::Job> Session::StartFit(const v1::StartFitRequest& request) {
   KILN_RETURN_IF_ERROR(CheckModelExists(request.model()));
   auto data = std::make_shared<JobData>();
+  KILN_ASSIGN_OR_RETURN(data->tenant_slot, runtime_.tenants->AcquireJob(owner_));
   KILN_ASSIGN_OR_RETURN(data->data, ResolveData(request.data(), "data", "train"));
   if (request.has_validation_data()) {
     KILN_ASSIGN_OR_RETURN(data->validation,
@@ -239,6 +244,7 @@ absl::StatusOr<v1::Job> Session::StartFit(const v1::StartFitRequest& request) {
 absl::StatusOr<v1::Job> Session::StartEvaluate(const v1::StartEvaluateRequest& request) {
   KILN_RETURN_IF_ERROR(CheckModelExists(request.model()));
   auto data = std::make_shared<JobData>();
+  KILN_ASSIGN_OR_RETURN(data->tenant_slot, runtime_.tenants->AcquireJob(owner_));
   KILN_ASSIGN_OR_RETURN(data->data, ResolveData(request.data(), "data", "test"));
   absl::MutexLock writer(&writer_mu_);
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, JobModel(request.model()));
@@ -255,6 +261,7 @@ absl::StatusOr<v1::Job> Session::StartEvaluate(const v1::StartEvaluateRequest& r
 absl::StatusOr<v1::Job> Session::StartPredict(const v1::StartPredictRequest& request) {
   KILN_RETURN_IF_ERROR(CheckModelExists(request.model()));
   auto data = std::make_shared<JobData>();
+  KILN_ASSIGN_OR_RETURN(data->tenant_slot, runtime_.tenants->AcquireJob(owner_));
   KILN_ASSIGN_OR_RETURN(data->data, ResolveData(request.data(), "data", "test"));
   absl::MutexLock writer(&writer_mu_);
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, JobModel(request.model()));
@@ -348,6 +355,7 @@ absl::StatusOr<v1::Job> Session::ResumeJob(const v1::ResumeJobRequest& request) 
   }
   // The data as the job was started with; a dataset deleted since cannot be trained on.
   auto data = std::make_shared<JobData>();
+  KILN_ASSIGN_OR_RETURN(data->tenant_slot, runtime_.tenants->AcquireJob(owner_));
   absl::StatusOr<std::shared_ptr<const Dataset>> resolved =
       ResolveData(record.fit().data(), "data", "train");
   if (!resolved.ok()) {

@@ -63,16 +63,26 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Create(
     if (static_cast<int>(sessions_.size() + damaged_.size()) + creating_ >= options.max_sessions) {
       return absl::ResourceExhaustedError(
           absl::StrCat("the server holds its maximum of ", options.max_sessions,
-                       " sessions; delete one, or wait for idle ones to expire"));
+                       " sessions (--max_sessions); delete one, or wait for idle ones to expire"));
+    }
+    int held = creating_of_[caller.id];
+    for (const auto& [id, s] : sessions_) held += s->owner() == caller.id;
+    for (const auto& [id, d] : damaged_) held += d.description.owner() == caller.id;
+    if (held >= options.max_tenant_sessions) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          TenantName(caller.id), " holds its maximum of ", options.max_tenant_sessions,
+          " sessions (--max_tenant_sessions); delete one, or wait for idle ones to expire"));
     }
     // 128 bits from the kernel's CSPRNG: an id is not guessable, from others or at all.
     session = std::make_shared<Session>(absl::StrCat("s-", RandomHex(16)), caller, request, ttl,
                                         runtime_);
-    ++creating_;  // holds its place under the limit while it is stored
+    ++creating_;  // holds its place under the limits while it is stored
+    ++creating_of_[caller.id];
   }
   absl::Status stored = runtime_.store->CreateSession(session->Record());
   absl::MutexLock lock(&mu_);
   --creating_;
+  --creating_of_[caller.id];
   if (!stored.ok()) return stored;
   sessions_[session->id()] = session;
   return session;

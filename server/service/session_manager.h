@@ -31,7 +31,7 @@ class SessionManager {
   int restored() const { return restored_; }
   int damaged() const { return damaged_count_; }
 
-  // RESOURCE_EXHAUSTED past --max_sessions; INVALID_ARGUMENT for a negative TTL; the store's
+  // RESOURCE_EXHAUSTED past --max_sessions or --max_tenant_sessions; INVALID_ARGUMENT for a negative TTL; the store's
   // error when the session cannot be stored.
   absl::StatusOr<std::shared_ptr<Session>> Create(const Caller& caller,
                                                   const v1::CreateSessionRequest& request);
@@ -60,6 +60,7 @@ class SessionManager {
   absl::flat_hash_map<std::string, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Damaged> damaged_ ABSL_GUARDED_BY(mu_);
   int creating_ ABSL_GUARDED_BY(mu_) = 0;  // sessions being stored, not listed yet
+  absl::flat_hash_map<std::string, int> creating_of_ ABSL_GUARDED_BY(mu_);  // by tenant
   int restored_ = 0, damaged_count_ = 0;
   absl::Notification stop_;
   std::thread reaper_;

@@ -178,6 +178,7 @@ Session::Session(const store::SessionRecord& record, Runtime runtime)
       seed_(record.has_seed() ? std::optional<int64_t>(record.seed()) : std::nullopt),
       created_(absl::FromUnixMicros(record.created_micros())),
       runtime_(runtime),
+      memory_(runtime.tenants->NewSessionAccount(owner_)),
       ttl_(absl::Seconds(record.ttl_seconds())),
       last_used_(absl::FromUnixMicros(record.last_used_micros())),
       layer_seeds_(internal::SeedStream(seed_, 1, record.layer_seed_draws())),
@@ -195,7 +196,8 @@ absl::StatusOr<std::shared_ptr<Session>> Session::Restore(const store::StoredSes
     // Nobody else sees the session yet; the locks only satisfy the methods it calls.
     absl::MutexLock writer(&session->writer_mu_);
     absl::MutexLock lock(&session->mu_);
-    status = Replayer(*session, stored).Run();
+    // What it held counts again (a limit lowered since leaves it damaged, not half loaded).
+    status = session->Charged([&] { return Replayer(*session, stored).Run(); });
   }
   if (!status.ok()) {
     return store::Damaged(absl::StrCat("session ", stored.record.id()), status.message());

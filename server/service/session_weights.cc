@@ -6,6 +6,7 @@
 #include "core/io/tensor_proto.h"
 #include "server/service/model_state.h"
 #include "server/service/session.h"
+#include "server/service/session_internal.h"
 
 namespace kiln::server {
 
@@ -37,8 +38,9 @@ absl::Status Session::SetWeights(const v1::SetWeightsRequest& request) {
   std::vector<std::pair<std::string, Tensor>> weights;
   for (int i = 0; i < request.weights_size(); ++i) {
     const std::string path = absl::StrCat("weights[", i, "]");
-    KILN_ASSIGN_OR_RETURN(Tensor t,
-                          DecodeTensor(request.weights(i).tensor(), absl::StrCat(path, ".tensor")));
+    KILN_ASSIGN_OR_RETURN(Tensor t, internal::DecodeRequestTensor(
+                                        request.weights(i).tensor(), absl::StrCat(path, ".tensor"),
+                                        runtime_.options->max_request_elements));
     const std::string& name = request.weights(i).name();
     Variable* v = layer->variable(name == "depthwise_kernel" ? "kernel" : name);
     if (v == nullptr) {
@@ -72,8 +74,9 @@ absl::Status Session::SetWeights(const v1::SetWeightsRequest& request) {
 absl::StatusOr<v1::PredictResponse> Session::Predict(const v1::PredictRequest& request) {
   std::vector<Tensor> x;
   for (int i = 0; i < request.inputs_size(); ++i) {
-    KILN_ASSIGN_OR_RETURN(Tensor t,
-                          DecodeTensor(request.inputs(i), absl::StrCat("inputs[", i, "]")));
+    KILN_ASSIGN_OR_RETURN(
+        Tensor t, internal::DecodeRequestTensor(request.inputs(i), absl::StrCat("inputs[", i, "]"),
+                                                runtime_.options->max_request_elements));
     x.push_back(std::move(t));
   }
   KILN_ASSIGN_OR_RETURN(Dataset data, MakeDataset(std::move(x), Tensor(), "inputs"));

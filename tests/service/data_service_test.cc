@@ -258,7 +258,7 @@ TEST_F(SessionByteLimitTest, ParallelUploadsShareTheSessionLimit) {
     if (status.ok()) {
       ++stored;
     } else {
-      ExpectError(status, StatusCode::RESOURCE_EXHAUSTED, "", "exceed the session's limit of");
+      ExpectError(status, StatusCode::RESOURCE_EXHAUSTED, "", "over its limit of 3145728 (--max_session_bytes)");
     }
   }
   // What the failed streams had received is released: one more 2 MiB upload fits exactly

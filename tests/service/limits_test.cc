@@ -1,0 +1,209 @@
+// Limits that keep one client from hurting the others: every refusal is RESOURCE_EXHAUSTED
+// naming the limit and its flag, changes nothing, and leaves the server working. Regression
+// tests for what probing the server found (a 32-byte AddLayer that allocated gigabytes, plans
+// and inline job data that were not counted).
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/service/service_fixture.h"
+
+namespace kiln::testing {
+namespace {
+
+using grpc::StatusCode;
+
+class LimitsTest : public ServiceTest {
+ protected:
+  void Configure(server::ServerOptions& options) override {
+    options.max_session_bytes = int64_t{48} << 20;
+    options.max_tenant_bytes = int64_t{64} << 20;
+    options.max_session_models = 3;
+    options.max_model_layers = 8;
+    options.max_model_parameters = 10000;
+    options.max_request_elements = 4096;
+    options.max_tenant_sessions = 4;
+    options.max_tenant_jobs = 1;
+  }
+
+  v1::Session Get(const std::string& session) {
+    v1::GetSessionRequest request;
+    request.set_session_id(session);
+    v1::Session info;
+    EXPECT_TRUE(sessions_->GetSession(Context().get(), request, &info).ok());
+    return info;
+  }
+
+  grpc::Status AddDense(const std::string& session, int64_t input, int64_t units) {
+    v1::AddLayerRequest request;
+    request.set_session_id(session);
+    request.mutable_spec()->mutable_dense()->set_units(units);
+    request.add_inputs(input);
+    v1::AddLayerResponse response;
+    return models_->AddLayer(Context().get(), request, &response);
+  }
+};
+
+TEST_F(LimitsTest, AHugeLayerIsRefusedBeforeItIsAllocated) {
+  const std::string s = CreateSession();
+  const int64_t input = AddInput(s, {8}).id();
+  const int64_t before = Get(s).bytes_held();
+  // Dense(2**25) on 8 features: a 1 GiB kernel and its gradient, from a 32-byte request. The
+  // probe's server died on the 4th; each is refused at once now.
+  for (int i = 0; i < 6; ++i) {
+    ExpectError(AddDense(s, input, int64_t{1} << 25), StatusCode::RESOURCE_EXHAUSTED, "",
+                "over its limit of 50331648 (--max_session_bytes)");
+  }
+  const v1::Session after = Get(s);
+  EXPECT_EQ(after.layers_size(), 0);  // the failed calls changed nothing
+  EXPECT_EQ(after.bytes_held(), before);
+  EXPECT_TRUE(AddDense(s, input, 4).ok());
+  EXPECT_GT(Get(s).bytes_held(), before);
+}
+
+TEST_F(LimitsTest, SessionsOfATenantShareItsBytes) {
+  // Each session may hold 48 MiB; together they may hold 64 MiB.
+  const std::string a = CreateSession(), b = CreateSession();
+  const int64_t in_a = AddInput(a, {1024}).id(), in_b = AddInput(b, {1024}).id();
+  ASSERT_TRUE(AddDense(a, in_a, 5000).ok());  // 20 MB of kernel, 20 of gradient
+  ExpectError(AddDense(b, in_b, 5000), StatusCode::RESOURCE_EXHAUSTED, "",
+              "the anonymous tenant would hold");
+  ExpectError(AddDense(b, in_b, 5000), StatusCode::RESOURCE_EXHAUSTED, "", "(--max_tenant_bytes)");
+  v1::DeleteSessionRequest remove;
+  remove.set_session_id(a);
+  v1::DeleteSessionResponse removed;
+  ASSERT_TRUE(sessions_->DeleteSession(Context().get(), remove, &removed).ok());
+  EXPECT_TRUE(AddDense(b, in_b, 5000).ok()) << "deleting a session frees its bytes";
+}
+
+TEST_F(LimitsTest, ModelsLayersAndParametersAreBounded) {
+  const std::string s = CreateSession();
+  const int64_t input = AddInput(s, {8}).id();
+  v1::AddLayerRequest add;
+  add.set_session_id(s);
+  add.mutable_spec()->mutable_dense()->set_units(2000);  // 18,000 parameters
+  add.add_inputs(input);
+  v1::AddLayerResponse big;
+  ASSERT_TRUE(models_->AddLayer(Context().get(), add, &big).ok());
+  v1::CreateModelRequest create;
+  create.set_session_id(s);
+  create.add_inputs(input);
+  create.add_outputs(big.outputs(0).id());
+  v1::ModelInfo model;
+  ExpectError(models_->CreateModel(Context().get(), create, &model), StatusCode::RESOURCE_EXHAUSTED,
+              "",
+              "the model has 18000 parameters, over the limit of 10000 (--max_model_parameters)");
+
+  add.mutable_spec()->mutable_dense()->set_units(2);
+  v1::AddLayerResponse small;
+  ASSERT_TRUE(models_->AddLayer(Context().get(), add, &small).ok());
+  create.set_outputs(0, small.outputs(0).id());
+  for (int i = 0; i < 3; ++i) {
+    create.set_name(absl::StrCat("m", i));
+    ASSERT_TRUE(models_->CreateModel(Context().get(), create, &model).ok());
+  }
+  create.set_name("m3");
+  ExpectError(models_->CreateModel(Context().get(), create, &model), StatusCode::RESOURCE_EXHAUSTED,
+              "", "the session holds its maximum of 3 models (--max_session_models)");
+
+  for (int i = Get(s).layers_size(); i < 8; ++i) ASSERT_TRUE(AddDense(s, input, 1).ok());
+  ExpectError(AddDense(s, input, 1), StatusCode::RESOURCE_EXHAUSTED, "",
+              "the session's graph holds its maximum of 8 layers (--max_model_layers)");
+  EXPECT_EQ(Get(s).layers_size(), 8);
+
+  v1::DefineModelRequest define;
+  define.set_session_id(s);
+  v1::ModelDefinition& d = *define.mutable_definition();
+  d.set_name("deep");
+  for (int i = 0; i < 9; ++i) d.add_nodes()->set_id(absl::StrCat("n", i));
+  ExpectError(models_->DefineModel(Context().get(), define, &model), StatusCode::RESOURCE_EXHAUSTED,
+              "definition.nodes", "the definition has 9 nodes, over the limit of 8 layers");
+}
+
+TEST_F(LimitsTest, RequestTensorsAreBounded) {
+  const std::string s = CreateSession();
+  BuildSmallModel(s);
+  v1::PredictRequest predict;
+  predict.set_session_id(s);
+  predict.set_model("small");
+  v1::TensorProto& x = *predict.add_inputs();
+  x.set_dtype(v1::FLOAT32);
+  for (int64_t d : {65, 8, 8, 1}) x.add_shape(d);  // 4160 elements
+  x.set_data(std::string(65 * 64 * 4, '\0'));
+  v1::PredictResponse response;
+  ExpectError(inference_->Predict(Context().get(), predict, &response),
+              StatusCode::RESOURCE_EXHAUSTED, "inputs[0].shape",
+              "the tensor has 4160 elements, over the limit of 4096 (--max_request_elements)");
+  x.set_shape(0, 64);
+  x.set_data(std::string(64 * 64 * 4, '\0'));
+  EXPECT_TRUE(inference_->Predict(Context().get(), predict, &response).ok());
+}
+
+TEST_F(LimitsTest, SessionsAndJobsOfATenantAreBounded) {
+  std::vector<std::string> sessions;
+  for (int i = 0; i < 4; ++i) sessions.push_back(CreateSession());
+  v1::CreateSessionRequest create;
+  v1::Session session;
+  ExpectError(sessions_->CreateSession(Context().get(), create, &session),
+              StatusCode::RESOURCE_EXHAUSTED, "",
+              "the anonymous tenant holds its maximum of 4 sessions (--max_tenant_sessions)");
+
+  const std::string s = sessions[0], t = sessions[1];
+  for (const std::string& id : {s, t}) {
+    BuildSmallModel(id);
+    CompileSmallModel(id);
+  }
+  v1::StartFitRequest fit;
+  fit.set_session_id(s);
+  fit.set_model("small");
+  *fit.mutable_data() = InlineData(64);
+  fit.mutable_config()->set_epochs(100000);
+  fit.mutable_config()->set_batch_size(8);
+  v1::Job running;
+  ASSERT_TRUE(jobs_->StartFit(Context().get(), fit, &running).ok());
+  fit.set_session_id(t);  // the limit is the tenant's, across its sessions
+  v1::Job refused;
+  ExpectError(jobs_->StartFit(Context().get(), fit, &refused), StatusCode::RESOURCE_EXHAUSTED, "",
+              "has its maximum of 1 jobs queued or running (--max_tenant_jobs)");
+  v1::CancelJobRequest cancel;
+  cancel.set_session_id(s);
+  cancel.set_job_id(running.id());
+  v1::Job cancelled;
+  ASSERT_TRUE(jobs_->CancelJob(Context().get(), cancel, &cancelled).ok());
+  Watch(s, running.id());
+  // The slot is given back once the job has ended.
+  grpc::Status status;
+  for (int i = 0; i < 100; ++i) {
+    status = jobs_->StartFit(Context().get(), fit, &refused);
+    if (status.ok()) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+class InlineDataLimitTest : public ServiceTest {
+ protected:
+  void Configure(server::ServerOptions& options) override {
+    options.max_session_bytes = int64_t{2} << 20;
+  }
+};
+
+TEST_F(InlineDataLimitTest, InlineJobDataCountsForTheSession) {
+  const std::string s = CreateSession();
+  BuildSmallModel(s);
+  CompileSmallModel(s);
+  v1::StartFitRequest fit;
+  fit.set_session_id(s);
+  fit.set_model("small");
+  *fit.mutable_data() = InlineData(16384);  // 4 MiB of images
+  fit.mutable_config()->set_epochs(1);
+  v1::Job job;
+  ExpectError(jobs_->StartFit(Context().get(), fit, &job), StatusCode::RESOURCE_EXHAUSTED, "",
+              "(--max_session_bytes)");
+  *fit.mutable_data() = InlineData(64);
+  ASSERT_TRUE(jobs_->StartFit(Context().get(), fit, &job).ok());
+  Watch(s, job.id());
+  EXPECT_EQ(GetJob(s, job.id()).state(), v1::SUCCEEDED);
+}
+
+}  // namespace
+}  // namespace kiln::testing
