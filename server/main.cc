@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -16,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "server/grpc/server.h"
 #include "server/service/authenticator.h"
 
@@ -87,6 +89,10 @@ ABSL_FLAG(std::string, hash_token, "",
           "then exit");
 
 namespace {
+
+// Past --shutdown_grace, the time jobs get to write their last checkpoint and the store to
+// close.
+constexpr absl::Duration kShutdownSlack = absl::Seconds(3);
 
 constexpr char kUsage[] = R"(kiln-server: builds and trains Keras-style models for remote clients.
 
@@ -209,6 +215,16 @@ int main(int argc, char** argv) {
   }
   std::printf("kiln-server: %s, shutting down\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
   std::fflush(stdout);
+  // Work that does not look at cancellation (a long weight initialisation) must not hold the
+  // process past the grace: what answered OK is in the store already, so leaving is as safe as
+  // a crash, which a restart recovers from.
+  std::thread([grace = options.shutdown_grace] {
+    absl::SleepFor(grace + kShutdownSlack);
+    std::printf("kiln-server: still busy %s after the signal; exiting now\n",
+                absl::FormatDuration(grace + kShutdownSlack).c_str());
+    std::fflush(stdout);
+    std::_Exit(1);
+  }).detach();
   server.Shutdown(options.shutdown_grace);
   std::printf("kiln-server: stopped\n");
   return 0;

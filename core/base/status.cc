@@ -37,4 +37,10 @@ std::optional<std::string> FieldPathOf(const absl::Status& status) {
   return std::string(*payload);
 }
 
+std::string Quoted(absl::string_view text) {
+  constexpr size_t kMaxEcho = 64;
+  if (text.size() <= kMaxEcho) return absl::StrCat("\"", text, "\"");
+  return absl::StrCat("\"", text.substr(0, kMaxEcho), "...\" (", text.size(), " characters)");
+}
+
 }  // namespace kiln

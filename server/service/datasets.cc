@@ -176,7 +176,9 @@ absl::StatusOr<int64_t> UploadBuilder::Append(const v1::UploadChunk& chunk, int6
   return static_cast<int64_t>(bytes.size());
 }
 
-absl::StatusOr<Dataset> UploadBuilder::Finish() const {
+absl::StatusOr<Dataset> UploadBuilder::Finish() {
+  account_->Release(total_);
+  total_ = 0;
   std::vector<Tensor> x;
   for (int i = 0; i < header_.x_size(); ++i) {
     auto it = arrays_.find(absl::StrCat("x", i));

@@ -58,8 +58,9 @@ class UploadBuilder {
   // negative, must equal the bytes of that array received so far. Returns that count after
   // the chunk.
   absl::StatusOr<int64_t> Append(const v1::UploadChunk& chunk, int64_t offset);
-  // Parses the arrays into a dataset.
-  absl::StatusOr<Dataset> Finish() const;
+  // Parses the arrays into a dataset. The bytes received stop counting first: while they are
+  // parsed, the session briefly holds them twice.
+  absl::StatusOr<Dataset> Finish();
 
   const v1::UploadHeader& header() const { return header_; }
   int64_t bytes() const { return total_; }

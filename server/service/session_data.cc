@@ -32,7 +32,7 @@ v1::DatasetInfo InfoOf(const std::string& name, const Dataset& data, const std::
 
 absl::Status UploadNotFound(const std::string& upload_id) {
   return WithFieldPrefix(
-      absl::NotFoundError(absl::StrCat("no upload \"", upload_id, "\" in this session")),
+      absl::NotFoundError(absl::StrCat("no upload ", Quoted(upload_id), " in this session")),
       "upload_id");
 }
 
@@ -153,9 +153,9 @@ absl::StatusOr<v1::DatasetInfo> Session::GetDataset(const v1::GetDatasetRequest&
   absl::MutexLock lock(&mu_);
   auto it = datasets_.find(request.name());
   if (it == datasets_.end()) {
-    return WithFieldPrefix(
-        absl::NotFoundError(absl::StrCat("no dataset \"", request.name(), "\" in this session")),
-        "name");
+    return WithFieldPrefix(absl::NotFoundError(absl::StrCat("no dataset ", Quoted(request.name()),
+                                                            " in this session")),
+                           "name");
   }
   return it->second.info;
 }
@@ -174,9 +174,9 @@ absl::Status Session::DeleteDataset(const v1::DeleteDatasetRequest& request) {
   {
     absl::ReaderMutexLock lock(&mu_);
     if (!datasets_.contains(request.name())) {
-      return WithFieldPrefix(
-          absl::NotFoundError(absl::StrCat("no dataset \"", request.name(), "\" in this session")),
-          "name");
+      return WithFieldPrefix(absl::NotFoundError(absl::StrCat("no dataset ", Quoted(request.name()),
+                                                              " in this session")),
+                             "name");
     }
   }
   KILN_RETURN_IF_ERROR(runtime_.store->DeleteDataset(id_, request.name()));
@@ -191,9 +191,9 @@ absl::StatusOr<v1::TensorProto> Session::ReadDataset(const v1::ReadDatasetReques
     absl::MutexLock lock(&mu_);
     auto it = datasets_.find(request.name());
     if (it == datasets_.end()) {
-      return WithFieldPrefix(
-          absl::NotFoundError(absl::StrCat("no dataset \"", request.name(), "\" in this session")),
-          "name");
+      return WithFieldPrefix(absl::NotFoundError(absl::StrCat("no dataset ", Quoted(request.name()),
+                                                              " in this session")),
+                             "name");
     }
     data = it->second.data;
   }

@@ -97,7 +97,7 @@ absl::StatusOr<v1::CallLayerResponse> Session::CallLayer(const v1::CallLayerRequ
   std::shared_ptr<Layer> layer = graph_.FindLayer(request.layer());
   if (layer == nullptr) {
     return WithFieldPrefix(
-        absl::NotFoundError(absl::StrCat("no layer \"", request.layer(), "\" in this session")),
+        absl::NotFoundError(absl::StrCat("no layer ", Quoted(request.layer()), " in this session")),
         "layer");
   }
   const std::vector<TensorId> inputs = Ids(request.inputs());
@@ -153,7 +153,7 @@ absl::StatusOr<std::shared_ptr<Session::ModelEntry>> Session::FindModel(
   auto it = models_.find(name);
   if (it == models_.end()) {
     return WithFieldPrefix(
-        absl::NotFoundError(absl::StrCat("no model \"", name, "\" in this session")), field);
+        absl::NotFoundError(absl::StrCat("no model ", Quoted(name), " in this session")), field);
   }
   return it->second;
 }

@@ -292,7 +292,7 @@ absl::StatusOr<Session::JobEntry*> Session::FindJobEntry(const std::string& job_
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) {
     return WithFieldPrefix(
-        absl::NotFoundError(absl::StrCat("no job \"", job_id, "\" in this session")), "job_id");
+        absl::NotFoundError(absl::StrCat("no job ", Quoted(job_id), " in this session")), "job_id");
   }
   return const_cast<JobEntry*>(&it->second);
 }

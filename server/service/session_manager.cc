@@ -44,7 +44,7 @@ absl::Status SessionManager::Load(const std::function<void(const std::string&)>&
 
 absl::Status SessionManager::NotFound(const std::string& id) const {
   return WithFieldPrefix(absl::NotFoundError(absl::StrCat(
-                             "no session \"", id, "\" (it may have expired or been deleted)")),
+                             "no session ", Quoted(id), " (it may have expired or been deleted)")),
                          "session_id");
 }
 

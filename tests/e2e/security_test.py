@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -199,6 +200,30 @@ class StartupTest(unittest.TestCase):
         run = self.run_server("--auth_tokens_file=/nonexistent/tokens")
         self.assertEqual(run.returncode, 1)
         self.assertIn("cannot read the tokens file /nonexistent/tokens", run.stderr)
+
+
+class ShutdownTest(unittest.TestCase):
+    def test_sigterm_is_bounded_by_the_grace_during_a_long_initialisation(self):
+        """An Orthogonal initialisation of a 3000x3000 kernel takes ~20 s here and does not
+        look at cancellation; SIGTERM with a 1 s grace must still end the process soon."""
+        server = KilnServer("--shutdown_grace=1s").start()
+        self.addCleanup(server.cleanup)
+        session = Client(server.address).create_session()
+        x = session.add_input([3000])
+        thread = threading.Thread(target=lambda: error_of(lambda: session.add_layer(
+            {"dense": {"units": 3000, "kernel_initializer": {"orthogonal": {}}}}, inputs=[x])))
+        thread.start()
+        time.sleep(1.0)
+        start = time.time()
+        code = server.stop(timeout=30)
+        elapsed = time.time() - start
+        thread.join()
+        self.assertLess(elapsed, 1 + 3 + 2, server.log())  # grace + slack + process exit
+        self.assertEqual(code, 1, server.log())
+        self.assertIn("exiting now", server.log())
+        # What answered OK before is there after a restart.
+        server.start()
+        self.assertIn(session.id, [s.id for s in Client(server.address).list_sessions()])
 
 
 class TlsTest(unittest.TestCase):

@@ -27,6 +27,8 @@ class FuzzTest : public ServiceTest {
   void Configure(server::ServerOptions& options) override {
     options.max_session_bytes = int64_t{64} << 20;
     options.max_message_bytes = int64_t{8} << 20;
+    // The fuzzer creates many sessions; the server-wide limit is the one it should meet.
+    options.max_tenant_sessions = options.max_sessions;
   }
 };
 

@@ -180,6 +180,16 @@ TEST_F(LimitsTest, SessionsAndJobsOfATenantAreBounded) {
   EXPECT_TRUE(status.ok()) << status.error_message();
 }
 
+TEST_F(LimitsTest, AHugeIdIsEchoedBounded) {
+  // The probe's 3,000-character id came back as RESOURCE_EXHAUSTED about metadata size.
+  v1::GetSessionRequest get;
+  get.set_session_id(std::string(3000, 'x'));
+  v1::Session info;
+  const grpc::Status status = sessions_->GetSession(Context().get(), get, &info);
+  ExpectError(status, StatusCode::NOT_FOUND, "session_id", "(3000 characters)");
+  EXPECT_LT(status.error_message().size(), 200u);
+}
+
 class InlineDataLimitTest : public ServiceTest {
  protected:
   void Configure(server::ServerOptions& options) override {
