@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "server/service/authenticator.h"
+#include "server/service/call_scope.h"
 #include "server/service/caller.h"
 #include "server/service/session_manager.h"
 #include "server/service/worker_pool.h"
@@ -63,6 +64,7 @@ grpc::ServerUnaryReactor* RespondFromPool(grpc::CallbackServerContext* context,
           reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
           return;
         }
+        CallScope call([context] { return context->IsCancelled(); });
         reactor->Finish(ToGrpcStatus(handler(caller)));
       });
   if (!scheduled.ok()) reactor->Finish(ToGrpcStatus(scheduled));

@@ -1,12 +1,17 @@
 #include "server/service/compute_gate.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/service/call_scope.h"
 
 namespace kiln::server {
 
 absl::Status ComputeGate::EnterShort() {
   absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(this, &ComputeGate::FreeOrJob));
+  // A caller that gives up while it waits stops waiting (CallScope).
+  while (!mu_.AwaitWithTimeout(absl::Condition(this, &ComputeGate::FreeOrJob),
+                               absl::Milliseconds(20))) {
+    if (CallScope::Cancelled()) return CallScope::Stopped();
+  }
   if (!job_.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("the session is running job ", job_,

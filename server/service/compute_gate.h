@@ -15,7 +15,8 @@ namespace kiln::server {
 
 class ComputeGate {
  public:
-  // Waits for other short operations, then holds the gate; FAILED_PRECONDITION if a job has it.
+  // Waits for other short operations, then holds the gate; FAILED_PRECONDITION if a job has it,
+  // CANCELLED when the call gives up while it waits (CallScope).
   absl::Status EnterShort();
   void LeaveShort();
 

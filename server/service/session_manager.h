@@ -31,8 +31,8 @@ class SessionManager {
   int restored() const { return restored_; }
   int damaged() const { return damaged_count_; }
 
-  // RESOURCE_EXHAUSTED past --max_sessions or --max_tenant_sessions; INVALID_ARGUMENT for a negative TTL; the store's
-  // error when the session cannot be stored.
+  // RESOURCE_EXHAUSTED past --max_sessions or --max_tenant_sessions; INVALID_ARGUMENT for a
+  // negative TTL; the store's error when the session cannot be stored.
   absl::StatusOr<std::shared_ptr<Session>> Create(const Caller& caller,
                                                   const v1::CreateSessionRequest& request);
   // NOT_FOUND (field "session_id") for unknown or expired ids and for sessions of other

@@ -4,11 +4,23 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/status.h"
 #include "core/io/tensor_proto.h"
+#include "server/service/call_scope.h"
 #include "server/service/model_state.h"
 #include "server/service/session.h"
 #include "server/service/session_internal.h"
 
 namespace kiln::server {
+namespace {
+
+// Predict's batch when the request sets none.
+constexpr int64_t kPredictBatch = 256;
+
+class StopWhenCallEnds : public TrainingCallback {
+ public:
+  bool StopRequested() override { return CallScope::Cancelled(); }
+};
+
+}  // namespace
 
 absl::StatusOr<v1::GetWeightsResponse> Session::GetWeights(const v1::GetWeightsRequest& request) {
   KILN_RETURN_IF_ERROR(compute_.EnterShort());
@@ -82,8 +94,10 @@ absl::StatusOr<v1::PredictResponse> Session::Predict(const v1::PredictRequest& r
   KILN_ASSIGN_OR_RETURN(Dataset data, MakeDataset(std::move(x), Tensor(), "inputs"));
   if (request.batch_size() < 0) return FieldError("batch_size", "must not be negative");
   v1::PredictConfig config;
-  config.set_batch_size(request.batch_size() > 0 ? request.batch_size()
-                                                 : static_cast<int>(data.size()));
+  // Batches are where a call whose client gave up stops; inference does not depend on them.
+  config.set_batch_size(request.batch_size() > 0
+                            ? request.batch_size()
+                            : static_cast<int>(std::min<int64_t>(data.size(), kPredictBatch)));
   KILN_RETURN_IF_ERROR(compute_.EnterShort());
   absl::Cleanup leave = [this] { compute_.LeaveShort(); };
   std::shared_ptr<ModelEntry> entry;
@@ -91,7 +105,9 @@ absl::StatusOr<v1::PredictResponse> Session::Predict(const v1::PredictRequest& r
     absl::ReaderMutexLock lock(&mu_);
     KILN_ASSIGN_OR_RETURN(entry, FindModel(request.model(), "model"));
   }
-  absl::StatusOr<std::vector<Tensor>> outputs = entry->trainer->Predict(data, config);
+  StopWhenCallEnds stop;
+  absl::StatusOr<std::vector<Tensor>> outputs = entry->trainer->Predict(data, config, &stop);
+  if (absl::IsCancelled(outputs.status())) return CallScope::Stopped();
   if (!outputs.ok()) {
     return WithFieldPrefix(outputs.status(), FieldPathOf(outputs.status()) ? "" : "inputs");
   }

@@ -215,5 +215,48 @@ TEST_F(InlineDataLimitTest, InlineJobDataCountsForTheSession) {
   EXPECT_EQ(GetJob(s, job.id()).state(), v1::SUCCEEDED);
 }
 
+class DeadlineTest : public ServiceTest {
+ protected:
+  void Configure(server::ServerOptions& options) override { options.rpc_worker_threads = 1; }
+};
+
+// A Predict whose deadline passes stops at its next batch and frees the only RPC thread: a
+// change queued behind it is answered long before the Predict would have ended (~10 s here).
+TEST_F(DeadlineTest, APredictPastItsDeadlineStopsAndFreesItsThread) {
+  const std::string s = CreateSession();
+  int64_t t = AddInput(s, {64, 64, 3}).id();
+  const int64_t input = t;
+  for (int i = 0; i < 5; ++i) {
+    t = AddLayer(s, "conv2d { filters: 64 kernel_size: 3 padding: \"same\" }", {t}).outputs(0).id();
+  }
+  v1::CreateModelRequest create;
+  create.set_session_id(s);
+  create.set_name("wide");
+  create.add_inputs(input);
+  create.add_outputs(t);
+  v1::ModelInfo model;
+  ASSERT_TRUE(models_->CreateModel(Context().get(), create, &model).ok());
+  v1::PredictRequest predict;
+  predict.set_session_id(s);
+  predict.set_model("wide");
+  predict.set_batch_size(32);
+  v1::TensorProto& x = *predict.add_inputs();
+  x.set_dtype(v1::FLOAT32);
+  for (int64_t d : {1024, 64, 64, 3}) x.add_shape(d);
+  x.set_data(std::string(1024 * 64 * 64 * 3 * 4, '\0'));
+  grpc::ClientContext short_call;
+  short_call.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  v1::PredictResponse response;
+  EXPECT_EQ(inference_->Predict(&short_call, predict, &response).error_code(),
+            StatusCode::DEADLINE_EXCEEDED);
+  // Queued behind the Predict on the single RPC thread.
+  v1::AddInputRequest add;
+  add.set_session_id(s);
+  add.mutable_input()->add_shape(4);
+  v1::TensorInfo info;
+  const grpc::Status status = models_->AddInput(Context(5).get(), add, &info);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
 }  // namespace
 }  // namespace kiln::testing
