@@ -29,6 +29,26 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EXPECTED = {"RESOURCE_EXHAUSTED", "FAILED_PRECONDITION"}
 
 
+def start_server(build, tokens, *flags):
+    """kiln-server on a free loopback port with durable state and `tokens` ({tenant: token});
+    returns (process, address, a temporary directory holding state/ and tokens)."""
+    state = tempfile.mkdtemp(prefix="kiln-bench-")
+    with open(os.path.join(state, "tokens"), "w") as f:
+        for tenant, token in tokens.items():
+            f.write(f"{tenant}:{hashlib.sha256(token.encode()).hexdigest()}\n")
+    server = subprocess.Popen(
+        [os.path.join(build, "server", "kiln-server"), "--listen=127.0.0.1:0",
+         f"--state_dir={state}/state", f"--auth_tokens_file={state}/tokens", *flags],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = os.path.join(state, "state", "port")
+    while not os.path.exists(port):
+        if server.poll() is not None:
+            raise SystemExit("kiln-server did not start")
+        time.sleep(0.05)
+    with open(port) as f:
+        return server, f"127.0.0.1:{f.read().strip()}", state
+
+
 def rss_kib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -134,22 +154,8 @@ def main():
     import numpy as np
     from kiln_client import Client, KilnError
 
-    state = tempfile.mkdtemp(prefix="kiln-load-")
     tokens = {f"tenant{i}": f"load-token-{i}-{os.getpid()}" for i in range(4)}
-    with open(os.path.join(state, "tokens"), "w") as f:
-        for tenant, token in tokens.items():
-            f.write(f"{tenant}:{hashlib.sha256(token.encode()).hexdigest()}\n")
-    server = subprocess.Popen(
-        [os.path.join(args.build, "server", "kiln-server"), "--listen=127.0.0.1:0",
-         f"--state_dir={state}/state", f"--auth_tokens_file={state}/tokens",
-         "--max_concurrent_jobs=2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    port = os.path.join(state, "state", "port")
-    while not os.path.exists(port):
-        if server.poll() is not None:
-            raise SystemExit("kiln-server did not start")
-        time.sleep(0.05)
-    with open(port) as f:
-        address = f"127.0.0.1:{f.read().strip()}"
+    server, address, state = start_server(args.build, tokens, "--max_concurrent_jobs=2")
     Client(address, token=tokens["tenant0"]).wait_ready()
     rss_before = rss_kib(server.pid)
 

@@ -33,7 +33,9 @@ class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
         return;
       }
       // The client is done sending; parsing and storing the arrays may take a while.
-      absl::Status scheduled = pool_->Schedule([this] {
+      const WorkerPool::Lane lane{caller_->id,
+                                  session_ != nullptr ? session_->id() : std::string()};
+      absl::Status scheduled = pool_->Schedule(lane, [this] {
         if (context_->IsCancelled()) {
           if (session_ != nullptr) session_->AbortUpload(upload_id_);
           Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the upload was cancelled"));

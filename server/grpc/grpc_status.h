@@ -46,20 +46,23 @@ grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context, const Ba
   return reactor;
 }
 
-// Like Respond, but `handler` runs on the backend's pool: for handlers that write to the
-// store, compute or wait. It must hold no references to the caller's locals. The request and
-// response live until Finish. A full pool answers RESOURCE_EXHAUSTED at once.
+// Like Respond, but `handler` runs on the backend's pool, after the caller's earlier calls on
+// `session_id` ("" for none) have finished: for handlers that write to the store, compute or
+// wait. It must hold no references to the caller's locals. The request and response live
+// until Finish. A full queue answers RESOURCE_EXHAUSTED at once.
 template <typename Handler>
 grpc::ServerUnaryReactor* RespondFromPool(grpc::CallbackServerContext* context,
-                                          const Backend& backend, Handler handler) {
+                                          const Backend& backend, const std::string& session_id,
+                                          Handler handler) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<Caller> caller = CallerOf(*context, *backend.auth);
   if (!caller.ok()) {
     reactor->Finish(ToGrpcStatus(caller.status()));
     return reactor;
   }
+  const WorkerPool::Lane lane{caller->id, session_id};
   absl::Status scheduled = backend.pool->Schedule(
-      [context, reactor, caller = *std::move(caller), handler = std::move(handler)]() mutable {
+      lane, [context, reactor, caller = *std::move(caller), handler = std::move(handler)]() mutable {
         if (context->IsCancelled()) {  // the client gave up while the call was queued
           reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
           return;
@@ -102,7 +105,7 @@ template <typename Request, typename Response, typename Method>
 grpc::ServerUnaryReactor* CallSessionFromPool(grpc::CallbackServerContext* context,
                                               const Backend& backend, const Request* request,
                                               Response* response, Method method) {
-  return RespondFromPool(context, backend,
+  return RespondFromPool(context, backend, request->session_id(),
                          SessionHandler(backend.sessions, request, response, method));
 }
 

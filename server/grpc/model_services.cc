@@ -11,7 +11,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::CreateSession(grpc::CallbackServer
                                                             const v1::CreateSessionRequest* request,
                                                             v1::Session* response) {
   return RespondFromPool(
-      context, backend_,
+      context, backend_, /*session_id=*/"",
       [sessions = backend_.sessions, request, response](const Caller& caller) -> absl::Status {
         KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, sessions->Create(caller, *request));
         *response = session->Describe(true);
@@ -40,7 +40,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::ListSessions(grpc::CallbackServerC
 grpc::ServerUnaryReactor* SessionServiceImpl::DeleteSession(grpc::CallbackServerContext* context,
                                                             const v1::DeleteSessionRequest* request,
                                                             v1::DeleteSessionResponse*) {
-  return RespondFromPool(context, backend_,
+  return RespondFromPool(context, backend_, request->session_id(),
                          [sessions = backend_.sessions, request](const Caller& caller) {
                            return sessions->Delete(caller, request->session_id());
                          });
