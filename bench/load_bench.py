@@ -25,6 +25,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+# What a server may keep after every session is gone: allocator caches, gRPC's buffers, and
+# oneDNN's primitive cache (bounded by ONEDNN_PRIMITIVE_CACHE_CAPACITY), not the sessions.
+RSS_GROWTH_BOUND_MIB = 64
+
 # Refusals a loaded server may rightly give: limits, and a session busy with its own fit.
 EXPECTED = {"RESOURCE_EXHAUSTED", "FAILED_PRECONDITION"}
 
@@ -148,6 +152,9 @@ def main():
     parser.add_argument("--build", default="build")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--rss_growth_bound_mib", type=float, default=RSS_GROWTH_BOUND_MIB,
+                        help="most the RSS after every session is deleted may exceed the RSS "
+                             "before the run")
     args = parser.parse_args()
     sys.path.insert(0, os.path.join(args.build, "python"))
     global Client, KilnError, np
@@ -193,7 +200,8 @@ def main():
     errors = ", ".join(f"{k} {v}" for k, v in sorted(stats.errors.items())) or "none"
     print(f"- errors by status: {errors}")
     print(f"- server RSS: {rss_before / 1024:.0f} MiB before, {rss_peak / 1024:.0f} MiB peak, "
-          f"{rss_after / 1024:.0f} MiB after every session was deleted")
+          f"{rss_after / 1024:.0f} MiB after every session was deleted (bound: before + "
+          f"{args.rss_growth_bound_mib:g} MiB)")
     print(f"- state directory after deletion: {state_after / 1024:.0f} KiB; exit on SIGTERM: "
           f"{code}\n")
     print("| operation | calls | p50 ms | p99 ms |\n|---|---:|---:|---:|")
@@ -203,8 +211,10 @@ def main():
         print(f"| {kind} | {len(values)} | {statistics.median(values) * 1e3:.1f} | "
               f"{p99 * 1e3:.1f} |")
     unexpected = set(stats.errors) - EXPECTED - {"NOT_FOUND"}
-    if failures or unexpected or code != 0:
-        print("\nFAILED:", failures[:5], sorted(unexpected), f"exit {code}")
+    over_bound = rss_after - rss_before > args.rss_growth_bound_mib * 1024
+    if failures or unexpected or code != 0 or over_bound:
+        print("\nFAILED:", failures[:5], sorted(unexpected), f"exit {code}",
+              "RSS over its bound" if over_bound else "")
         sys.exit(1)
 
 

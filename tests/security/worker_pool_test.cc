@@ -43,9 +43,22 @@ class WorkerPoolTest : public ::testing::Test {
     };
   }
   void Release() { release_.Notify(); }
+  // Whether a task of another tenant took one of `pool`'s threads, to hold it until Release().
+  bool Occupy(WorkerPool& pool) {
+    if (!pool.Schedule({"x", ""},
+                       [this] {
+                         occupied_.Notify();
+                         release_.WaitForNotification();
+                       })
+             .ok()) {
+      return false;
+    }
+    return occupied_.WaitForNotificationWithTimeout(kPatience);
+  }
 
   ComputeShares compute_{1};
   absl::Notification release_;
+  absl::Notification occupied_;
 };
 
 TEST_F(WorkerPoolTest, SessionTasksRunOneAtATimeInOrder) {
@@ -57,15 +70,18 @@ TEST_F(WorkerPoolTest, SessionTasksRunOneAtATimeInOrder) {
   {
     auto pool = Pool(4);
     for (int i = 0; i < kTasks; ++i) {
-      ASSERT_TRUE(pool->Schedule({"a", "s"}, [&, i] {
-                        most_running = std::max(most_running.load(), ++running);
-                        absl::SleepFor(absl::Milliseconds(1));  // room for an overlap to show
-                        {
-                          absl::MutexLock lock(&mu);
-                          order.push_back(i);
-                        }
-                        --running;
-                      }).ok());
+      ASSERT_TRUE(pool->Schedule({"a", "s"},
+                                 [&, i] {
+                                   most_running = std::max(most_running.load(), ++running);
+                                   absl::SleepFor(
+                                       absl::Milliseconds(1));  // room for an overlap to show
+                                   {
+                                     absl::MutexLock lock(&mu);
+                                     order.push_back(i);
+                                   }
+                                   --running;
+                                 })
+                      .ok());
     }
   }
   EXPECT_EQ(most_running.load(), 1);
@@ -120,19 +136,16 @@ TEST_F(WorkerPoolTest, TenantsTakeTurns) {
   std::string order;
   {
     auto pool = Pool(1);
-    absl::Notification started;
-    ASSERT_TRUE(pool->Schedule({"x", ""}, [&] {
-                      started.Notify();
-                      release_.WaitForNotification();
-                    }).ok());
-    ASSERT_TRUE(started.WaitForNotificationWithTimeout(kPatience));
+    ASSERT_TRUE(Occupy(*pool));
     // Tenant a queues all of its calls before b queues any.
     for (const char* tenant : {"a", "b"}) {
       for (int i = 0; i < kEach; ++i) {
-        ASSERT_TRUE(pool->Schedule({tenant, ""}, [&, tenant] {
-                          absl::MutexLock lock(&mu);
-                          order += tenant;
-                        }).ok());
+        ASSERT_TRUE(pool->Schedule({tenant, ""},
+                                   [&, tenant] {
+                                     absl::MutexLock lock(&mu);
+                                     order += tenant;
+                                   })
+                        .ok());
       }
     }
     Release();
@@ -144,12 +157,7 @@ TEST_F(WorkerPoolTest, TenantsTakeTurns) {
 TEST_F(WorkerPoolTest, TheQueueBoundIsPerTenant) {
   constexpr int kMaxQueued = 3;
   auto pool = Pool(1, kMaxQueued);
-  absl::Notification started;
-  ASSERT_TRUE(pool->Schedule({"x", ""}, [&] {
-                    started.Notify();
-                    release_.WaitForNotification();
-                  }).ok());
-  ASSERT_TRUE(started.WaitForNotificationWithTimeout(kPatience));
+  ASSERT_TRUE(Occupy(*pool));
   std::atomic<int> ran{0};
   for (int i = 0; i < kMaxQueued; ++i) ASSERT_TRUE(pool->Schedule({"a", ""}, [&] { ++ran; }).ok());
   absl::Status refused = pool->Schedule({"a", ""}, [&] { ++ran; });
