@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -58,16 +60,14 @@ ABSL_FLAG(int64_t, max_session_bytes, kDefaults.max_session_bytes,
           "bytes one session may hold: weights, gradients, optimizer state, plans, datasets, "
           "uploads and its jobs' inline data");
 ABSL_FLAG(int, max_session_models, kDefaults.max_session_models, "models one session may hold");
-ABSL_FLAG(int, max_tenant_sessions, kDefaults.max_tenant_sessions,
-          "sessions one tenant may hold");
+ABSL_FLAG(int, max_tenant_sessions, kDefaults.max_tenant_sessions, "sessions one tenant may hold");
 ABSL_FLAG(int, max_tenant_jobs, kDefaults.max_tenant_jobs,
           "jobs one tenant may have queued or running");
 ABSL_FLAG(int64_t, max_tenant_bytes, kDefaults.max_tenant_bytes,
           "bytes one tenant's sessions may hold together (as --max_session_bytes counts them)");
 ABSL_FLAG(int, max_model_layers, kDefaults.max_model_layers,
           "layers of one model, and of a session's graph");
-ABSL_FLAG(int64_t, max_model_parameters, kDefaults.max_model_parameters,
-          "parameters of one model");
+ABSL_FLAG(int64_t, max_model_parameters, kDefaults.max_model_parameters, "parameters of one model");
 ABSL_FLAG(int64_t, max_request_elements, kDefaults.max_request_elements,
           "elements of one tensor in a request (Predict inputs, weights, inline data)");
 ABSL_FLAG(absl::Duration, shutdown_grace, kDefaults.shutdown_grace,
@@ -84,6 +84,14 @@ ABSL_FLAG(std::string, tls_client_ca, kDefaults.tls_client_ca,
 ABSL_FLAG(bool, insecure, kDefaults.insecure,
           "serve a non-loopback address without authentication (anyone who reaches the port "
           "can use every session)");
+ABSL_FLAG(std::string, http_listen, kDefaults.http_listen,
+          "host:port of the HTTP listener for /metrics (Prometheus), /healthz and /readyz; "
+          "empty: none");
+ABSL_FLAG(std::string, log_format, kDefaults.log_format,
+          "text (for people) or json (one object per line: time, level, message, tenant, "
+          "session, job, rpc, code, duration_ms)");
+ABSL_FLAG(std::string, log_rpcs, kDefaults.log_rpcs,
+          "RPCs that get a log line: none, errors (those that fail) or all");
 ABSL_FLAG(std::string, hash_token, "",
           "print the --auth_tokens_file line for this tenant and the token read from stdin, "
           "then exit");
@@ -99,22 +107,57 @@ constexpr char kUsage[] = R"(kiln-server: builds and trains Keras-style models f
 Usage: kiln-server [--flag=value ...]
 
 Serves the Kiln gRPC API until SIGINT or SIGTERM, then drains and exits 0. `kiln health
---wait=30s` returns once it answers. Flags:
+--wait=30s` returns once it answers. Every flag can also be set by the environment
+variable named after it, KILN_ and the name in capitals (KILN_LISTEN=0.0.0.0:50051); the
+command line wins. Flags:
 )";
 
-// kiln-server's own flags (this file's), not those of the libraries linked in (--helpfull).
-void PrintHelp() {
+// kiln-server's own flags (this file's), not those of the libraries linked in (--helpfull),
+// by name.
+std::vector<absl::CommandLineFlag*> OwnFlags() {
   std::vector<absl::CommandLineFlag*> flags;
   for (const auto& [name, flag] : absl::GetAllFlags()) {
     if (absl::EndsWith(flag->Filename(), "server/main.cc")) flags.push_back(flag);
   }
   std::sort(flags.begin(), flags.end(),
             [](const auto* a, const auto* b) { return a->Name() < b->Name(); });
+  return flags;
+}
+
+// The variable a flag may also be set by: KILN_ and its name in capitals.
+std::string EnvironmentName(const absl::CommandLineFlag& flag) {
+  return absl::StrCat("KILN_", absl::AsciiStrToUpper(flag.Name()));
+}
+
+// --hash_token is a command, not a setting.
+bool FromEnvironment(const absl::CommandLineFlag& flag) { return flag.Name() != "hash_token"; }
+
+// Sets each flag from its KILN_ variable where one is set (containers are configured so); the
+// command line, parsed after, wins. False, after
+// saying which variable is wrong, on a value the flag does not take.
+bool ReadEnvironment() {
+  for (absl::CommandLineFlag* flag : OwnFlags()) {
+    if (!FromEnvironment(*flag)) continue;
+    const std::string name = EnvironmentName(*flag);
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) continue;
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      std::fprintf(stderr, "kiln-server: %s=%s: %s\n", name.c_str(), value, error.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+void PrintHelp() {
   std::printf("%s", kUsage);
-  for (const absl::CommandLineFlag* flag : flags) {
-    std::printf("  --%s (default: %s)\n      %s\n", std::string(flag->Name()).c_str(),
+  for (const absl::CommandLineFlag* flag : OwnFlags()) {
+    const std::string variable =
+        FromEnvironment(*flag) ? absl::StrCat(", $", EnvironmentName(*flag)) : "";
+    std::printf("  --%s (default: %s)%s\n      %s\n", std::string(flag->Name()).c_str(),
                 flag->DefaultValue().empty() ? "none" : flag->DefaultValue().c_str(),
-                flag->Help().c_str());
+                variable.c_str(), flag->Help().c_str());
   }
 }
 
@@ -146,6 +189,7 @@ int main(int argc, char** argv) {
     state_dir_given |= absl::StartsWith(arg, "--state_dir") || absl::StartsWith(arg, "-state_dir");
   }
   absl::SetProgramUsageMessage(kUsage);
+  if (!ReadEnvironment()) return 2;
   absl::ParseCommandLine(argc, argv);
   if (const std::string tenant = absl::GetFlag(FLAGS_hash_token); !tenant.empty()) {
     return PrintTokenLine(tenant);
@@ -186,15 +230,22 @@ int main(int argc, char** argv) {
   options.tls_key = absl::GetFlag(FLAGS_tls_key);
   options.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   options.insecure = absl::GetFlag(FLAGS_insecure);
+  options.http_listen = absl::GetFlag(FLAGS_http_listen);
+  options.log_format = absl::GetFlag(FLAGS_log_format);
+  options.log_rpcs = absl::GetFlag(FLAGS_log_rpcs);
 
   kiln::server::KilnServer server(options);
   if (absl::Status status = server.Start(); !status.ok()) {
     std::fprintf(stderr, "kiln-server: %s\n", std::string(status.message()).c_str());
     return 1;
   }
-  std::printf("kiln-server listening on port %d; %s; %s\n", server.port(),
-              server.security_summary().c_str(), server.state_summary().c_str());
-  std::fflush(stdout);
+  kiln::server::Logger& log = server.logger();
+  log.Info(absl::StrCat("listening on port ", server.port(), "; ", server.security_summary(), "; ",
+                        server.state_summary()));
+  log.Info(server.compute_summary());
+  if (server.http_port() != 0) {
+    log.Info(absl::StrCat("HTTP on port ", server.http_port(), ": /metrics, /healthz, /readyz"));
+  }
   if (!options.ephemeral || state_dir_given) {
     // Written then renamed, so that a watcher never reads a half-written port.
     const std::string port_file = absl::StrCat(options.state_dir, "/port");
@@ -206,26 +257,22 @@ int main(int argc, char** argv) {
   int signal = 0;
   while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
     if (absl::Status reloaded = server.ReloadTokens(); reloaded.ok()) {
-      std::printf("kiln-server: SIGHUP, tokens re-read: %s\n", server.security_summary().c_str());
+      log.Info(absl::StrCat("SIGHUP, tokens re-read: ", server.security_summary()));
     } else {
-      std::printf("kiln-server: SIGHUP, tokens kept: %s\n",
-                  std::string(reloaded.message()).c_str());
+      log.Warning(absl::StrCat("SIGHUP, tokens kept: ", reloaded.message()));
     }
-    std::fflush(stdout);
   }
-  std::printf("kiln-server: %s, shutting down\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
-  std::fflush(stdout);
+  log.Info(absl::StrCat(signal == SIGINT ? "SIGINT" : "SIGTERM", ", shutting down"));
   // Work that does not look at cancellation (a long weight initialisation) must not hold the
   // process past the grace: what answered OK is in the store already, so leaving is as safe as
   // a crash, which a restart recovers from.
-  std::thread([grace = options.shutdown_grace] {
+  std::thread([grace = options.shutdown_grace, &log] {
     absl::SleepFor(grace + kShutdownSlack);
-    std::printf("kiln-server: still busy %s after the signal; exiting now\n",
-                absl::FormatDuration(grace + kShutdownSlack).c_str());
-    std::fflush(stdout);
+    log.Error(absl::StrCat("still busy ", absl::FormatDuration(grace + kShutdownSlack),
+                           " after the signal; exiting now"));
     std::_Exit(1);
   }).detach();
   server.Shutdown(options.shutdown_grace);
-  std::printf("kiln-server: stopped\n");
+  log.Info("stopped");
   return 0;
 }

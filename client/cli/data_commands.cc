@@ -65,6 +65,7 @@ absl::Status DataUpload(client::Client& c, const Args&) {
     KILN_ASSIGN_OR_RETURN(y_bytes, ReadFile(y_path));
   }
   grpc::ClientContext context;
+  client::NameSession(context, header);
   v1::DatasetInfo info;
   auto writer = c.data().UploadDataset(&context, &info);
   writer->Write(header);

@@ -58,6 +58,7 @@ absl::StatusOr<std::optional<v1::Finished>> FollowUnlessDetached(client::Client&
     v1::Job cancelled;
     grpc::ClientContext context;  // a short deadline: a hung server must not hold kiln here
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    client::NameSession(context, request);
     const grpc::Status status = c.jobs().CancelJob(&context, request, &cancelled);
     if (!status.ok()) {
       std::fprintf(stderr, "kiln: cancelling %s: %s\n", id.c_str(),

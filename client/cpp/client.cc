@@ -209,6 +209,7 @@ absl::StatusOr<v1::Finished> Client::WatchJob(
     request.set_job_id(job);
     request.set_from_sequence(last);
     grpc::ClientContext context;
+    NameSession(context, request);
     auto reader = jobs_->WatchJob(&context, request);
     v1::JobEvent event;
     while (reader->Read(&event)) {

@@ -32,6 +32,23 @@ struct ClientOptions {
   std::string tls_ca, tls_cert, tls_key;
 };
 
+// The metadata key that names a call's session: a load balancer keeps a session's calls on
+// the replica that holds it by hashing on it (README "Scaling out"), and the server's logs
+// name the session.
+inline constexpr char kSessionMetadata[] = "x-kiln-session";
+
+// Adds `request`'s session (its session_id, or its upload header's) to `context`.
+template <typename Request>
+void NameSession(grpc::ClientContext& context, const Request& request) {
+  if constexpr (requires { request.session_id(); }) {
+    if (!request.session_id().empty()) context.AddMetadata(kSessionMetadata, request.session_id());
+  } else if constexpr (requires { request.header().session_id(); }) {
+    if (!request.header().session_id().empty()) {
+      context.AddMetadata(kSessionMetadata, request.header().session_id());
+    }
+  }
+}
+
 class Client {
  public:
   // `target`: host:port. Nothing is sent until the first call. INVALID_ARGUMENT or NOT_FOUND
@@ -53,6 +70,7 @@ class Client {
                                 Stub& stub, const Request& request) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+    NameSession(context, request);
     Response response;
     grpc::Status status = (stub.*method)(&context, request, &response);
     if (!status.ok()) return FromGrpc(status);

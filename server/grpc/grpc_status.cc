@@ -25,7 +25,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(code, message, details.SerializeAsString());
 }
 
-absl::StatusOr<Caller> CallerOf(const grpc::CallbackServerContext& context,
+absl::StatusOr<Caller> CallerOf(const grpc::ServerContextBase& context,
                                 const Authenticator& auth) {
   if (!auth.required()) return Caller{};
   std::optional<absl::string_view> authorization;

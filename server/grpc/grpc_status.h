@@ -31,7 +31,7 @@ struct Backend {
 
 // Who calls: the tenant named by the request's bearer token or by its verified client
 // certificate; UNAUTHENTICATED when the server requires one and it is missing or wrong.
-absl::StatusOr<Caller> CallerOf(const grpc::CallbackServerContext& context,
+absl::StatusOr<Caller> CallerOf(const grpc::ServerContextBase& context,
                                 const Authenticator& auth);
 
 // Answers a unary callback RPC with the status of `handler(caller)` (which fills the
@@ -62,7 +62,8 @@ grpc::ServerUnaryReactor* RespondFromPool(grpc::CallbackServerContext* context,
   }
   const WorkerPool::Lane lane{caller->id, session_id};
   absl::Status scheduled = backend.pool->Schedule(
-      lane, [context, reactor, caller = *std::move(caller), handler = std::move(handler)]() mutable {
+      lane,
+      [context, reactor, caller = *std::move(caller), handler = std::move(handler)]() mutable {
         if (context->IsCancelled()) {  // the client gave up while the call was queued
           reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
           return;

@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -10,11 +11,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/base/status.h"
+#include "server/grpc/rpc_observer.h"
 #include "server/grpc/services.h"
+#include "server/http/http_listener.h"
 #include "server/service/authenticator.h"
 #include "server/service/compute_shares.h"
 #include "server/service/datasets.h"
 #include "server/service/job_scheduler.h"
+#include "server/service/service_metrics.h"
 #include "server/service/session_manager.h"
 #include "server/service/tenants.h"
 #include "server/service/worker_pool.h"
@@ -25,18 +29,22 @@
 namespace kiln::server {
 
 KilnServer::KilnServer(ServerOptions options, std::function<void(const std::string&)> log)
-    : options_(std::move(options)), log_(std::move(log)) {
-  if (!log_) {
-    log_ = [](const std::string& line) {
-      std::fprintf(stderr, "kiln-server: %s\n", line.c_str());
-      std::fflush(stderr);
-    };
-  }
-}
+    : options_(std::move(options)),
+      // An unknown format is refused by Start (ValidateOptions); until then, text.
+      logger_(std::make_unique<Logger>(
+          ParseLogFormat(options_.log_format).value_or(LogFormat::kText), std::move(log))),
+      metrics_(std::make_unique<Metrics>()) {}
 
 KilnServer::~KilnServer() { Shutdown(absl::ZeroDuration()); }
 
 namespace {
+
+int64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
 
 absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view flag) {
   std::ifstream in(path, std::ios::binary);
@@ -86,7 +94,9 @@ std::string KilnServer::security_summary() const {
 }
 
 absl::Status KilnServer::OpenStore() {
-  if (store::FailpointsArmed()) log_("KILN_FAILPOINTS is set: failpoints are armed (tests only)");
+  if (store::FailpointsArmed()) {
+    logger_->Warning("KILN_FAILPOINTS is set: failpoints are armed (tests only)");
+  }
   if (options_.ephemeral) {
     store_ = std::make_unique<store::MemoryStore>();
     state_summary_ = "state: none kept (--ephemeral)";
@@ -115,17 +125,26 @@ absl::Status KilnServer::Start() {
   if (absl::Status tokens = auth_->Reload(); !tokens.ok()) return tokens;
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials(options_);
   if (!credentials.ok()) return credentials.status();
+  // Before the state loads, so that /readyz says "not ready" while it does.
+  if (absl::Status http = StartHttp(); !http.ok()) return http;
   if (absl::Status opened = OpenStore(); !opened.ok()) return opened;
-  job_compute_ = std::make_unique<ComputeShares>(options_.compute_threads);
-  rpc_compute_ = std::make_unique<ComputeShares>(options_.compute_threads);
+  cpu_budget_ = ReadCpuBudget();
+  const int compute_threads =
+      options_.compute_threads > 0 ? options_.compute_threads : cpu_budget_.cpus;
+  job_compute_ = std::make_unique<ComputeShares>(compute_threads);
+  rpc_compute_ = std::make_unique<ComputeShares>(compute_threads);
   builtins_ = std::make_unique<BuiltinDatasets>();
   tenants_ = std::make_unique<Tenants>(&options_);
   scheduler_ = std::make_unique<JobScheduler>(options_.max_concurrent_jobs, job_compute_.get());
   rpc_workers_ = std::make_unique<WorkerPool>(options_.rpc_worker_threads, options_.max_queued_rpcs,
                                               rpc_compute_.get());
-  sessions_ = std::make_unique<SessionManager>(
-      Runtime{&options_, scheduler_.get(), builtins_.get(), store_.get(), tenants_.get()});
-  if (absl::Status loaded = sessions_->Load(log_); !loaded.ok()) {
+  DefineServiceMetrics(*metrics_);
+  sessions_ = std::make_unique<SessionManager>(Runtime{&options_, scheduler_.get(), builtins_.get(),
+                                                       store_.get(), tenants_.get(), metrics_.get(),
+                                                       logger_.get()});
+  if (absl::Status loaded =
+          sessions_->Load([this](const std::string& line) { logger_->Warning(line); });
+      !loaded.ok()) {
     return absl::Status(loaded.code(), absl::StrCat("cannot read the state in ", options_.state_dir,
                                                     ": ", loaded.message()));
   }
@@ -145,6 +164,10 @@ absl::Status KilnServer::Start() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> observers;
+  observers.push_back(std::make_unique<RpcObserverFactory>(
+      metrics_.get(), logger_.get(), auth_.get(), *ParseLogRpcs(options_.log_rpcs)));
+  builder.experimental().SetInterceptorCreators(std::move(observers));
   // Without SO_REUSEPORT a second server on a port in use fails to start, instead of silently
   // sharing the port's traffic with the first.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -169,11 +192,67 @@ absl::Status KilnServer::Start() {
   for (int i = 0; i < api->service_count(); ++i) {
     server_->GetHealthCheckService()->SetServingStatus(api->service(i)->full_name(), true);
   }
+  DefineGauges();
+  ready_ = true;
   return absl::OkStatus();
 }
 
+absl::Status KilnServer::StartHttp() {
+  if (options_.http_listen.empty()) return absl::OkStatus();
+  HttpListener::Handlers handlers;
+  handlers.metrics = [this] { return metrics_->Render(); };
+  handlers.ready = [this] { return ready_.load(); };
+  absl::StatusOr<std::unique_ptr<HttpListener>> http =
+      HttpListener::Start(options_.http_listen, std::move(handlers));
+  if (!http.ok()) return http.status();
+  http_ = *std::move(http);
+  return absl::OkStatus();
+}
+
+// Gauges read their owners when scraped; defined once those exist.
+void KilnServer::DefineGauges() {
+  using Samples = std::vector<std::pair<Metrics::Labels, double>>;
+  metrics_->DefineGauge("kiln_sessions", "Sessions held.", [this] {
+    return Samples{{{}, double(sessions_->size())}};
+  });
+  metrics_->DefineGauge("kiln_jobs", "Jobs held by sessions, by state.", [this] {
+    Samples samples;
+    for (const auto& [state, count] : sessions_->JobStates()) {
+      samples.push_back({{{"state", v1::JobState_Name(state)}}, double(count)});
+    }
+    return samples;
+  });
+  metrics_->DefineGauge(
+      "kiln_bytes_held",
+      "Bytes sessions hold: weights, gradients, optimizer state, plans, datasets, uploads.",
+      [this] {
+        return Samples{{{}, double(tenants_->BytesHeld())}};
+      });
+  metrics_->DefineGauge("kiln_compute_threads", "Compute threads shared by running work.", [this] {
+    return Samples{{{}, double(job_compute_->threads())}};
+  });
+  metrics_->DefineGauge("process_resident_memory_bytes", "Resident memory of kiln-server.", [] {
+    return Samples{{{}, double(ResidentBytes())}};
+  });
+}
+
+int KilnServer::http_port() const { return http_ == nullptr ? 0 : http_->port(); }
+
+std::string KilnServer::compute_summary() const {
+  const int threads = job_compute_ == nullptr ? 0 : job_compute_->threads();
+  return absl::StrCat(
+      threads, threads == 1 ? " compute thread" : " compute threads",
+      options_.compute_threads > 0
+          ? " (--worker_threads)"
+          : absl::StrCat(", one per CPU the process may use: ", cpu_budget_.Describe()));
+}
+
 void KilnServer::Shutdown(absl::Duration deadline) {
-  if (server_ == nullptr) return;
+  ready_ = false;
+  if (server_ == nullptr) {
+    http_.reset();
+    return;
+  }
   if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(false);
   scheduler_->Shutdown();  // jobs end INTERRUPTED; their watchers get the final event
   server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
@@ -181,6 +260,7 @@ void KilnServer::Shutdown(absl::Duration deadline) {
   server_->Wait();
   server_.reset();
   rpc_workers_.reset();
+  http_.reset();
 }
 
 void KilnServer::Wait() {

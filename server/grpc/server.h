@@ -1,15 +1,21 @@
 // KilnServer: the whole service - gRPC server (callback API) with Kiln's services, the
 // standard grpc.health.v1 health service and server reflection, over the session manager, the
-// job scheduler and the store (the state directory, or memory with --ephemeral). kiln-server
-// runs one; tests run one in-process on a free port.
+// job scheduler and the store (the state directory, or memory with --ephemeral); with
+// --http_listen also the HTTP listener of /metrics, /healthz and /readyz. It sizes its compute
+// threads from the CPUs the process may use (CpuBudget) unless told. kiln-server runs one;
+// tests run one in-process on a free port.
 #ifndef KILN_SERVER_GRPC_SERVER_H_
 #define KILN_SERVER_GRPC_SERVER_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
+#include "server/service/cpu_budget.h"
+#include "server/service/logger.h"
+#include "server/service/metrics.h"
 #include "server/service/options.h"
 
 namespace grpc {
@@ -34,10 +40,12 @@ class ModelServiceImpl;
 class DataServiceImpl;
 class JobServiceImpl;
 class InferenceServiceImpl;
+class HttpListener;
 
 class KilnServer {
  public:
-  // `log` receives the server's notices (damaged sessions, armed failpoints); stderr if null.
+  // `log` receives the server's log lines (--log_format; damaged sessions, armed failpoints,
+  // RPCs as --log_rpcs says, jobs that end); stderr if null.
   explicit KilnServer(ServerOptions options, std::function<void(const std::string&)> log = nullptr);
   ~KilnServer();
 
@@ -46,6 +54,15 @@ class KilnServer {
   absl::Status Start();
   // The port bound (useful with port 0).
   int port() const { return port_; }
+  // The HTTP listener's port; 0 without --http_listen.
+  int http_port() const;
+  // One line on the compute threads and where their number comes from.
+  std::string compute_summary() const;
+  // Whether the server takes calls: started, not draining (/readyz).
+  bool ready() const { return ready_.load(); }
+  Logger& logger() { return *logger_; }
+  // Everything /metrics shows.
+  std::string RenderMetrics() const { return metrics_->Render(); }
   // Re-reads --auth_tokens_file (SIGHUP); on an error the tokens in use stay.
   absl::Status ReloadTokens();
   // One line on transport security and authentication.
@@ -61,10 +78,15 @@ class KilnServer {
 
  private:
   absl::Status OpenStore();
+  absl::Status StartHttp();
+  void DefineGauges();
 
   ServerOptions options_;
-  std::function<void(const std::string&)> log_;
+  std::unique_ptr<Logger> logger_;
+  std::unique_ptr<Metrics> metrics_;
+  CpuBudget cpu_budget_;
   int port_ = 0;
+  std::atomic<bool> ready_{false};
   std::string state_summary_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<store::SessionStore> store_;
@@ -80,6 +102,7 @@ class KilnServer {
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<InferenceServiceImpl> inference_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpListener> http_;  // first to go: its gauges read the members above
 };
 
 }  // namespace kiln::server

@@ -1,5 +1,7 @@
 #include "server/service/job_reporter.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/base/status.h"
@@ -32,13 +34,14 @@ absl::StatusOr<CheckpointPolicy> CheckpointPolicy::FromConfig(const v1::FitConfi
 }
 
 JobReporter::JobReporter(std::shared_ptr<Job> job, int64_t batches_done, CheckpointPolicy policy,
-                         SaveFn save, bool resumed)
+                         SaveFn save, bool resumed, SamplesFn trained_samples)
     : job_(std::move(job)),
       policy_(policy),
       save_(std::move(save)),
       skip_start_checkpoint_(resumed),
       batches_done_(batches_done),
-      batches_at_checkpoint_(batches_done) {}
+      batches_at_checkpoint_(batches_done),
+      trained_samples_(std::move(trained_samples)) {}
 
 void JobReporter::Report(v1::JobEvent event) {
   // A storage error is kept by the job, and StopRequested ends the run on it.
@@ -47,6 +50,8 @@ void JobReporter::Report(v1::JobEvent event) {
 
 void JobReporter::OnTrainBegin(const FitInfo& info) {
   steps_ = info.steps_per_epoch;
+  batch_size_ = info.batch_size;
+  train_samples_ = info.train_samples;
   v1::JobEvent e;
   v1::TrainBegin* b = e.mutable_train_begin();
   b->set_initial_epoch(info.initial_epoch);
@@ -68,6 +73,11 @@ void JobReporter::OnEpochBegin(int epoch) {
 void JobReporter::OnTrainBatchEnd(int epoch, int64_t batch, const Logs& logs,
                                   double samples_per_second) {
   ++trained_;
+  if (trained_samples_) {
+    // An epoch's last batch holds what is left of the samples.
+    trained_samples_(
+        std::max<int64_t>(0, std::min<int64_t>(batch_size_, train_samples_ - batch * batch_size_)));
+  }
   BatchDone(epoch, batch, steps_, logs, samples_per_second);
 }
 

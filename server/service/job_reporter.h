@@ -32,12 +32,14 @@ class JobReporter : public TrainingCallback {
  public:
   // Saves a checkpoint of `state`; `reason` as Checkpoint.reason says.
   using SaveFn = std::function<absl::Status(const std::string& reason, const FitState& state)>;
+  // Told the samples of each training batch, as it ends.
+  using SamplesFn = std::function<void(int64_t samples)>;
 
   // `batches_done`: of the job before this run (a resumed fit). With `save`, a fit's
   // checkpoints follow `policy`; `resumed` says the fit starts from a checkpoint, which is
   // then not saved again.
   JobReporter(std::shared_ptr<Job> job, int64_t batches_done = 0, CheckpointPolicy policy = {},
-              SaveFn save = nullptr, bool resumed = false);
+              SaveFn save = nullptr, bool resumed = false, SamplesFn trained_samples = nullptr);
 
   // Batches trained by this run.
   int64_t trained() const { return trained_; }
@@ -69,6 +71,8 @@ class JobReporter : public TrainingCallback {
   std::string due_reason_;
   absl::Time epoch_start_, last_batch_event_ = absl::InfinitePast();
   absl::Time last_checkpoint_ = absl::Now();
+  const SamplesFn trained_samples_;
+  int64_t batch_size_ = 0, train_samples_ = 0;
 };
 
 }  // namespace kiln::server

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "server/service/logger.h"
 
 namespace kiln::server {
 namespace {
@@ -78,6 +79,10 @@ absl::Status ValidateOptions(const ServerOptions& options) {
   if (!options.tls_client_ca.empty() && options.tls_cert.empty()) {
     return OutOfRange("tls_client_ca", "needs --tls_cert and --tls_key (mutual TLS)");
   }
+  if (absl::Status format = ParseLogFormat(options.log_format).status(); !format.ok()) {
+    return format;
+  }
+  if (absl::Status rpcs = ParseLogRpcs(options.log_rpcs).status(); !rpcs.ok()) return rpcs;
   const bool authenticated = !options.auth_tokens_file.empty() || !options.tls_client_ca.empty();
   if (!authenticated && !options.insecure && !IsLoopbackAddress(options.listen)) {
     return absl::FailedPreconditionError(absl::StrCat(

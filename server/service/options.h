@@ -51,6 +51,11 @@ struct ServerOptions {
   std::string tls_cert, tls_key;  // PEM files: serve TLS (both or neither)
   std::string tls_client_ca;      // PEM file: require client certificates it signed (mTLS)
   bool insecure = false;          // serve a non-loopback address without authentication
+
+  // Operations (README "Operations").
+  std::string http_listen;          // host:port of /metrics, /healthz and /readyz; "": none
+  std::string log_format = "text";  // text or json (one object per line)
+  std::string log_rpcs = "errors";  // RPCs that get a log line: none, errors or all
 };
 
 // Whether `listen` (host:port, or a unix: address) can be reached from this machine only.

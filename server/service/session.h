@@ -20,6 +20,7 @@
 #define KILN_SERVER_SERVICE_SESSION_H_
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -42,6 +43,8 @@
 #include "server/service/datasets.h"
 #include "server/service/job.h"
 #include "server/service/job_scheduler.h"
+#include "server/service/logger.h"
+#include "server/service/metrics.h"
 #include "server/service/options.h"
 #include "server/service/tenants.h"
 #include "server/store/session_store.h"
@@ -55,6 +58,8 @@ struct Runtime {
   BuiltinDatasets* builtins = nullptr;
   store::SessionStore* store = nullptr;
   Tenants* tenants = nullptr;
+  Metrics* metrics = nullptr;  // service_metrics.h's families defined
+  Logger* logger = nullptr;
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -134,6 +139,8 @@ class Session : public std::enable_shared_from_this<Session> {
   absl::StatusOr<v1::Job> StartPredict(const v1::StartPredictRequest& request);
   absl::StatusOr<std::shared_ptr<Job>> FindJob(const std::string& job_id) const;
   v1::ListJobsResponse ListJobs() const;
+  // Adds the session's jobs to `by_state`, one per job in its state.
+  void CountJobs(std::map<v1::JobState, int>& by_state) const;
   absl::StatusOr<v1::Job> CancelJob(const v1::CancelJobRequest& request);
   absl::StatusOr<v1::Job> ResumeJob(const v1::ResumeJobRequest& request);
 

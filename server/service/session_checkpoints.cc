@@ -5,6 +5,7 @@
 #include "core/base/status.h"
 #include "server/service/logs.h"
 #include "server/service/model_state.h"
+#include "server/service/service_metrics.h"
 #include "server/service/session.h"
 #include "server/service/session_internal.h"
 
@@ -57,6 +58,7 @@ absl::Status NoCheckpoint(const std::string& job_id, int64_t number) {
 
 absl::Status Session::SaveCheckpoint(Job& job, const ModelEntry& entry, const std::string& reason,
                                      const FitState& state, int keep) {
+  const absl::Time start = absl::Now();
   std::vector<store::NamedTensor> tensors;
   AppendModelWeights(*entry.model, tensors);
   AppendOptimizerState(*entry.model, *entry.trainer, state.optimizer, tensors);
@@ -78,6 +80,7 @@ absl::Status Session::SaveCheckpoint(Job& job, const ModelEntry& entry, const st
   info.set_bytes(store::TensorFileSize(tensors));
   *record.mutable_progress() = ProgressOf(state);
   KILN_RETURN_IF_ERROR(runtime_.store->PutCheckpoint(id_, record, tensors, keep));
+  runtime_.metrics->Observe(kCheckpointSeconds, {}, absl::ToDoubleSeconds(absl::Now() - start));
   {
     absl::MutexLock lock(&mu_);
     std::vector<store::CheckpointRecord>& kept = jobs_.at(job.id()).checkpoints;

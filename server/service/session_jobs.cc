@@ -1,11 +1,13 @@
 // Session: jobs - starting fit, evaluate and predict, running them, cancelling and resuming.
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/random_id.h"
 #include "core/base/status.h"
 #include "server/service/job_reporter.h"
 #include "server/service/logs.h"
+#include "server/service/service_metrics.h"
 #include "server/service/session.h"
 
 namespace kiln::server {
@@ -58,8 +60,10 @@ class SessionJobRunner {
   // run's status once the gate is released.
   template <typename Fn>
   static void Run(Session& session, Job& job, Fn run) {
+    const absl::Time start = absl::Now();
     if (job.cancel_requested()) {
       FinishJob(job, absl::CancelledError("cancelled before it started"));
+      Report(session, job, start);
       return;
     }
     absl::Status status;
@@ -81,6 +85,24 @@ class SessionJobRunner {
     // at once.
     FinishJob(job, status, std::move(details));
     session.Touch();  // the session's TTL counts from the end of its last job
+    Report(session, job, start);
+  }
+
+  // Counts the job's end and logs it.
+  static void Report(const Session& session, const Job& job, absl::Time start) {
+    const v1::Job done = job.Snapshot();
+    const std::string kind = absl::AsciiStrToLower(v1::JobKind_Name(job.kind()));
+    const std::string state = v1::JobState_Name(done.state());
+    session.runtime_.metrics->Add(kJobsFinished, {{"kind", kind}, {"state", state}});
+    LogFields fields;
+    fields.tenant = session.owner();
+    fields.session = session.id();
+    fields.job = job.id();
+    fields.duration_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+    std::string message = absl::StrCat(kind, " ", state);
+    if (done.has_error()) absl::StrAppend(&message, ": ", done.error().message());
+    session.runtime_.logger->Log(done.state() == v1::FAILED ? LogLevel::kWarning : LogLevel::kInfo,
+                                 message, fields);
   }
 
   // A fit, from the start or from `resume_from`. The model's state is stored at the end when
@@ -99,7 +121,10 @@ class SessionJobRunner {
         [&](const std::string& reason, const FitState& s) {
           return session.SaveCheckpoint(*job, *entry, reason, s, policy.keep);
         },
-        /*resumed=*/state.has_value());
+        /*resumed=*/state.has_value(),
+        [metrics = session.runtime_.metrics](int64_t samples) {
+          metrics->Add(kTrainingSamples, {}, double(samples));
+        });
     absl::Status status =
         entry->trainer
             ->Fit(*data.data, config, &reporter, data.validation.get(), state ? &*state : nullptr)
@@ -314,6 +339,11 @@ v1::ListJobsResponse Session::ListJobs() const {
   v1::ListJobsResponse response;
   for (const std::string& id : job_order_) *response.add_jobs() = jobs_.at(id).job->Snapshot();
   return response;
+}
+
+void Session::CountJobs(std::map<v1::JobState, int>& by_state) const {
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& [id, entry] : jobs_) ++by_state[entry.job->state()];
 }
 
 absl::StatusOr<v1::Job> Session::CancelJob(const v1::CancelJobRequest& request) {

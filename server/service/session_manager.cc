@@ -164,6 +164,22 @@ absl::Status SessionManager::Delete(const Caller& caller, const std::string& id)
   return absl::OkStatus();
 }
 
+int SessionManager::size() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(sessions_.size() + damaged_.size());
+}
+
+std::map<v1::JobState, int> SessionManager::JobStates() const {
+  std::vector<std::shared_ptr<Session>> sessions;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, session] : sessions_) sessions.push_back(session);
+  }
+  std::map<v1::JobState, int> by_state;
+  for (const std::shared_ptr<Session>& session : sessions) session->CountJobs(by_state);
+  return by_state;
+}
+
 int SessionManager::DeleteExpired(absl::Time now) {
   std::vector<std::shared_ptr<Session>> expired, live;
   {

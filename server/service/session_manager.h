@@ -6,6 +6,7 @@
 #ifndef KILN_SERVER_SERVICE_SESSION_MANAGER_H_
 #define KILN_SERVER_SERVICE_SESSION_MANAGER_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -44,6 +45,10 @@ class SessionManager {
   absl::Status Delete(const Caller& caller, const std::string& id);
   // Deletes the sessions whose TTL has passed; the reaper calls it every few seconds.
   int DeleteExpired(absl::Time now);
+  // Sessions held, of every tenant (damaged ones too).
+  int size() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The jobs the sessions hold, by state.
+  std::map<v1::JobState, int> JobStates() const ABSL_LOCKS_EXCLUDED(mu_);
   // Cancels every session's jobs and stops the reaper.
   void Shutdown();
 

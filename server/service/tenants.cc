@@ -22,6 +22,13 @@ std::shared_ptr<MemoryAccount> Tenants::Memory(const std::string& tenant) {
   return StateOf(tenant).memory;
 }
 
+int64_t Tenants::BytesHeld() const {
+  absl::MutexLock lock(&mu_);
+  int64_t bytes = 0;
+  for (const auto& [tenant, state] : tenants_) bytes += state.memory->used();
+  return bytes;
+}
+
 std::shared_ptr<MemoryAccount> Tenants::NewSessionAccount(const std::string& tenant) {
   return std::make_shared<MemoryAccount>("the session", "--max_session_bytes",
                                          options_->max_session_bytes, Memory(tenant));

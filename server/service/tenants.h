@@ -32,6 +32,9 @@ class Tenants {
   absl::StatusOr<std::shared_ptr<void>> AcquireJob(const std::string& tenant)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Bytes every tenant's sessions hold together.
+  int64_t BytesHeld() const ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   struct State {
     std::shared_ptr<MemoryAccount> memory;
@@ -40,7 +43,7 @@ class Tenants {
   State& StateOf(const std::string& tenant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ServerOptions* const options_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, State> tenants_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -109,10 +109,11 @@ class ServerTestCase(unittest.TestCase):
     """One kiln-server for the whole class; it must exit 0 on SIGTERM at the end."""
 
     server_flags = ()
+    server_env = None  # the server's environment; None: the tests' own
 
     @classmethod
     def setUpClass(cls):
-        cls.server = KilnServer(*cls.server_flags).start()
+        cls.server = KilnServer(*cls.server_flags, env=cls.server_env).start()
 
     @classmethod
     def tearDownClass(cls):

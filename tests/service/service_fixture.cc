@@ -30,7 +30,7 @@ void ServiceTest::SetUp() {
 }
 
 void ServiceTest::StartServer() {
-  server_ = std::make_unique<server::KilnServer>(options_);
+  server_ = std::make_unique<server::KilnServer>(options_, LogSink());
   absl::Status started = server_->Start();
   ASSERT_TRUE(started.ok()) << started;
   grpc::ChannelArguments args;

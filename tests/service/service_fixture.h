@@ -5,6 +5,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,8 @@ class ServiceTest : public ::testing::Test {
   // Tests adjust options_ here, before the server starts. The server keeps its state in a
   // directory of the test's own, removed at the end.
   virtual void Configure(server::ServerOptions&) {}
+  // Where the server's log lines go; null: stderr.
+  virtual std::function<void(const std::string&)> LogSink() { return nullptr; }
   // Stops the server as SIGTERM does and starts a new one on the same state and options (on
   // another port), with new stubs.
   void RestartServer();

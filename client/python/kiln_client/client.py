@@ -1,4 +1,5 @@
 """Client: a connection to a Kiln server, and the sessions it creates."""
+import itertools
 import os
 import time
 from typing import List, Optional
@@ -29,28 +30,58 @@ def with_default_port(target: str) -> str:
     return target
 
 
-class _TokenInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
-                        grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
-    """Adds `authorization: Bearer <token>` to every call, streams and health checks too."""
+SESSION_METADATA = "x-kiln-session"
+
+
+class _MetadataInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                           grpc.StreamUnaryClientInterceptor,
+                           grpc.StreamStreamClientInterceptor):
+    """Adds to every call - streams and health checks too - `authorization: Bearer <token>`
+    when there is a token, and `x-kiln-session: <id>` when the request names a session (the
+    first message of a client stream), so that a load balancer can keep a session's calls on
+    the replica that holds it, and the server's logs name the session."""
 
     def __init__(self, token: str):
-        self._header = ("authorization", f"Bearer {token}")
+        self._headers = [("authorization", f"Bearer {token}")] if token else []
 
-    def _details(self, details):
-        metadata = list(details.metadata or []) + [self._header]
+    def _details(self, details, request):
+        metadata = list(details.metadata or []) + self._headers
+        session = _session_of(request)
+        if session:
+            metadata.append((SESSION_METADATA, session))
         return details._replace(metadata=metadata)
 
     def intercept_unary_unary(self, continuation, details, request):
-        return continuation(self._details(details), request)
+        return continuation(self._details(details, request), request)
 
     def intercept_unary_stream(self, continuation, details, request):
-        return continuation(self._details(details), request)
+        return continuation(self._details(details, request), request)
 
     def intercept_stream_unary(self, continuation, details, requests):
-        return continuation(self._details(details), requests)
+        first, requests = _peek(requests)
+        return continuation(self._details(details, first), requests)
 
     def intercept_stream_stream(self, continuation, details, requests):
-        return continuation(self._details(details), requests)
+        first, requests = _peek(requests)
+        return continuation(self._details(details, first), requests)
+
+
+def _session_of(request) -> str:
+    """The session a request names: its session_id, or its upload header's."""
+    session = getattr(request, "session_id", "")
+    if not session and getattr(request, "header", None) is not None:
+        session = getattr(request.header, "session_id", "")
+    return session if isinstance(session, str) else ""
+
+
+def _peek(requests):
+    """The first of `requests` (None when there is none) and all of them, unchanged."""
+    requests = iter(requests)
+    try:
+        first = next(requests)
+    except StopIteration:
+        return None, iter(())
+    return first, itertools.chain([first], requests)
 
 
 def _read(path: Optional[str]) -> Optional[bytes]:
@@ -90,8 +121,7 @@ class Client:
         else:
             self.channel = grpc.insecure_channel(self.target, options=options)
         token = os.environ.get("KILN_TOKEN", "") if token is None else token
-        if token:
-            self.channel = grpc.intercept_channel(self.channel, _TokenInterceptor(token))
+        self.channel = grpc.intercept_channel(self.channel, _MetadataInterceptor(token))
         self._sessions = service_pb2_grpc.SessionServiceStub(self.channel)
         self._models = service_pb2_grpc.ModelServiceStub(self.channel)
         self._data = service_pb2_grpc.DataServiceStub(self.channel)
