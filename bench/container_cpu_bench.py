@@ -96,7 +96,7 @@ class Server:
         return (time.perf_counter() - start) / (self.samples // self.batch)
 
     def close(self):
-        subprocess.run([CONTAINER, "podman", "rm", "-f", "-t", "0", self.name],
+        subprocess.run([CONTAINER, "podman", "rm", "-f", "-v", "-t", "0", self.name],
                        capture_output=True)
 
 

@@ -80,7 +80,7 @@ class ContainerTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        podman("rm", "-f", "-t", "0", "kiln-e2e", "kiln-e2e-2", check=False)
+        podman("rm", "-f", "-v", "-t", "0", "kiln-e2e", "kiln-e2e-2", check=False)
         podman("volume", "rm", "-f", cls.volume, check=False)
         shutil.rmtree(cls.dir, ignore_errors=True)
 
@@ -152,7 +152,7 @@ class ContainerTest(unittest.TestCase):
         self.wait_healthy("kiln-e2e-2")
         out = example(f"127.0.0.1:{grpc_port}", "--restored", kept)
         self.assertIn("the same as before the restart", out)
-        podman("rm", "-f", "-t", "0", "kiln-e2e-2")
+        podman("rm", "-f", "-v", "-t", "0", "kiln-e2e-2")
 
     def test_kube_play_runs_the_kubernetes_manifests(self):
         """deploy/kubernetes/ as `kubectl apply -f` takes it, through podman 4.3's kube play,
