@@ -18,6 +18,7 @@ absl::Status SessionCreate(client::Client& c, const Args&) {
   v1::CreateSessionRequest request;
   request.set_name(absl::GetFlag(FLAGS_name));
   request.set_ttl_seconds(absl::GetFlag(FLAGS_ttl));
+  request.set_session_id(client::DrawSessionId());  // routable from the create on
   KILN_ASSIGN_OR_RETURN(const std::optional<int64_t> seed, SeedFlag());
   if (seed.has_value()) request.set_seed(*seed);
   KILN_ASSIGN_OR_RETURN(v1::Session s,

@@ -2,6 +2,7 @@
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/support/client_interceptor.h>
+#include <sys/random.h>
 
 #include <algorithm>
 #include <chrono>
@@ -100,6 +101,17 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> CredentialsFor(
 }
 
 }  // namespace
+
+std::string DrawSessionId() {
+  unsigned char bytes[16];
+  for (size_t got = 0; got < sizeof(bytes);) {
+    const ssize_t n = getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n > 0) got += static_cast<size_t>(n);  // interrupted by a signal: ask again
+  }
+  std::string id = "s-";
+  for (unsigned char b : bytes) absl::StrAppend(&id, absl::Hex(b, absl::kZeroPad2));
+  return id;
+}
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& target,
                                                         const ClientOptions& options) {

@@ -37,6 +37,10 @@ struct ClientOptions {
 // name the session.
 inline constexpr char kSessionMetadata[] = "x-kiln-session";
 
+// A session id for CreateSessionRequest.session_id: "s-" and 128 bits from getrandom(2), so
+// that x-kiln-session can name the session from its create on (README "Scaling out").
+std::string DrawSessionId();
+
 // Adds `request`'s session (its session_id, or its upload header's) to `context`.
 template <typename Request>
 void NameSession(grpc::ClientContext& context, const Request& request) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/random_id.h"
 #include "core/base/status.h"
@@ -48,6 +50,17 @@ absl::Status SessionManager::NotFound(const std::string& id) const {
                          "session_id");
 }
 
+namespace {
+
+// What the server draws: "s-" and 128 bits in lowercase hex.
+bool IsDrawnSessionId(absl::string_view id) {
+  return id.size() == 34 && absl::StartsWith(id, "s-") &&
+         std::all_of(id.begin() + 2, id.end(),
+                     [](char c) { return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f'); });
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<Session>> SessionManager::Create(
     const Caller& caller, const v1::CreateSessionRequest& request) {
   const ServerOptions& options = *runtime_.options;
@@ -57,6 +70,11 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Create(
   absl::Duration ttl =
       request.ttl_seconds() == 0 ? options.session_ttl : absl::Seconds(request.ttl_seconds());
   ttl = std::min(ttl, options.max_session_ttl);
+  if (!request.session_id().empty() && !IsDrawnSessionId(request.session_id())) {
+    return FieldError("session_id",
+                      "must be \"s-\" and 32 lowercase hex digits (128 random bits the client "
+                      "drew), or empty for one the server draws");
+  }
   std::shared_ptr<Session> session;
   {
     absl::MutexLock lock(&mu_);
@@ -73,9 +91,16 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Create(
           TenantName(caller.id), " holds its maximum of ", options.max_tenant_sessions,
           " sessions (--max_tenant_sessions); delete one, or wait for idle ones to expire"));
     }
-    // 128 bits from the kernel's CSPRNG: an id is not guessable, from others or at all.
-    session = std::make_shared<Session>(absl::StrCat("s-", RandomHex(16)), caller, request, ttl,
-                                        runtime_);
+    // 128 bits from the kernel's CSPRNG, or from the client's: not guessable by others.
+    std::string id = request.session_id();
+    if (id.empty()) {
+      id = absl::StrCat("s-", RandomHex(16));
+    } else if (sessions_.contains(id) || damaged_.contains(id) || creating_ids_.contains(id)) {
+      return WithFieldPrefix(
+          absl::AlreadyExistsError("a session with this id exists; draw another id"), "session_id");
+    }
+    session = std::make_shared<Session>(id, caller, request, ttl, runtime_);
+    creating_ids_.insert(id);
     ++creating_;  // holds its place under the limits while it is stored
     ++creating_of_[caller.id];
   }
@@ -83,6 +108,7 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Create(
   absl::MutexLock lock(&mu_);
   --creating_;
   --creating_of_[caller.id];
+  creating_ids_.erase(session->id());
   if (!stored.ok()) return stored;
   sessions_[session->id()] = session;
   return session;

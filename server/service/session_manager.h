@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -66,6 +67,7 @@ class SessionManager {
   absl::flat_hash_map<std::string, Damaged> damaged_ ABSL_GUARDED_BY(mu_);
   int creating_ ABSL_GUARDED_BY(mu_) = 0;  // sessions being stored, not listed yet
   absl::flat_hash_map<std::string, int> creating_of_ ABSL_GUARDED_BY(mu_);  // by tenant
+  absl::flat_hash_set<std::string> creating_ids_ ABSL_GUARDED_BY(mu_);
   int restored_ = 0, damaged_count_ = 0;
   absl::Notification stop_;
   std::thread reaper_;

@@ -134,6 +134,27 @@ TEST_F(ModelServiceTest, ReflectionListsKilnServices) {
   }
 }
 
+// A client may draw the session's id, so that x-kiln-session routes its create too; the id
+// must look like one the server draws, and one in use is refused.
+TEST_F(ModelServiceTest, AClientMayDrawTheSessionId) {
+  v1::CreateSessionRequest create;
+  create.set_session_id("s-0123456789abcdef0123456789abcdef");
+  v1::Session session;
+  ASSERT_TRUE(sessions_->CreateSession(Context().get(), create, &session).ok());
+  EXPECT_EQ(session.id(), create.session_id());
+  ExpectError(sessions_->CreateSession(Context().get(), create, &session),
+              grpc::StatusCode::ALREADY_EXISTS, "session_id", "draw another id");
+  for (const char* bad : {"s-0123", "s-0123456789ABCDEF0123456789ABCDEF", "mine",
+                          "s-0123456789abcdef0123456789abcdeg"}) {
+    create.set_session_id(bad);
+    ExpectError(sessions_->CreateSession(Context().get(), create, &session),
+                grpc::StatusCode::INVALID_ARGUMENT, "session_id", "32 lowercase hex digits");
+  }
+  v1::ListSessionsResponse list;
+  ASSERT_TRUE(sessions_->ListSessions(Context().get(), {}, &list).ok());
+  EXPECT_EQ(list.sessions_size(), 1);  // the refused ones made nothing
+}
+
 TEST_F(ModelServiceTest, SessionLifecycle) {
   v1::CreateSessionRequest create;
   create.set_name("mine");

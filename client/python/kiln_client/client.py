@@ -1,5 +1,6 @@
 """Client: a connection to a Kiln server, and the sessions it creates."""
 import itertools
+import secrets
 import os
 import time
 from typing import List, Optional
@@ -177,8 +178,12 @@ class Client:
                        seed: Optional[int] = None) -> Session:
         """A new session. With `seed` (Keras's set_random_seed for the session), the same calls
         give the same initial weights, shuffling and dropout on every run. Use it in a `with`
-        block to delete it at the end."""
-        request = service_pb2.CreateSessionRequest(name=name, ttl_seconds=ttl_seconds)
+        block to delete it at the end.
+
+        The client draws the session's id (128 random bits) and sends it with the create, so
+        that x-kiln-session routes the create and every later call to one replica."""
+        request = service_pb2.CreateSessionRequest(name=name, ttl_seconds=ttl_seconds,
+                                                   session_id=f"s-{secrets.token_hex(16)}")
         if seed is not None:
             request.seed = seed
         return Session(self, self._call(self._sessions, "CreateSession", request))
