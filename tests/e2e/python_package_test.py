@@ -1,9 +1,11 @@
 """End-to-end: the Python client installed as a package, outside the source tree - from the
-wheel the build makes (build/dist) and from build/python with pip - into a fresh virtual
+wheel the build makes (build/dist) and from the repository's client/python with pip (its
+setup.py generating the API modules) - into a fresh virtual
 environment (it sees Debian's grpcio, protobuf and numpy: no index is reachable), then used
 from another directory against a real kiln-server."""
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,6 +14,7 @@ import unittest
 from kiln_e2e import CLI_BIN, ServerTestCase
 
 BUILD = os.path.dirname(os.path.dirname(os.path.abspath(CLI_BIN)))
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 SCRIPT = """
 import sys
@@ -48,8 +51,15 @@ class PythonPackageTest(ServerTestCase):
         self.assertEqual(len(wheels), 1, wheels)
         self.install_and_use(wheels[0])
 
-    def test_the_package_directory(self):
-        self.install_and_use(os.path.join(BUILD, "python"))
+    def test_the_repository(self):
+        # A copy, so that pip's in-tree build leaves the checkout as it was.
+        with tempfile.TemporaryDirectory() as repo:
+            for part in ("client/python/kiln_client", "proto"):
+                shutil.copytree(os.path.join(REPO, part), os.path.join(repo, part))
+            for part in ("client/python/pyproject.toml", "client/python/setup.py",
+                         "CMakeLists.txt"):
+                shutil.copy(os.path.join(REPO, part), os.path.join(repo, part))
+            self.install_and_use(os.path.join(repo, "client", "python"))
 
 
 if __name__ == "__main__":
