@@ -1,6 +1,7 @@
 """Builds the kiln-client package (pyproject.toml): kiln_client, plus the API modules protoc
 generates from the repository's proto/ into the build directory. The version is Kiln's, read
 from the top CMakeLists.txt, where it is written once."""
+import glob
 import os
 import re
 import subprocess
@@ -11,9 +12,6 @@ from setuptools.command.build_py import build_py
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 PROTO = os.path.join(REPO, "proto")
-PROTOS = ["google/rpc/status", "google/rpc/error_details", "kiln/v1/layers",
-          "kiln/v1/training", "kiln/v1/data", "kiln/v1/model", "kiln/v1/jobs",
-          "kiln/v1/service"]
 GRPC_PLUGIN = "/usr/bin/grpc_python_plugin"  # Debian's protobuf-compiler-grpc
 
 
@@ -27,7 +25,7 @@ class BuildWithApi(build_py):
 
     def run(self):
         super().run()
-        sources = [os.path.join(PROTO, f"{name}.proto") for name in PROTOS]
+        sources = sorted(glob.glob(os.path.join(PROTO, "**", "*.proto"), recursive=True))
         subprocess.run(["protoc", f"--proto_path={PROTO}", f"--python_out={self.build_lib}",
                         *sources], check=True)
         subprocess.run(["protoc", f"--proto_path={PROTO}",

@@ -19,7 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/dnnl/memory.h"
-#include "core/graph/op.h"
+#include "core/exec/op.h"
 #include "core/tensor/arena.h"
 #include "kiln/v1/layers.pb.h"
 

@@ -15,31 +15,57 @@ constexpr double kSeluScale = 1.0507009873554804934193349852946;
 double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 double Softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
 
+// Keras 3's activations (keras/src/activations), one entry per function; aliases name the same
+// function.
+struct ActivationEntry {
+  ActivationKind kind;
+  KerasName name;
+};
+
+const std::vector<ActivationEntry>& ActivationTable() {
+  static const auto* table = new std::vector<ActivationEntry>{
+      {ActivationKind::kLinear, {"linear", {}, "x (no activation)."}},
+      {ActivationKind::kRelu, {"relu", {}, "max(x, 0)."}},
+      {ActivationKind::kRelu, {"relu6", {}, "min(max(x, 0), 6)."}},
+      {ActivationKind::kRelu, {"leaky_relu", {}, "x, or 0.2 * x below 0."}},
+      {ActivationKind::kElu, {"elu", {}, "x, or exp(x) - 1 below 0."}},
+      {ActivationKind::kSelu, {"selu", {}, "Scaled ELU (self-normalising)."}},
+      {ActivationKind::kGelu, {"gelu", {}, "x * Phi(x), the exact erf form."}},
+      {ActivationKind::kSigmoid, {"sigmoid", {}, "1 / (1 + exp(-x))."}},
+      {ActivationKind::kHardSigmoid, {"hard_sigmoid", {}, "clip(x / 6 + 0.5, 0, 1) (Keras 3)."}},
+      {ActivationKind::kTanh, {"tanh", {}, "Hyperbolic tangent."}},
+      {ActivationKind::kSoftmax, {"softmax", {}, "exp(x) / sum(exp(x)) over the last axis."}},
+      {ActivationKind::kLogSoftmax, {"log_softmax", {}, "log(softmax(x)) over the last axis."}},
+      {ActivationKind::kSoftplus, {"softplus", {}, "log(exp(x) + 1)."}},
+      {ActivationKind::kSoftsign, {"softsign", {}, "x / (|x| + 1)."}},
+      {ActivationKind::kSilu, {"silu", {"swish"}, "x * sigmoid(x)."}},
+      {ActivationKind::kHardSilu, {"hard_silu", {"hard_swish"}, "x * hard_sigmoid(x)."}},
+      {ActivationKind::kMish, {"mish", {}, "x * tanh(softplus(x))."}},
+      {ActivationKind::kExponential, {"exponential", {}, "exp(x)."}},
+  };
+  return *table;
+}
+
 }  // namespace
 
+const std::vector<KerasName>& ActivationNames() {
+  static const auto* names = [] {
+    auto* out = new std::vector<KerasName>;
+    for (const ActivationEntry& entry : ActivationTable()) out->push_back(entry.name);
+    return out;
+  }();
+  return *names;
+}
+
 absl::StatusOr<Activation> ParseActivation(absl::string_view name, absl::string_view path) {
-  static const auto* kinds = new absl::flat_hash_map<std::string, ActivationKind>{
-      {"linear", ActivationKind::kLinear},
-      {"relu", ActivationKind::kRelu},
-      {"relu6", ActivationKind::kRelu},
-      {"leaky_relu", ActivationKind::kRelu},
-      {"elu", ActivationKind::kElu},
-      {"selu", ActivationKind::kSelu},
-      {"gelu", ActivationKind::kGelu},
-      {"sigmoid", ActivationKind::kSigmoid},
-      {"hard_sigmoid", ActivationKind::kHardSigmoid},
-      {"tanh", ActivationKind::kTanh},
-      {"softmax", ActivationKind::kSoftmax},
-      {"log_softmax", ActivationKind::kLogSoftmax},
-      {"softplus", ActivationKind::kSoftplus},
-      {"softsign", ActivationKind::kSoftsign},
-      {"silu", ActivationKind::kSilu},
-      {"swish", ActivationKind::kSilu},
-      {"hard_silu", ActivationKind::kHardSilu},
-      {"hard_swish", ActivationKind::kHardSilu},
-      {"mish", ActivationKind::kMish},
-      {"exponential", ActivationKind::kExponential},
-  };
+  static const auto* kinds = [] {
+    auto* out = new absl::flat_hash_map<std::string, ActivationKind>;
+    for (const ActivationEntry& entry : ActivationTable()) {
+      (*out)[entry.name.name] = entry.kind;
+      for (const std::string& alias : entry.name.aliases) (*out)[alias] = entry.kind;
+    }
+    return out;
+  }();
   if (name.empty()) return Activation();
   auto it = kinds->find(name);
   if (it == kinds->end()) {

@@ -9,9 +9,11 @@
 
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/keras/keras_class.h"
 
 namespace kiln {
 
@@ -50,6 +52,10 @@ struct Activation {
     return kind != ActivationKind::kSoftmax && kind != ActivationKind::kLogSoftmax;
   }
 };
+
+// Every activation name ParseActivation accepts (aliases such as "swish" under their Keras
+// name), for the catalogue.
+const std::vector<KerasName>& ActivationNames();
 
 // Resolves a Keras activation identifier ("relu", "swish", ...); empty means linear.
 // Error: "Could not interpret activation function identifier: <name>".

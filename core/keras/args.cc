@@ -39,28 +39,12 @@ absl::StatusOr<std::array<int, 2>> StandardizePair(const IntList& values, absl::
   return pair;
 }
 
-absl::StatusOr<Padding> StandardizePadding(absl::string_view value, absl::string_view path) {
-  const std::string lower = absl::AsciiStrToLower(value);
-  if (lower.empty() || lower == "valid") return Padding::kValid;
-  if (lower == "same") return Padding::kSame;
-  return FieldError(path, absl::StrCat("The `padding` argument must be a list/tuple or one of "
-                                       "{'valid', 'same'}. Received: ",
-                                       lower));
+Padding ParsePadding(absl::string_view validated) {
+  return validated == "same" ? Padding::kSame : Padding::kValid;
 }
 
-absl::StatusOr<DataFormat> StandardizeDataFormat(absl::string_view value, absl::string_view path) {
-  const std::string lower = absl::AsciiStrToLower(value);
-  if (lower.empty() || lower == "channels_last") return DataFormat::kChannelsLast;
-  if (lower == "channels_first") return DataFormat::kChannelsFirst;
-  return FieldError(path, absl::StrCat("The `data_format` argument must be one of "
-                                       "{'channels_first', 'channels_last'}. Received: "
-                                       "data_format=",
-                                       lower));
-}
-
-absl::Status CheckDType(absl::string_view value, absl::string_view path) {
-  if (value.empty() || value == "float32") return absl::OkStatus();
-  return FieldError(path, absl::StrCat("Kiln computes in float32 only. Received: dtype=", value));
+DataFormat ParseDataFormat(absl::string_view validated) {
+  return validated == "channels_first" ? DataFormat::kChannelsFirst : DataFormat::kChannelsLast;
 }
 
 absl::string_view PaddingName(Padding padding) {

@@ -1,6 +1,5 @@
-// Keras's argument standardisation (keras/src/utils/argument_validation.py and
-// backend/config.py), with Keras 3's error wording. Each function takes the field path to
-// report in its error ("depthwise_conv2d.strides") and the Keras argument name.
+// Keras's argument standardisation (keras/src/utils/argument_validation.py) with Keras 3's
+// error wording, and the shape arithmetic of its convolution and pooling windows.
 #ifndef KILN_CORE_KERAS_ARGS_H_
 #define KILN_CORE_KERAS_ARGS_H_
 
@@ -25,12 +24,10 @@ absl::StatusOr<std::array<int, 2>> StandardizePair(const IntList& values, absl::
                                                    absl::string_view arg_name, bool allow_zero,
                                                    const std::array<int, 2>* default_value);
 
-// "valid"/"same", case-insensitive; empty is "valid".
-absl::StatusOr<Padding> StandardizePadding(absl::string_view value, absl::string_view path);
-// "channels_last"/"channels_first", case-insensitive; empty is "channels_last".
-absl::StatusOr<DataFormat> StandardizeDataFormat(absl::string_view value, absl::string_view path);
-// Empty or "float32" (the only dtype Kiln computes in).
-absl::Status CheckDType(absl::string_view value, absl::string_view path);
+// A `padding` or `data_format` argument that SpecArgs validated (lower case, one of the
+// allowed values).
+Padding ParsePadding(absl::string_view validated);
+DataFormat ParseDataFormat(absl::string_view validated);
 
 absl::string_view PaddingName(Padding padding);
 absl::string_view DataFormatName(DataFormat format);

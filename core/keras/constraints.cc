@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/base/status.h"
+#include "core/keras/keras_class.h"
+#include "core/keras/spec_args.h"
 
 namespace kiln {
 namespace {
@@ -13,8 +15,8 @@ namespace {
 using Kind = v1::Constraint::KindCase;
 constexpr double kEpsilon = 1e-7;
 
+// `axis` of a resolved constraint: its defaults are filled in.
 std::vector<int> AxesOf(const google::protobuf::RepeatedField<int32_t>& axis) {
-  if (axis.empty()) return {0};
   return std::vector<int>(axis.begin(), axis.end());
 }
 
@@ -106,52 +108,27 @@ void RadialSlice(std::vector<float>& kernel, int k) {
 absl::StatusOr<std::optional<v1::Constraint>> ResolveConstraint(const v1::Constraint& spec,
                                                                 absl::string_view path) {
   v1::Constraint out;
-  switch (spec.kind_case()) {
-    case Kind::KIND_NOT_SET:
-      return std::nullopt;
-    case Kind::kName: {
-      const std::string& name = spec.name();
-      if (name == "max_norm" || name == "MaxNorm" || name == "maxnorm") {
-        out.mutable_max_norm();
-      } else if (name == "min_max_norm" || name == "MinMaxNorm") {
-        out.mutable_min_max_norm();
-      } else if (name == "non_neg" || name == "NonNeg" || name == "nonneg") {
-        out.mutable_non_neg();
-      } else if (name == "unit_norm" || name == "UnitNorm" || name == "unitnorm") {
-        out.mutable_unit_norm();
-      } else if (name == "radial_constraint" || name == "RadialConstraint") {
-        out.mutable_radial_constraint();
-      } else {
-        return FieldError(path, absl::StrCat("Could not interpret constraint identifier: ", name));
-      }
-      return out;
+  if (spec.kind_case() == Kind::KIND_NOT_SET) return std::nullopt;
+  if (spec.kind_case() == Kind::kName) {
+    if (!SetKerasObjectClass(out, spec.name())) {
+      return FieldError(path,
+                        absl::StrCat("Could not interpret constraint identifier: ", spec.name()));
     }
-    case Kind::kMaxNorm:
-      if (spec.max_norm().has_max_value() && !(spec.max_norm().max_value() >= 0)) {
-        return FieldError(absl::StrCat(path, ".max_norm.max_value"),
-                          absl::StrCat("`max_value` must be non-negative. Received: max_value=",
-                                       spec.max_norm().max_value()));
-      }
-      return spec;
-    case Kind::kMinMaxNorm: {
-      const auto& m = spec.min_max_norm();
-      const double max_value = m.has_max_value() ? m.max_value() : 1.0;
-      if (!(m.min_value() >= 0) || !(m.min_value() <= max_value)) {
-        return FieldError(absl::StrCat(path, ".min_max_norm"),
-                          absl::StrCat("Expected 0 <= min_value <= max_value. Received: "
-                                       "min_value=",
-                                       m.min_value(), ", max_value=", max_value));
-      }
-      const double rate = m.has_rate() ? m.rate() : 1.0;
-      if (!(rate >= 0 && rate <= 1)) {
-        return FieldError(absl::StrCat(path, ".min_max_norm.rate"),
-                          absl::StrCat("Expected 0 <= rate <= 1. Received: rate=", rate));
-      }
-      return spec;
-    }
-    default:
-      return spec;
+  } else {
+    KILN_RETURN_IF_ERROR(SpecArgs(*KerasObjectClass(spec), KerasObjectPath(spec, path)).Validate());
+    out = spec;
   }
+  FillKerasDefaults(*MutableKerasObjectClass(out));
+  if (out.kind_case() == Kind::kMinMaxNorm) {
+    const auto& m = out.min_max_norm();
+    if (!(m.min_value() >= 0) || !(m.min_value() <= m.max_value())) {
+      return FieldError(absl::StrCat(path, ".min_max_norm"),
+                        absl::StrCat("Expected 0 <= min_value <= max_value. Received: "
+                                     "min_value=",
+                                     m.min_value(), ", max_value=", m.max_value()));
+    }
+  }
+  return out;
 }
 
 absl::Status CheckConstraintShape(const v1::Constraint& c, const Shape& shape,
@@ -209,13 +186,12 @@ void ApplyConstraint(const v1::Constraint& c, Tensor& w) {
         const double norm = norms[g];
         double desired = 1.0;
         if (c.kind_case() == Kind::kMaxNorm) {
-          const double max_value = c.max_norm().has_max_value() ? c.max_norm().max_value() : 2.0;
-          desired = std::clamp(norm, 0.0, max_value);
+          desired = std::clamp(norm, 0.0, double(c.max_norm().max_value()));
         } else if (c.kind_case() == Kind::kMinMaxNorm) {
           const auto& m = c.min_max_norm();
-          const double max_value = m.has_max_value() ? m.max_value() : 1.0;
-          const double rate = m.has_rate() ? m.rate() : 1.0;
-          desired = rate * std::clamp(norm, double(m.min_value()), max_value) + (1 - rate) * norm;
+          const double rate = m.rate();
+          desired = rate * std::clamp(norm, double(m.min_value()), double(m.max_value())) +
+                    (1 - rate) * norm;
         }
         factor[g] = desired / (kEpsilon + norm);
       }

@@ -4,114 +4,16 @@
 #include <random>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "core/base/check.h"
 #include "core/base/status.h"
+#include "core/keras/keras_class.h"
+#include "core/keras/spec_args.h"
 
 namespace kiln {
 namespace {
 
 using Kind = v1::Initializer::KindCase;
-
-// Keras 3's lookup table: class names, their snake_case forms and the extra aliases.
-Kind KindForName(absl::string_view name) {
-  static const auto* table = new absl::flat_hash_map<std::string, Kind>{
-      {"Zeros", Kind::kZeros},
-      {"zeros", Kind::kZeros},
-      {"zero", Kind::kZeros},
-      {"Ones", Kind::kOnes},
-      {"ones", Kind::kOnes},
-      {"one", Kind::kOnes},
-      {"Constant", Kind::kConstant},
-      {"constant", Kind::kConstant},
-      {"RandomNormal", Kind::kRandomNormal},
-      {"random_normal", Kind::kRandomNormal},
-      {"normal", Kind::kRandomNormal},
-      {"RandomUniform", Kind::kRandomUniform},
-      {"random_uniform", Kind::kRandomUniform},
-      {"uniform", Kind::kRandomUniform},
-      {"TruncatedNormal", Kind::kTruncatedNormal},
-      {"truncated_normal", Kind::kTruncatedNormal},
-      {"VarianceScaling", Kind::kVarianceScaling},
-      {"variance_scaling", Kind::kVarianceScaling},
-      {"GlorotNormal", Kind::kGlorotNormal},
-      {"glorot_normal", Kind::kGlorotNormal},
-      {"GlorotUniform", Kind::kGlorotUniform},
-      {"glorot_uniform", Kind::kGlorotUniform},
-      {"HeNormal", Kind::kHeNormal},
-      {"he_normal", Kind::kHeNormal},
-      {"HeUniform", Kind::kHeUniform},
-      {"he_uniform", Kind::kHeUniform},
-      {"LecunNormal", Kind::kLecunNormal},
-      {"lecun_normal", Kind::kLecunNormal},
-      {"LecunUniform", Kind::kLecunUniform},
-      {"lecun_uniform", Kind::kLecunUniform},
-      {"Orthogonal", Kind::kOrthogonal},
-      {"orthogonal", Kind::kOrthogonal},
-      {"OrthogonalInitializer", Kind::kOrthogonal},
-      {"Identity", Kind::kIdentity},
-      {"identity", Kind::kIdentity},
-      {"IdentityInitializer", Kind::kIdentity},
-  };
-  auto it = table->find(name);
-  return it == table->end() ? Kind::KIND_NOT_SET : it->second;
-}
-
-v1::Initializer FromKind(Kind kind) {
-  v1::Initializer out;
-  switch (kind) {
-    case Kind::kZeros:
-      out.mutable_zeros();
-      break;
-    case Kind::kOnes:
-      out.mutable_ones();
-      break;
-    case Kind::kConstant:
-      out.mutable_constant();
-      break;
-    case Kind::kRandomNormal:
-      out.mutable_random_normal();
-      break;
-    case Kind::kRandomUniform:
-      out.mutable_random_uniform();
-      break;
-    case Kind::kTruncatedNormal:
-      out.mutable_truncated_normal();
-      break;
-    case Kind::kVarianceScaling:
-      out.mutable_variance_scaling();
-      break;
-    case Kind::kGlorotNormal:
-      out.mutable_glorot_normal();
-      break;
-    case Kind::kGlorotUniform:
-      out.mutable_glorot_uniform();
-      break;
-    case Kind::kHeNormal:
-      out.mutable_he_normal();
-      break;
-    case Kind::kHeUniform:
-      out.mutable_he_uniform();
-      break;
-    case Kind::kLecunNormal:
-      out.mutable_lecun_normal();
-      break;
-    case Kind::kLecunUniform:
-      out.mutable_lecun_uniform();
-      break;
-    case Kind::kOrthogonal:
-      out.mutable_orthogonal();
-      break;
-    case Kind::kIdentity:
-      out.mutable_identity();
-      break;
-    case Kind::kName:
-    case Kind::KIND_NOT_SET:
-      break;
-  }
-  return out;
-}
 
 // VarianceScaling after defaults: scale, mode and distribution as Keras normalises them.
 struct VarianceScalingParams {
@@ -121,32 +23,35 @@ struct VarianceScalingParams {
   std::optional<int64_t> seed;
 };
 
+std::optional<int64_t> SeedOf(const google::protobuf::Message& m) {
+  if (m.GetDescriptor()->FindFieldByName("seed") == nullptr) return std::nullopt;
+  SpecArgs args(m, "");
+  if (!args.Has("seed")) return std::nullopt;
+  return args.Int("seed");
+}
+
 std::optional<VarianceScalingParams> AsVarianceScaling(const v1::Initializer& init) {
-  auto seed_of = [](const auto& m) {
-    return m.has_seed() ? std::optional<int64_t>(m.seed()) : std::nullopt;
-  };
   switch (init.kind_case()) {
     case Kind::kVarianceScaling: {
-      const auto& vs = init.variance_scaling();
-      std::string mode = vs.mode().empty() ? "fan_in" : vs.mode();
-      std::string dist =
-          vs.distribution().empty() ? "truncated_normal" : absl::AsciiStrToLower(vs.distribution());
+      const SpecArgs args(init.variance_scaling(), "");
+      std::string dist = args.String("distribution");
       if (dist == "normal") dist = "truncated_normal";
-      return VarianceScalingParams{vs.has_scale() ? vs.scale() : 1.0, mode, dist, seed_of(vs)};
+      return VarianceScalingParams{args.Float("scale"), args.String("mode"), dist,
+                                   SeedOf(init.variance_scaling())};
     }
     case Kind::kGlorotNormal:
       return VarianceScalingParams{1.0, "fan_avg", "truncated_normal",
-                                   seed_of(init.glorot_normal())};
+                                   SeedOf(init.glorot_normal())};
     case Kind::kGlorotUniform:
-      return VarianceScalingParams{1.0, "fan_avg", "uniform", seed_of(init.glorot_uniform())};
+      return VarianceScalingParams{1.0, "fan_avg", "uniform", SeedOf(init.glorot_uniform())};
     case Kind::kHeNormal:
-      return VarianceScalingParams{2.0, "fan_in", "truncated_normal", seed_of(init.he_normal())};
+      return VarianceScalingParams{2.0, "fan_in", "truncated_normal", SeedOf(init.he_normal())};
     case Kind::kHeUniform:
-      return VarianceScalingParams{2.0, "fan_in", "uniform", seed_of(init.he_uniform())};
+      return VarianceScalingParams{2.0, "fan_in", "uniform", SeedOf(init.he_uniform())};
     case Kind::kLecunNormal:
-      return VarianceScalingParams{1.0, "fan_in", "truncated_normal", seed_of(init.lecun_normal())};
+      return VarianceScalingParams{1.0, "fan_in", "truncated_normal", SeedOf(init.lecun_normal())};
     case Kind::kLecunUniform:
-      return VarianceScalingParams{1.0, "fan_in", "uniform", seed_of(init.lecun_uniform())};
+      return VarianceScalingParams{1.0, "fan_in", "uniform", SeedOf(init.lecun_uniform())};
     default:
       return std::nullopt;
   }
@@ -216,37 +121,24 @@ void FillOrthogonal(double gain, uint64_t seed, Tensor& out) {
 absl::StatusOr<v1::Initializer> ResolveInitializer(const v1::Initializer& spec,
                                                    absl::string_view default_name,
                                                    absl::string_view path) {
-  if (spec.kind_case() == Kind::KIND_NOT_SET) return FromKind(KindForName(default_name));
+  v1::Initializer out;
+  if (spec.kind_case() == Kind::KIND_NOT_SET) {
+    KILN_CHECK(SetKerasObjectClass(out, default_name)) << default_name;
+    FillKerasDefaults(*MutableKerasObjectClass(out));
+    return out;
+  }
   if (spec.kind_case() == Kind::kName) {
-    const Kind kind = KindForName(spec.name());
-    if (kind == Kind::KIND_NOT_SET) {
+    if (!SetKerasObjectClass(out, spec.name())) {
       return FieldError(path,
                         absl::StrCat("Could not interpret initializer identifier: ", spec.name()));
     }
-    return FromKind(kind);
+    FillKerasDefaults(*MutableKerasObjectClass(out));
+    return out;
   }
-  if (spec.kind_case() == Kind::kVarianceScaling) {
-    const auto& vs = spec.variance_scaling();
-    if (vs.has_scale() && !(vs.scale() > 0)) {
-      return FieldError(
-          absl::StrCat(path, ".variance_scaling.scale"),
-          absl::StrCat("Argument `scale` must be positive float. Received: scale=", vs.scale()));
-    }
-    const std::optional<VarianceScalingParams> p = AsVarianceScaling(spec);
-    if (p->mode != "fan_in" && p->mode != "fan_out" && p->mode != "fan_avg") {
-      return FieldError(absl::StrCat(path, ".variance_scaling.mode"),
-                        absl::StrCat("Invalid `mode` argument: ", p->mode,
-                                     ". Please use one of {'fan_in', 'fan_out', 'fan_avg'}"));
-    }
-    if (p->distribution != "uniform" && p->distribution != "truncated_normal" &&
-        p->distribution != "untruncated_normal") {
-      return FieldError(
-          absl::StrCat(path, ".variance_scaling.distribution"),
-          absl::StrCat("Invalid `distribution` argument: ", p->distribution,
-                       ".Please use one of {'uniform', 'truncated_normal', 'untruncated_normal'}"));
-    }
-  }
-  return spec;
+  KILN_RETURN_IF_ERROR(SpecArgs(*KerasObjectClass(spec), KerasObjectPath(spec, path)).Validate());
+  out = spec;
+  FillKerasDefaults(*MutableKerasObjectClass(out));
+  return out;
 }
 
 std::pair<double, double> ComputeFans(const Shape& shape) {
@@ -275,10 +167,12 @@ absl::Status CheckInitializerShape(const v1::Initializer& resolved, const Shape&
 }
 
 void RunInitializer(const v1::Initializer& init, uint64_t fallback_seed, Tensor& out) {
-  auto seed_or = [&](const auto& m) -> uint64_t {
-    return m.has_seed() ? static_cast<uint64_t>(m.seed()) : fallback_seed;
-  };
   auto values = out.values<float>();
+  const google::protobuf::Message* held = KerasObjectClass(init);
+  const SpecArgs args(held != nullptr ? *held : init, "");
+  const uint64_t seed = held != nullptr && SeedOf(*held).has_value()
+                            ? static_cast<uint64_t>(*SeedOf(*held))
+                            : fallback_seed;
   switch (init.kind_case()) {
     case Kind::kZeros:
     case Kind::KIND_NOT_SET:
@@ -289,33 +183,21 @@ void RunInitializer(const v1::Initializer& init, uint64_t fallback_seed, Tensor&
       std::fill(values.begin(), values.end(), 1.0f);
       return;
     case Kind::kConstant:
-      std::fill(values.begin(), values.end(), init.constant().value());
+      std::fill(values.begin(), values.end(), float(args.Float("value")));
       return;
-    case Kind::kRandomNormal: {
-      const auto& m = init.random_normal();
-      FillNormal(m.has_mean() ? m.mean() : 0.0, m.has_stddev() ? m.stddev() : 0.05, false,
-                 seed_or(m), out);
+    case Kind::kRandomNormal:
+    case Kind::kTruncatedNormal:
+      FillNormal(args.Float("mean"), args.Float("stddev"),
+                 init.kind_case() == Kind::kTruncatedNormal, seed, out);
       return;
-    }
-    case Kind::kTruncatedNormal: {
-      const auto& m = init.truncated_normal();
-      FillNormal(m.has_mean() ? m.mean() : 0.0, m.has_stddev() ? m.stddev() : 0.05, true,
-                 seed_or(m), out);
+    case Kind::kRandomUniform:
+      FillUniform(args.Float("minval"), args.Float("maxval"), seed, out);
       return;
-    }
-    case Kind::kRandomUniform: {
-      const auto& m = init.random_uniform();
-      FillUniform(m.has_minval() ? m.minval() : -0.05, m.has_maxval() ? m.maxval() : 0.05,
-                  seed_or(m), out);
+    case Kind::kOrthogonal:
+      FillOrthogonal(args.Float("gain"), seed, out);
       return;
-    }
-    case Kind::kOrthogonal: {
-      const auto& m = init.orthogonal();
-      FillOrthogonal(m.has_gain() ? m.gain() : 1.0, seed_or(m), out);
-      return;
-    }
     case Kind::kIdentity: {
-      const double gain = init.identity().has_gain() ? init.identity().gain() : 1.0;
+      const double gain = args.Float("gain");
       const int64_t rows = out.shape()[0], cols = out.shape()[1];
       std::fill(values.begin(), values.end(), 0.0f);
       for (int64_t i = 0; i < std::min(rows, cols); ++i) values[i * cols + i] = float(gain);
@@ -334,7 +216,6 @@ void RunInitializer(const v1::Initializer& init, uint64_t fallback_seed, Tensor&
   } else {
     scale /= std::max(1.0, (fan_in + fan_out) / 2.0);
   }
-  const uint64_t seed = p.seed.has_value() ? static_cast<uint64_t>(*p.seed) : fallback_seed;
   if (p.distribution == "truncated_normal") {
     // 0.8796... is the stddev of a unit normal truncated to [-2, 2].
     FillNormal(0.0, std::sqrt(scale) / 0.87962566103423978, true, seed, out);
@@ -347,42 +228,8 @@ void RunInitializer(const v1::Initializer& init, uint64_t fallback_seed, Tensor&
 }
 
 absl::string_view InitializerClassName(const v1::Initializer& init) {
-  switch (init.kind_case()) {
-    case Kind::kZeros:
-      return "Zeros";
-    case Kind::kOnes:
-      return "Ones";
-    case Kind::kConstant:
-      return "Constant";
-    case Kind::kRandomNormal:
-      return "RandomNormal";
-    case Kind::kRandomUniform:
-      return "RandomUniform";
-    case Kind::kTruncatedNormal:
-      return "TruncatedNormal";
-    case Kind::kVarianceScaling:
-      return "VarianceScaling";
-    case Kind::kGlorotNormal:
-      return "GlorotNormal";
-    case Kind::kGlorotUniform:
-      return "GlorotUniform";
-    case Kind::kHeNormal:
-      return "HeNormal";
-    case Kind::kHeUniform:
-      return "HeUniform";
-    case Kind::kLecunNormal:
-      return "LecunNormal";
-    case Kind::kLecunUniform:
-      return "LecunUniform";
-    case Kind::kOrthogonal:
-      return "Orthogonal";
-    case Kind::kIdentity:
-      return "Identity";
-    case Kind::kName:
-    case Kind::KIND_NOT_SET:
-      break;
-  }
-  return "";
+  const google::protobuf::Message* held = KerasObjectClass(init);
+  return held == nullptr ? "" : KerasClassOf(held->GetDescriptor()).class_name();
 }
 
 }  // namespace kiln

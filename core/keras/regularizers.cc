@@ -5,29 +5,25 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/base/status.h"
+#include "core/keras/keras_class.h"
+#include "core/keras/spec_args.h"
 
 namespace kiln {
 namespace {
 
 using Kind = v1::Regularizer::KindCase;
 
-absl::Status ValidatePenalty(double value, absl::string_view name, absl::string_view path) {
-  if (std::isfinite(value) && value >= 0) return absl::OkStatus();
-  return FieldError(path,
-                    absl::StrCat("Invalid value for argument ", name,
-                                 ": expected a non-negative float.Received: ", name, "=", value));
-}
-
 struct ElementwiseFactors {
   double l1 = 0, l2 = 0;
 };
 
+// `r` is resolved: its arguments are explicit.
 ElementwiseFactors FactorsOf(const v1::Regularizer& r) {
   switch (r.kind_case()) {
     case Kind::kL1:
-      return {r.l1().has_l1() ? r.l1().l1() : 0.01, 0};
+      return {r.l1().l1(), 0};
     case Kind::kL2:
-      return {0, r.l2().has_l2() ? r.l2().l2() : 0.01};
+      return {0, r.l2().l2()};
     case Kind::kL1L2:
       return {r.l1_l2().l1(), r.l1_l2().l2()};
     default:
@@ -75,68 +71,26 @@ double Dot(const Normalized& n, int64_t i, int64_t j) {
   return dot;
 }
 
-double OrthogonalFactor(const v1::Regularizer::OrthogonalRegularizer& o) {
-  return o.has_factor() ? o.factor() : 0.01;
-}
-
 }  // namespace
 
 absl::StatusOr<std::optional<v1::Regularizer>> ResolveRegularizer(const v1::Regularizer& spec,
                                                                   absl::string_view path) {
   v1::Regularizer out;
-  switch (spec.kind_case()) {
-    case Kind::KIND_NOT_SET:
-      return std::nullopt;
-    case Kind::kName: {
-      const std::string& name = spec.name();
-      if (name == "l1" || name == "L1") {
-        out.mutable_l1();
-      } else if (name == "l2" || name == "L2") {
-        out.mutable_l2();
-      } else if (name == "l1l2" || name == "L1L2") {
-        out.mutable_l1_l2();  // Keras 3: the class defaults, a zero penalty
-      } else if (name == "l1_l2") {
-        out.mutable_l1_l2()->set_l1(0.01f);  // Keras 2's deserialize special case
-        out.mutable_l1_l2()->set_l2(0.01f);
-      } else if (name == "orthogonal_regularizer" || name == "OrthogonalRegularizer") {
-        out.mutable_orthogonal_regularizer();
-      } else {
-        return FieldError(path, absl::StrCat("Could not interpret regularizer identifier: ", name));
-      }
-      return out;
+  if (spec.kind_case() == Kind::KIND_NOT_SET) return std::nullopt;
+  if (spec.kind_case() == Kind::kName) {
+    if (spec.name() == "l1_l2") {
+      out.mutable_l1_l2()->set_l1(0.01f);  // Keras 2's deserialize special case
+      out.mutable_l1_l2()->set_l2(0.01f);
+    } else if (!SetKerasObjectClass(out, spec.name())) {
+      return FieldError(path,
+                        absl::StrCat("Could not interpret regularizer identifier: ", spec.name()));
     }
-    case Kind::kL1:
-      if (spec.l1().has_l1()) {
-        KILN_RETURN_IF_ERROR(ValidatePenalty(spec.l1().l1(), "l1", absl::StrCat(path, ".l1.l1")));
-      }
-      return spec;
-    case Kind::kL2:
-      if (spec.l2().has_l2()) {
-        KILN_RETURN_IF_ERROR(ValidatePenalty(spec.l2().l2(), "l2", absl::StrCat(path, ".l2.l2")));
-      }
-      return spec;
-    case Kind::kL1L2:
-      KILN_RETURN_IF_ERROR(
-          ValidatePenalty(spec.l1_l2().l1(), "l1", absl::StrCat(path, ".l1_l2.l1")));
-      KILN_RETURN_IF_ERROR(
-          ValidatePenalty(spec.l1_l2().l2(), "l2", absl::StrCat(path, ".l1_l2.l2")));
-      return spec;
-    case Kind::kOrthogonalRegularizer: {
-      const auto& o = spec.orthogonal_regularizer();
-      const std::string sub = absl::StrCat(path, ".orthogonal_regularizer");
-      if (o.has_factor()) {
-        KILN_RETURN_IF_ERROR(ValidatePenalty(o.factor(), "factor", absl::StrCat(sub, ".factor")));
-      }
-      if (!o.mode().empty() && o.mode() != "rows" && o.mode() != "columns") {
-        return FieldError(absl::StrCat(sub, ".mode"),
-                          absl::StrCat("Invalid value for argument `mode`. Expected one of "
-                                       "{'rows', 'columns'}. Received: mode=",
-                                       o.mode()));
-      }
-      return spec;
-    }
+  } else {
+    KILN_RETURN_IF_ERROR(SpecArgs(*KerasObjectClass(spec), KerasObjectPath(spec, path)).Validate());
+    out = spec;
   }
-  return spec;
+  FillKerasDefaults(*MutableKerasObjectClass(out));
+  return out;
 }
 
 absl::Status CheckRegularizerShape(const v1::Regularizer& resolved, const Shape& shape,
@@ -175,7 +129,7 @@ double RegularizerPenalty(const v1::Regularizer& r, absl::Span<const float> w, c
     }
   }
   const double pairs = n.size * (n.size - 1.0) / 2.0;
-  return scale * OrthogonalFactor(o) * 0.5 * sum / pairs;
+  return scale * o.factor() * 0.5 * sum / pairs;
 }
 
 void AddRegularizerGradient(const v1::Regularizer& r, absl::Span<const float> w, const Shape& shape,
@@ -196,7 +150,7 @@ void AddRegularizerGradient(const v1::Regularizer& r, absl::Span<const float> w,
   if (n.size < 2) return;
   // penalty = c * sum_{i != j} |u_i . u_j|, so d/du_i = 2c * sum_{j != i} sign(u_i . u_j) u_j,
   // then back through u_i = x_i * inv_i (inv_i = 1/|x_i| unless clamped).
-  const double c = scale * OrthogonalFactor(o) * 0.5 / (n.size * (n.size - 1.0) / 2.0);
+  const double c = scale * o.factor() * 0.5 / (n.size * (n.size - 1.0) / 2.0);
   const int64_t cols = shape[1];
   std::vector<double> du(n.len);
   for (int64_t i = 0; i < n.size; ++i) {

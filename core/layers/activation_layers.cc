@@ -7,7 +7,7 @@
 #include "core/dnnl/memory.h"
 #include "core/keras/args.h"
 #include "core/layers/activation_kernel.h"
-#include "core/layers/factories.h"
+#include "core/layers/registry.h"
 
 namespace kiln {
 namespace {
@@ -82,79 +82,43 @@ class ActivationLayerBase : public Layer {
 
 class ActivationLayer final : public ActivationLayerBase {
  public:
-  ActivationLayer(const v1::LayerSpec& spec, uint64_t seed)
-      : ActivationLayerBase(spec, "Activation", "activation", "activation",
-                            spec.activation().name(), TrainableOf(spec.activation()), seed) {}
+  using ActivationLayerBase::ActivationLayerBase;
 
-  absl::Status Init() {
-    const auto& s = spec().activation();
-    if (s.activation().empty()) {
-      return FieldError(FieldPath("activation"),
-                        "Missing required argument `activation`: a Keras activation name.");
-    }
-    KILN_ASSIGN_OR_RETURN(activation_, ParseActivation(s.activation(), FieldPath("activation")));
-    return CheckDType(s.dtype(), FieldPath("dtype"));
+  absl::Status Init() override {
+    KILN_ASSIGN_OR_RETURN(activation_,
+                          ParseActivation(args().String("activation"), FieldPath("activation")));
+    return absl::OkStatus();
   }
 };
 
 class ReLULayer final : public ActivationLayerBase {
  public:
-  ReLULayer(const v1::LayerSpec& spec, uint64_t seed)
-      : ActivationLayerBase(spec, "ReLU", "re_lu", "relu", spec.relu().name(),
-                            TrainableOf(spec.relu()), seed) {}
+  using ActivationLayerBase::ActivationLayerBase;
 
-  absl::Status Init() {
-    const auto& s = spec().relu();
-    if (s.has_max_value() && !(s.max_value() >= 0)) {
-      return FieldError(FieldPath("max_value"),
-                        absl::StrCat("max_value of a ReLU layer cannot be a negative value. "
-                                     "Received: max_value=",
-                                     s.max_value()));
-    }
-    if (!(s.negative_slope() >= 0)) {
-      return FieldError(FieldPath("negative_slope"),
-                        absl::StrCat("negative_slope of a ReLU layer cannot be a negative value. "
-                                     "Received: negative_slope=",
-                                     s.negative_slope()));
-    }
-    if (!(s.threshold() >= 0)) {
-      return FieldError(FieldPath("threshold"),
-                        absl::StrCat("threshold of a ReLU layer cannot be a negative value. "
-                                     "Received: threshold=",
-                                     s.threshold()));
-    }
+  absl::Status Init() override {
     activation_ = GeneralizedRelu(
-        s.negative_slope(),
-        s.has_max_value() ? s.max_value() : std::numeric_limits<float>::infinity(), s.threshold());
-    return CheckDType(s.dtype(), FieldPath("dtype"));
+        args().Float("negative_slope"),
+        args().OptionalFloat("max_value").value_or(std::numeric_limits<float>::infinity()),
+        args().Float("threshold"));
+    return absl::OkStatus();
   }
 };
 
 class SoftmaxLayer final : public ActivationLayerBase {
  public:
-  SoftmaxLayer(const v1::LayerSpec& spec, uint64_t seed)
-      : ActivationLayerBase(spec, "Softmax", "softmax", "softmax", spec.softmax().name(),
-                            TrainableOf(spec.softmax()), seed) {}
+  using ActivationLayerBase::ActivationLayerBase;
 
-  absl::Status Init() {
-    const auto& s = spec().softmax();
+  absl::Status Init() override {
     activation_.kind = ActivationKind::kSoftmax;
     activation_.name = "softmax";
-    activation_.axis = s.has_axis() ? s.axis() : -1;
-    return CheckDType(s.dtype(), FieldPath("dtype"));
+    activation_.axis = args().Int("axis");
+    return absl::OkStatus();
   }
 };
 
+KILN_REGISTER_LAYER(kActivation, ActivationLayer);
+KILN_REGISTER_LAYER(kRelu, ReLULayer);
+KILN_REGISTER_LAYER(kSoftmax, SoftmaxLayer);
+
 }  // namespace
-
-absl::StatusOr<std::unique_ptr<Layer>> CreateActivation(const v1::LayerSpec& spec, uint64_t seed) {
-  return MakeLayer<ActivationLayer>(spec, seed);
-}
-absl::StatusOr<std::unique_ptr<Layer>> CreateReLU(const v1::LayerSpec& spec, uint64_t seed) {
-  return MakeLayer<ReLULayer>(spec, seed);
-}
-absl::StatusOr<std::unique_ptr<Layer>> CreateSoftmax(const v1::LayerSpec& spec, uint64_t seed) {
-  return MakeLayer<SoftmaxLayer>(spec, seed);
-}
-
 }  // namespace kiln

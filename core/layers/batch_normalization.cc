@@ -11,7 +11,7 @@
 #include "core/keras/constraints.h"
 #include "core/keras/initializers.h"
 #include "core/keras/regularizers.h"
-#include "core/layers/factories.h"
+#include "core/layers/registry.h"
 
 namespace kiln {
 namespace {
@@ -21,12 +21,11 @@ using dnnl::prop_kind;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-constexpr char kField[] = "batch_normalization";
-
+// The layer's arguments (set from its spec).
 struct BatchNormConfig {
-  int axis = -1;
-  float momentum = 0.99f;
-  float epsilon = 1e-3f;
+  int axis = 0;
+  float momentum = 0;
+  float epsilon = 0;
 };
 
 class BatchNormOp final : public Op {
@@ -159,7 +158,7 @@ class BatchNormOp final : public Op {
   Arena* arena_ = nullptr;
   Variable *gamma_ = nullptr, *beta_ = nullptr, *moving_mean_ = nullptr,
            *moving_variance_ = nullptr;
-  float momentum_ = 0.99f, epsilon_ = 1e-3f;
+  float momentum_ = 0, epsilon_ = 0;
   bool use_batch_stats_ = false, input_needs_grad_ = false;
   int axis_ = 1;
   normalization_flags flags_ = normalization_flags::none;
@@ -173,37 +172,19 @@ class BatchNormOp final : public Op {
 
 class BatchNormalizationLayer final : public Layer {
  public:
-  BatchNormalizationLayer(const v1::LayerSpec& spec, uint64_t seed)
-      : Layer(spec, "BatchNormalization", "batch_normalization", kField,
-              spec.batch_normalization().name(), TrainableOf(spec.batch_normalization()), seed) {}
+  using Layer::Layer;
 
-  absl::Status Init() {
-    const v1::BatchNormalization& s = spec().batch_normalization();
-    config_.axis = s.has_axis() ? s.axis() : -1;
-    config_.momentum = s.has_momentum() ? s.momentum() : 0.99f;
-    config_.epsilon = s.has_epsilon() ? s.epsilon() : 1e-3f;
-    if (!(config_.momentum >= 0 && config_.momentum <= 1)) {
-      return FieldError(
-          FieldPath("momentum"),
-          absl::StrCat("Expected 0 <= momentum <= 1. Received: momentum=", config_.momentum));
-    }
-    if (!(config_.epsilon > 0)) {
-      return FieldError(FieldPath("epsilon"),
-                        absl::StrCat("Expected epsilon > 0. Received: epsilon=", config_.epsilon));
-    }
-    center_ = s.has_center() ? s.center() : true;
-    scale_ = s.has_scale() ? s.scale() : true;
-    KILN_ASSIGN_OR_RETURN(beta_, ResolveWeightSpec("beta", s.beta_initializer(), "zeros",
-                                                   &s.beta_regularizer(), &s.beta_constraint()));
-    KILN_ASSIGN_OR_RETURN(gamma_, ResolveWeightSpec("gamma", s.gamma_initializer(), "ones",
-                                                    &s.gamma_regularizer(), &s.gamma_constraint()));
-    KILN_ASSIGN_OR_RETURN(
-        moving_mean_,
-        ResolveWeightSpec("moving_mean", s.moving_mean_initializer(), "zeros", nullptr, nullptr));
-    KILN_ASSIGN_OR_RETURN(moving_variance_,
-                          ResolveWeightSpec("moving_variance", s.moving_variance_initializer(),
-                                            "ones", nullptr, nullptr));
-    return CheckDType(s.dtype(), FieldPath("dtype"));
+  absl::Status Init() override {
+    config_.axis = args().Int("axis");
+    config_.momentum = args().Float("momentum");
+    config_.epsilon = args().Float("epsilon");
+    center_ = args().Bool("center");
+    scale_ = args().Bool("scale");
+    KILN_ASSIGN_OR_RETURN(beta_, WeightArgs("beta"));
+    KILN_ASSIGN_OR_RETURN(gamma_, WeightArgs("gamma"));
+    KILN_ASSIGN_OR_RETURN(moving_mean_, WeightArgs("moving_mean"));
+    KILN_ASSIGN_OR_RETURN(moving_variance_, WeightArgs("moving_variance"));
+    return absl::OkStatus();
   }
 
   absl::StatusOr<std::unique_ptr<Op>> CreateOp(OpContext& context) override {
@@ -266,11 +247,7 @@ class BatchNormalizationLayer final : public Layer {
   WeightSpec beta_, gamma_, moving_mean_, moving_variance_;
 };
 
+KILN_REGISTER_LAYER(kBatchNormalization, BatchNormalizationLayer);
+
 }  // namespace
-
-absl::StatusOr<std::unique_ptr<Layer>> CreateBatchNormalization(const v1::LayerSpec& spec,
-                                                                uint64_t seed) {
-  return MakeLayer<BatchNormalizationLayer>(spec, seed);
-}
-
 }  // namespace kiln

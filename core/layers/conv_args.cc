@@ -5,35 +5,25 @@
 
 namespace kiln {
 
-absl::StatusOr<ConvolutionConfig> ParseConvGeometry(
-    const IntList& kernel_size, const IntList& strides, const IntList& dilation_rate,
-    const std::string& padding, const std::string& data_format, const std::string& activation,
-    const std::string& prefix) {
-  static constexpr std::array<int, 2> kOnes = {1, 1};
+absl::StatusOr<ConvolutionConfig> ParseConvGeometry(const SpecArgs& args) {
   ConvolutionConfig c;
-  KILN_ASSIGN_OR_RETURN(c.kernel_size,
-                        StandardizePair(kernel_size, absl::StrCat(prefix, ".kernel_size"),
-                                        "kernel_size", false, nullptr));
-  KILN_ASSIGN_OR_RETURN(c.strides, StandardizePair(strides, absl::StrCat(prefix, ".strides"),
-                                                   "strides", false, &kOnes));
-  KILN_ASSIGN_OR_RETURN(c.dilation_rate,
-                        StandardizePair(dilation_rate, absl::StrCat(prefix, ".dilation_rate"),
-                                        "dilation_rate", false, &kOnes));
-  KILN_ASSIGN_OR_RETURN(c.padding, StandardizePadding(padding, absl::StrCat(prefix, ".padding")));
-  KILN_ASSIGN_OR_RETURN(c.data_format,
-                        StandardizeDataFormat(data_format, absl::StrCat(prefix, ".data_format")));
+  c.kernel_size = *args.Pair("kernel_size");
+  c.strides = *args.Pair("strides");
+  c.dilation_rate = *args.Pair("dilation_rate");
+  c.padding = ParsePadding(args.String("padding"));
+  c.data_format = ParseDataFormat(args.String("data_format"));
   // Keras 2.12-3.14 reject this pair (earlier versions gave wrong shapes, keras#16930); the
   // card documents the two as incompatible, so Kiln rejects it too.
   if (std::max(c.strides[0], c.strides[1]) > 1 &&
       std::max(c.dilation_rate[0], c.dilation_rate[1]) > 1) {
     return FieldError(
-        absl::StrCat(prefix, ".strides"),
+        args.Path("strides"),
         absl::StrCat("`strides > 1` not supported in conjunction with "
                      "`dilation_rate > 1`. Received: strides=",
                      PairRepr(c.strides), " and dilation_rate=", PairRepr(c.dilation_rate)));
   }
   KILN_ASSIGN_OR_RETURN(c.activation,
-                        ParseActivation(activation, absl::StrCat(prefix, ".activation")));
+                        ParseActivation(args.String("activation"), args.Path("activation")));
   return c;
 }
 

@@ -7,17 +7,16 @@
 
 #include "absl/status/statusor.h"
 #include "core/keras/args.h"
+#include "core/keras/spec_args.h"
 #include "core/layers/convolution_op.h"
 #include "core/tensor/shape.h"
 
 namespace kiln {
 
 // Fills kernel_size, strides, dilation_rate, padding, data_format and activation of a
-// ConvolutionConfig. `prefix` is the spec's field path ("depthwise_conv2d").
-absl::StatusOr<ConvolutionConfig> ParseConvGeometry(
-    const IntList& kernel_size, const IntList& strides, const IntList& dilation_rate,
-    const std::string& padding, const std::string& data_format, const std::string& activation,
-    const std::string& prefix);
+// ConvolutionConfig from a convolution layer's (validated) arguments, and rejects what Keras
+// rejects across them.
+absl::StatusOr<ConvolutionConfig> ParseConvGeometry(const SpecArgs& args);
 
 // Channel axis of a rank-4 input in `format`.
 inline int ChannelAxisOf(DataFormat format) { return format == DataFormat::kChannelsLast ? 3 : 1; }

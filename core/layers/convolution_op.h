@@ -13,10 +13,10 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "core/graph/op.h"
+#include "core/exec/op.h"
+#include "core/exec/variable.h"
 #include "core/keras/activations.h"
 #include "core/keras/args.h"
-#include "core/layers/variable.h"
 #include "core/tensor/shape.h"
 
 namespace kiln {

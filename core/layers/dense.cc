@@ -6,11 +6,8 @@
 #include "core/dnnl/memory.h"
 #include "core/dnnl/primitive.h"
 #include "core/keras/args.h"
-#include "core/keras/constraints.h"
-#include "core/keras/initializers.h"
-#include "core/keras/regularizers.h"
 #include "core/layers/activation_kernel.h"
-#include "core/layers/factories.h"
+#include "core/layers/registry.h"
 
 namespace kiln {
 namespace {
@@ -18,8 +15,6 @@ namespace {
 using dnnl::prop_kind;
 using tag = memory::format_tag;
 using dt = memory::data_type;
-
-constexpr char kField[] = "dense";
 
 class DenseOp final : public Op {
  public:
@@ -179,36 +174,20 @@ class DenseOp final : public Op {
 
 class DenseLayer final : public Layer {
  public:
-  DenseLayer(const v1::LayerSpec& spec, uint64_t seed)
-      : Layer(spec, "Dense", "dense", kField, spec.dense().name(), TrainableOf(spec.dense()),
-              seed) {}
+  using Layer::Layer;
 
-  absl::Status Init() {
-    const v1::Dense& s = spec().dense();
-    units_ = s.units();
-    if (units_ <= 0) {
-      return FieldError(FieldPath("units"),
-                        absl::StrCat("Received an invalid value for `units`, expected a "
-                                     "positive integer. Received: units=",
-                                     units_));
-    }
-    KILN_ASSIGN_OR_RETURN(activation_, ParseActivation(s.activation(), FieldPath("activation")));
-    use_bias_ = s.has_use_bias() ? s.use_bias() : true;
-    KILN_ASSIGN_OR_RETURN(kernel_,
-                          ResolveWeightSpec("kernel", s.kernel_initializer(), "glorot_uniform",
-                                            &s.kernel_regularizer(), &s.kernel_constraint()));
-    KILN_ASSIGN_OR_RETURN(bias_, ResolveWeightSpec("bias", s.bias_initializer(), "zeros",
-                                                   &s.bias_regularizer(), &s.bias_constraint()));
-    KILN_ASSIGN_OR_RETURN(
-        activity_regularizer_,
-        ResolveRegularizer(s.activity_regularizer(), FieldPath("activity_regularizer")));
-    return CheckDType(s.dtype(), FieldPath("dtype"));
+  absl::Status Init() override {
+    units_ = args().Int("units");
+    KILN_ASSIGN_OR_RETURN(activation_,
+                          ParseActivation(args().String("activation"), FieldPath("activation")));
+    KILN_ASSIGN_OR_RETURN(weights_, KernelAndBiasArgs("kernel"));
+    return absl::OkStatus();
   }
 
   absl::StatusOr<std::unique_ptr<Op>> CreateOp(OpContext& context) override {
     auto op = std::make_unique<DenseOp>();
-    KILN_RETURN_IF_ERROR(
-        op->Init(context, activation_, variable("kernel"), use_bias_ ? variable("bias") : nullptr));
+    KILN_RETURN_IF_ERROR(op->Init(context, activation_, variable("kernel"),
+                                  weights_.use_bias ? variable("bias") : nullptr));
     return op;
   }
 
@@ -228,22 +207,20 @@ class DenseLayer final : public Layer {
 
   absl::Status Build(absl::Span<const Shape> inputs) override {
     const int64_t features = inputs[0][inputs[0].rank() - 1];
-    KILN_RETURN_IF_ERROR(AddWeight("kernel", Shape{features, units_}, kernel_).status());
-    if (use_bias_) KILN_RETURN_IF_ERROR(AddWeight("bias", Shape{units_}, bias_).status());
+    KILN_RETURN_IF_ERROR(AddWeight("kernel", Shape{features, units_}, weights_.kernel).status());
+    if (weights_.use_bias) {
+      KILN_RETURN_IF_ERROR(AddWeight("bias", Shape{units_}, weights_.bias).status());
+    }
     return absl::OkStatus();
   }
 
  private:
   int64_t units_ = 0;
   Activation activation_;
-  bool use_bias_ = true;
-  WeightSpec kernel_, bias_;
+  KernelAndBias weights_;
 };
 
+KILN_REGISTER_LAYER(kDense, DenseLayer);
+
 }  // namespace
-
-absl::StatusOr<std::unique_ptr<Layer>> CreateDense(const v1::LayerSpec& spec, uint64_t seed) {
-  return MakeLayer<DenseLayer>(spec, seed);
-}
-
 }  // namespace kiln

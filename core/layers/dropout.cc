@@ -11,7 +11,7 @@
 #include "core/base/status.h"
 #include "core/dnnl/memory.h"
 #include "core/keras/args.h"
-#include "core/layers/factories.h"
+#include "core/layers/registry.h"
 
 namespace kiln {
 namespace {
@@ -137,27 +137,18 @@ class DropoutOp final : public Op {
 
 class DropoutLayer final : public Layer {
  public:
-  DropoutLayer(const v1::LayerSpec& spec, uint64_t seed)
-      : Layer(spec, "Dropout", "dropout", "dropout", spec.dropout().name(),
-              TrainableOf(spec.dropout()), seed) {}
+  using Layer::Layer;
 
-  absl::Status Init() {
-    const auto& s = spec().dropout();
-    if (!(s.rate() >= 0 && s.rate() < 1)) {
-      return FieldError(FieldPath("rate"),
-                        absl::StrCat("Invalid value received for argument `rate`. Expected a "
-                                     "float value between 0 and 1. Received: rate=",
-                                     s.rate()));
-    }
-    for (int64_t d : s.noise_shape()) {
+  absl::Status Init() override {
+    for (int64_t d : args().Ints("noise_shape")) {
       if (d == 0 || d < -1) {
         return FieldError(FieldPath("noise_shape"),
                           absl::StrCat("noise_shape values must be positive, or -1 for the "
                                        "input's size. Received: noise_shape=(",
-                                       absl::StrJoin(s.noise_shape(), ", "), ")"));
+                                       absl::StrJoin(args().Ints("noise_shape"), ", "), ")"));
       }
     }
-    return CheckDType(s.dtype(), FieldPath("dtype"));
+    return absl::OkStatus();
   }
 
   absl::StatusOr<std::unique_ptr<Op>> CreateOp(OpContext& context) override {
@@ -196,10 +187,7 @@ class DropoutLayer final : public Layer {
   }
 };
 
+KILN_REGISTER_LAYER(kDropout, DropoutLayer);
+
 }  // namespace
-
-absl::StatusOr<std::unique_ptr<Layer>> CreateDropout(const v1::LayerSpec& spec, uint64_t seed) {
-  return MakeLayer<DropoutLayer>(spec, seed);
-}
-
 }  // namespace kiln

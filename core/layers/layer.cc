@@ -3,41 +3,67 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "core/base/check.h"
 #include "core/base/status.h"
 #include "core/keras/constraints.h"
 #include "core/keras/initializers.h"
+#include "core/keras/keras_class.h"
 #include "core/keras/regularizers.h"
 
 namespace kiln {
 namespace {
 
-// Sets the `name` field of whichever layer message `spec` holds.
-void SetSpecName(v1::LayerSpec& spec, const std::string& name) {
-  const auto* descriptor = spec.GetDescriptor();
-  const auto* oneof = descriptor->FindOneofByName("layer");
-  const auto* field = spec.GetReflection()->GetOneofFieldDescriptor(spec, oneof);
-  if (field == nullptr) return;
-  auto* message = spec.GetReflection()->MutableMessage(&spec, field);
-  const auto* name_field = message->GetDescriptor()->FindFieldByName("name");
-  if (name_field != nullptr) message->GetReflection()->SetString(message, name_field, name);
+// The layer message `spec` holds; its oneof case must be set (CreateLayer checks).
+const google::protobuf::FieldDescriptor* LayerField(const v1::LayerSpec& spec) {
+  const auto* oneof = v1::LayerSpec::descriptor()->FindOneofByName("layer");
+  return spec.GetReflection()->GetOneofFieldDescriptor(spec, oneof);
+}
+
+const google::protobuf::Message& LayerMessage(const v1::LayerSpec& spec) {
+  return spec.GetReflection()->GetMessage(spec, LayerField(spec));
 }
 
 }  // namespace
 
-Layer::Layer(const v1::LayerSpec& spec, std::string class_name, std::string base_name,
-             std::string spec_field, const std::string& name, std::optional<bool> trainable,
-             uint64_t seed)
+Layer::Layer(const v1::LayerSpec& spec, uint64_t seed)
     : spec_(spec),
-      class_name_(std::move(class_name)),
-      base_name_(std::move(base_name)),
-      spec_field_(std::move(spec_field)),
-      name_(name),
-      trainable_(trainable.value_or(true)),
+      spec_field_(LayerField(spec_)),
+      args_(LayerMessage(spec_), spec_field_->name()),
+      class_name_(KerasClassOf(spec_field_->message_type()).class_name()),
+      base_name_(KerasSnakeCase(class_name_)),
+      name_(args_.String("name")),
+      trainable_(args_.Bool("trainable")),
       seed_(seed) {}
+
+absl::Status Layer::Initialize() {
+  KILN_RETURN_IF_ERROR(args_.Validate());
+  if (spec_field_->message_type()->FindFieldByName("activity_regularizer") != nullptr) {
+    const auto& message = args_.message();
+    const auto* field = message.GetDescriptor()->FindFieldByName("activity_regularizer");
+    KILN_ASSIGN_OR_RETURN(
+        activity_regularizer_,
+        ResolveRegularizer(static_cast<const v1::Regularizer&>(
+                               message.GetReflection()->GetMessage(message, field)),
+                           FieldPath("activity_regularizer")));
+  }
+  return Init();
+}
 
 void Layer::set_name(std::string name) {
   name_ = std::move(name);
-  SetSpecName(spec_, name_);
+  auto* message = spec_.GetReflection()->MutableMessage(&spec_, spec_field_);
+  message->GetReflection()->SetString(message, message->GetDescriptor()->FindFieldByName("name"),
+                                      name_);
+}
+
+int Layer::min_inputs() const {
+  return std::max(1, KerasClassOf(spec_field_->message_type()).min_inputs());
+}
+
+int Layer::max_inputs() const {
+  const int max = KerasClassOf(spec_field_->message_type()).max_inputs();
+  if (max < 0) return 1 << 20;
+  return std::max(max, min_inputs());
 }
 
 absl::StatusOr<std::vector<Shape>> Layer::OutputShapes(absl::Span<const Shape> inputs) const {
@@ -155,27 +181,44 @@ int64_t Layer::CountParams() const {
   return n;
 }
 
-absl::StatusOr<WeightSpec> Layer::ResolveWeightSpec(absl::string_view prefix,
-                                                    const v1::Initializer& initializer,
-                                                    absl::string_view default_initializer,
-                                                    const v1::Regularizer* regularizer,
-                                                    const v1::Constraint* constraint) const {
+absl::StatusOr<WeightSpec> Layer::WeightArgs(absl::string_view prefix) const {
+  const google::protobuf::Message& message = args_.message();
+  const auto* descriptor = message.GetDescriptor();
+  const auto* reflection = message.GetReflection();
+  auto field = [&](absl::string_view suffix) {
+    return descriptor->FindFieldByName(absl::StrCat(prefix, "_", suffix));
+  };
   WeightSpec spec;
   spec.prefix = std::string(prefix);
-  KILN_ASSIGN_OR_RETURN(spec.initializer,
-                        ResolveInitializer(initializer, default_initializer,
-                                           FieldPath(absl::StrCat(prefix, "_initializer"))));
-  if (regularizer != nullptr) {
-    KILN_ASSIGN_OR_RETURN(
-        spec.regularizer,
-        ResolveRegularizer(*regularizer, FieldPath(absl::StrCat(prefix, "_regularizer"))));
+  const auto* initializer = field("initializer");
+  KILN_CHECK(initializer != nullptr)
+      << descriptor->full_name() << " has no " << prefix << "_initializer";
+  KILN_ASSIGN_OR_RETURN(
+      spec.initializer,
+      ResolveInitializer(
+          static_cast<const v1::Initializer&>(reflection->GetMessage(message, initializer)),
+          KerasDefault(initializer).get<std::string>(), FieldPath(initializer->name())));
+  if (const auto* regularizer = field("regularizer")) {
+    KILN_ASSIGN_OR_RETURN(spec.regularizer,
+                          ResolveRegularizer(static_cast<const v1::Regularizer&>(
+                                                 reflection->GetMessage(message, regularizer)),
+                                             FieldPath(regularizer->name())));
   }
-  if (constraint != nullptr) {
-    KILN_ASSIGN_OR_RETURN(
-        spec.constraint,
-        ResolveConstraint(*constraint, FieldPath(absl::StrCat(prefix, "_constraint"))));
+  if (const auto* constraint = field("constraint")) {
+    KILN_ASSIGN_OR_RETURN(spec.constraint,
+                          ResolveConstraint(static_cast<const v1::Constraint&>(
+                                                reflection->GetMessage(message, constraint)),
+                                            FieldPath(constraint->name())));
   }
   return spec;
+}
+
+absl::StatusOr<KernelAndBias> Layer::KernelAndBiasArgs(absl::string_view kernel_prefix) const {
+  KernelAndBias out;
+  KILN_ASSIGN_OR_RETURN(out.kernel, WeightArgs(kernel_prefix));
+  KILN_ASSIGN_OR_RETURN(out.bias, WeightArgs("bias"));
+  out.use_bias = args_.Bool("use_bias");
+  return out;
 }
 
 absl::StatusOr<Variable*> Layer::AddWeight(std::string name, Shape shape, const WeightSpec& spec,
@@ -239,8 +282,6 @@ absl::Status Layer::CheckAxisValue(const Shape& input, int index, int axis, int6
 
 std::string Layer::InputPath(int index) { return absl::StrCat("inputs[", index, "]"); }
 
-std::string Layer::FieldPath(absl::string_view field) const {
-  return absl::StrCat(spec_field_, ".", field);
-}
+std::string Layer::FieldPath(absl::string_view field) const { return args_.Path(field); }
 
 }  // namespace kiln

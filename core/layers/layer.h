@@ -1,11 +1,16 @@
 // Layer: one Keras layer instance - its validated spec, its weights, and how to compute it.
 //
-// A layer is created from a LayerSpec (registry.h) and built lazily: the first call fixes the
-// input shapes and creates the weights. Calling the same instance on other tensors shares those
-// weights, and every later call must match the shapes it was built for. Calls are validated
-// first (OutputShapes) and applied after, so a call that fails leaves the layer unchanged.
+// A layer is created from a LayerSpec (registry.h). The base reads what every layer message
+// shares - its Keras class (the message's KerasClass option), name, trainable, dtype and
+// activity_regularizer - and validates every argument against its KerasArg option before the
+// layer's own Init runs; layers read their arguments through args(), with Keras's defaults.
 //
-// Execution happens in Ops (core/graph/op.h) that CreateOp makes for an execution plan.
+// A layer is built lazily: the first call fixes the input shapes and creates the weights. Calling
+// the same instance on other tensors shares those weights, and every later call must match the
+// shapes it was built for. Calls are validated first (OutputShapes) and applied after, so a call
+// that fails leaves the layer unchanged.
+//
+// Execution happens in Ops (core/exec/op.h) that CreateOp makes for an execution plan.
 #ifndef KILN_CORE_LAYERS_LAYER_H_
 #define KILN_CORE_LAYERS_LAYER_H_
 
@@ -16,8 +21,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "core/graph/op.h"
-#include "core/layers/variable.h"
+#include "core/exec/op.h"
+#include "core/exec/variable.h"
+#include "core/keras/spec_args.h"
 #include "core/tensor/shape.h"
 #include "kiln/v1/layers.pb.h"
 
@@ -35,8 +41,17 @@ struct WeightSpec {
   std::optional<v1::Constraint> constraint;
 };
 
+// The kernel and bias of the layers that have them (Conv2D, DepthwiseConv2D, Dense).
+struct KernelAndBias {
+  WeightSpec kernel, bias;
+  bool use_bias = true;
+};
+
 class Layer {
  public:
+  // `spec` holds one layer message; `seed` seeds the weights whose initializers have none.
+  // Layers are made by CreateLayer (registry.h), which validates them.
+  Layer(const v1::LayerSpec& spec, uint64_t seed);
   virtual ~Layer() = default;
   Layer(const Layer&) = delete;
   Layer& operator=(const Layer&) = delete;
@@ -52,9 +67,9 @@ class Layer {
   // The spec this layer was created from, with its final name.
   const v1::LayerSpec& spec() const { return spec_; }
 
-  // How many input tensors a call takes.
-  virtual int min_inputs() const { return 1; }
-  virtual int max_inputs() const { return 1; }
+  // How many input tensors a call takes (the message's KerasClass option).
+  int min_inputs() const;
+  int max_inputs() const;
 
   // Shapes of the outputs of a call on tensors of `inputs` shapes (the batch dimension may be
   // unknown). Checks arity, ranks, and - for a built layer - that the axes its weights depend
@@ -108,22 +123,20 @@ class Layer {
   std::string FieldPath(absl::string_view field) const;
 
  protected:
-  // `spec_field` is the LayerSpec oneof field ("depthwise_conv2d"), used in error paths.
-  Layer(const v1::LayerSpec& spec, std::string class_name, std::string base_name,
-        std::string spec_field, const std::string& name, std::optional<bool> trainable,
-        uint64_t seed);
+  // The layer's own checks and set-up, after the base validated every argument.
+  virtual absl::Status Init() { return absl::OkStatus(); }
+  // The layer message's arguments, with Keras's defaults.
+  const SpecArgs& args() const { return args_; }
 
   virtual absl::StatusOr<std::vector<Shape>> ComputeOutputShapes(
       absl::Span<const Shape> inputs) const = 0;
   virtual absl::Status Build(absl::Span<const Shape> inputs);
 
-  // Resolves a weight's spec fields; `regularizer` and `constraint` may be null for weights
-  // that have none (BatchNormalization's moving statistics).
-  absl::StatusOr<WeightSpec> ResolveWeightSpec(absl::string_view prefix,
-                                               const v1::Initializer& initializer,
-                                               absl::string_view default_initializer,
-                                               const v1::Regularizer* regularizer,
-                                               const v1::Constraint* constraint) const;
+  // Resolves the weight spec fields "<prefix>_initializer" (default: its option's),
+  // "<prefix>_regularizer" and "<prefix>_constraint" - those of them the message has.
+  absl::StatusOr<WeightSpec> WeightArgs(absl::string_view prefix) const;
+  // The kernel ("<kernel_prefix>_*"), bias ("bias_*") and use_bias arguments.
+  absl::StatusOr<KernelAndBias> KernelAndBiasArgs(absl::string_view kernel_prefix) const;
 
   // Adds a weight of `shape` initialised per `spec`. Its regularizer and constraint are checked
   // against the shape; errors name the spec's fields. RESOURCE_EXHAUSTED past
@@ -146,8 +159,14 @@ class Layer {
   std::optional<v1::Regularizer> activity_regularizer_;
 
  private:
+  friend absl::StatusOr<std::unique_ptr<Layer>> CreateLayer(const v1::LayerSpec&, uint64_t);
+  // Validates the arguments and reads those every layer shares, then runs Init().
+  absl::Status Initialize();
+
   v1::LayerSpec spec_;
-  std::string class_name_, base_name_, spec_field_, name_;
+  const google::protobuf::FieldDescriptor* spec_field_;  // the LayerSpec oneof case
+  SpecArgs args_;                                        // over spec_'s layer message
+  std::string class_name_, base_name_, name_;
   bool trainable_ = true;
   uint64_t seed_ = 0;
   bool built_ = false;

@@ -7,7 +7,7 @@
 #include "core/dnnl/memory.h"
 #include "core/dnnl/primitive.h"
 #include "core/keras/args.h"
-#include "core/layers/factories.h"
+#include "core/layers/registry.h"
 
 namespace kiln {
 namespace {
@@ -126,12 +126,7 @@ class ConcatOp final : public Op {
 
 class AddLayer final : public Layer {
  public:
-  AddLayer(const v1::LayerSpec& spec, uint64_t seed)
-      : Layer(spec, "Add", "add", "add", spec.add().name(), TrainableOf(spec.add()), seed) {}
-
-  absl::Status Init() { return CheckDType(spec().add().dtype(), FieldPath("dtype")); }
-  int min_inputs() const override { return 2; }
-  int max_inputs() const override { return 1 << 20; }
+  using Layer::Layer;
 
   absl::StatusOr<std::unique_ptr<Op>> CreateOp(OpContext& context) override {
     auto op = std::make_unique<AddOp>();
@@ -157,16 +152,12 @@ class AddLayer final : public Layer {
 
 class ConcatenateLayer final : public Layer {
  public:
-  ConcatenateLayer(const v1::LayerSpec& spec, uint64_t seed)
-      : Layer(spec, "Concatenate", "concatenate", "concatenate", spec.concatenate().name(),
-              TrainableOf(spec.concatenate()), seed) {}
+  using Layer::Layer;
 
-  absl::Status Init() {
-    axis_ = spec().concatenate().has_axis() ? spec().concatenate().axis() : -1;
-    return CheckDType(spec().concatenate().dtype(), FieldPath("dtype"));
+  absl::Status Init() override {
+    axis_ = args().Int("axis");
+    return absl::OkStatus();
   }
-  int min_inputs() const override { return 2; }
-  int max_inputs() const override { return 1 << 20; }
 
   absl::StatusOr<std::unique_ptr<Op>> CreateOp(OpContext& context) override {
     auto op = std::make_unique<ConcatOp>();
@@ -201,16 +192,11 @@ class ConcatenateLayer final : public Layer {
   }
 
  private:
-  int axis_ = -1;
+  int axis_ = 0;
 };
 
+KILN_REGISTER_LAYER(kAdd, AddLayer);
+KILN_REGISTER_LAYER(kConcatenate, ConcatenateLayer);
+
 }  // namespace
-
-absl::StatusOr<std::unique_ptr<Layer>> CreateAdd(const v1::LayerSpec& spec, uint64_t seed) {
-  return MakeLayer<AddLayer>(spec, seed);
-}
-absl::StatusOr<std::unique_ptr<Layer>> CreateConcatenate(const v1::LayerSpec& spec, uint64_t seed) {
-  return MakeLayer<ConcatenateLayer>(spec, seed);
-}
-
 }  // namespace kiln

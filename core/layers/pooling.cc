@@ -7,7 +7,7 @@
 #include "core/dnnl/primitive.h"
 #include "core/keras/args.h"
 #include "core/layers/conv_args.h"
-#include "core/layers/factories.h"
+#include "core/layers/registry.h"
 
 namespace kiln {
 namespace {
@@ -17,10 +17,11 @@ using dnnl::prop_kind;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
+// The layer's arguments (set from its spec).
 struct PoolConfig {
   algorithm alg = algorithm::pooling_max;
-  std::array<int, 2> pool_size = {2, 2};
-  std::array<int, 2> strides = {2, 2};
+  std::array<int, 2> pool_size = {};
+  std::array<int, 2> strides = {};
   Padding padding = Padding::kValid;
   DataFormat data_format = DataFormat::kChannelsLast;
   bool global = false;    // GlobalAveragePooling2D: the window is the whole image
@@ -137,35 +138,31 @@ class PoolingOp final : public Op {
   Reorder diff_dst_reorder_, diff_src_reorder_;
 };
 
+// MaxPooling2D, AveragePooling2D and GlobalAveragePooling2D: one class, told apart by the
+// spec's case.
 class PoolingLayer final : public Layer {
  public:
-  PoolingLayer(const v1::LayerSpec& spec, std::string class_name, std::string base_name,
-               std::string field, const std::string& name, std::optional<bool> trainable,
-               uint64_t seed)
-      : Layer(spec, std::move(class_name), std::move(base_name), std::move(field), name, trainable,
-              seed) {}
+  using Layer::Layer;
 
-  template <typename Spec>
-  absl::Status InitWindow(const Spec& s, algorithm alg) {
-    static constexpr std::array<int, 2> kTwos = {2, 2};
-    config_.alg = alg;
-    KILN_ASSIGN_OR_RETURN(config_.pool_size, StandardizePair(s.pool_size(), FieldPath("pool_size"),
-                                                             "pool_size", false, &kTwos));
-    KILN_ASSIGN_OR_RETURN(config_.strides, StandardizePair(s.strides(), FieldPath("strides"),
-                                                           "strides", false, &config_.pool_size));
-    KILN_ASSIGN_OR_RETURN(config_.padding, StandardizePadding(s.padding(), FieldPath("padding")));
-    KILN_ASSIGN_OR_RETURN(config_.data_format,
-                          StandardizeDataFormat(s.data_format(), FieldPath("data_format")));
-    return CheckDType(s.dtype(), FieldPath("dtype"));
-  }
-
-  absl::Status InitGlobal(const v1::GlobalAveragePooling2D& s) {
-    config_.alg = algorithm::pooling_avg_exclude_padding;
-    config_.global = true;
-    config_.keepdims = s.keepdims();
-    KILN_ASSIGN_OR_RETURN(config_.data_format,
-                          StandardizeDataFormat(s.data_format(), FieldPath("data_format")));
-    return CheckDType(s.dtype(), FieldPath("dtype"));
+  absl::Status Init() override {
+    config_.data_format = ParseDataFormat(args().String("data_format"));
+    switch (spec().layer_case()) {
+      case v1::LayerSpec::kMaxPooling2D:
+        config_.alg = algorithm::pooling_max;
+        break;
+      case v1::LayerSpec::kAveragePooling2D:
+        config_.alg = algorithm::pooling_avg_exclude_padding;
+        break;
+      default:  // kGlobalAveragePooling2D
+        config_.alg = algorithm::pooling_avg_exclude_padding;
+        config_.global = true;
+        config_.keepdims = args().Bool("keepdims");
+        return absl::OkStatus();
+    }
+    config_.pool_size = *args().Pair("pool_size");
+    config_.strides = args().Pair("strides").value_or(config_.pool_size);
+    config_.padding = ParsePadding(args().String("padding"));
+    return absl::OkStatus();
   }
 
   absl::StatusOr<std::unique_ptr<Op>> CreateOp(OpContext& context) override {
@@ -205,34 +202,9 @@ class PoolingLayer final : public Layer {
   PoolConfig config_;
 };
 
+KILN_REGISTER_LAYER(kMaxPooling2D, PoolingLayer);
+KILN_REGISTER_LAYER(kAveragePooling2D, PoolingLayer);
+KILN_REGISTER_LAYER(kGlobalAveragePooling2D, PoolingLayer);
+
 }  // namespace
-
-absl::StatusOr<std::unique_ptr<Layer>> CreateMaxPooling2D(const v1::LayerSpec& spec,
-                                                          uint64_t seed) {
-  const auto& s = spec.max_pooling2d();
-  auto layer = std::make_unique<PoolingLayer>(spec, "MaxPooling2D", "max_pooling2d",
-                                              "max_pooling2d", s.name(), TrainableOf(s), seed);
-  KILN_RETURN_IF_ERROR(layer->InitWindow(s, algorithm::pooling_max));
-  return layer;
-}
-
-absl::StatusOr<std::unique_ptr<Layer>> CreateAveragePooling2D(const v1::LayerSpec& spec,
-                                                              uint64_t seed) {
-  const auto& s = spec.average_pooling2d();
-  auto layer = std::make_unique<PoolingLayer>(spec, "AveragePooling2D", "average_pooling2d",
-                                              "average_pooling2d", s.name(), TrainableOf(s), seed);
-  KILN_RETURN_IF_ERROR(layer->InitWindow(s, algorithm::pooling_avg_exclude_padding));
-  return layer;
-}
-
-absl::StatusOr<std::unique_ptr<Layer>> CreateGlobalAveragePooling2D(const v1::LayerSpec& spec,
-                                                                    uint64_t seed) {
-  const auto& s = spec.global_average_pooling2d();
-  auto layer =
-      std::make_unique<PoolingLayer>(spec, "GlobalAveragePooling2D", "global_average_pooling2d",
-                                     "global_average_pooling2d", s.name(), TrainableOf(s), seed);
-  KILN_RETURN_IF_ERROR(layer->InitGlobal(s));
-  return layer;
-}
-
 }  // namespace kiln

@@ -7,7 +7,7 @@
 #include "core/base/status.h"
 #include "core/dnnl/memory.h"
 #include "core/keras/args.h"
-#include "core/layers/factories.h"
+#include "core/layers/registry.h"
 
 namespace kiln {
 namespace {
@@ -54,14 +54,11 @@ class ReshapeOp final : public Op {
 
 class FlattenLayer final : public Layer {
  public:
-  FlattenLayer(const v1::LayerSpec& spec, uint64_t seed)
-      : Layer(spec, "Flatten", "flatten", "flatten", spec.flatten().name(),
-              TrainableOf(spec.flatten()), seed) {}
+  using Layer::Layer;
 
-  absl::Status Init() {
-    KILN_ASSIGN_OR_RETURN(
-        format_, StandardizeDataFormat(spec().flatten().data_format(), FieldPath("data_format")));
-    return CheckDType(spec().flatten().dtype(), FieldPath("dtype"));
+  absl::Status Init() override {
+    format_ = ParseDataFormat(args().String("data_format"));
+    return absl::OkStatus();
   }
 
   absl::StatusOr<std::unique_ptr<Op>> CreateOp(OpContext& context) override {
@@ -88,11 +85,9 @@ class FlattenLayer final : public Layer {
 
 class ReshapeLayer final : public Layer {
  public:
-  ReshapeLayer(const v1::LayerSpec& spec, uint64_t seed)
-      : Layer(spec, "Reshape", "reshape", "reshape", spec.reshape().name(),
-              TrainableOf(spec.reshape()), seed) {}
+  using Layer::Layer;
 
-  absl::Status Init() {
+  absl::Status Init() override {
     const auto& target = spec().reshape().target_shape();
     int unknown = 0;
     for (int64_t d : target) {
@@ -110,7 +105,7 @@ class ReshapeLayer final : public Layer {
                                      "output_shape. Received: output_shape=(",
                                      absl::StrJoin(target, ", "), ")."));
     }
-    return CheckDType(spec().reshape().dtype(), FieldPath("dtype"));
+    return absl::OkStatus();
   }
 
   absl::StatusOr<std::unique_ptr<Op>> CreateOp(OpContext& context) override {
@@ -187,17 +182,11 @@ class ZeroPaddingOp final : public Op {
 
 class ZeroPadding2DLayer final : public Layer {
  public:
-  ZeroPadding2DLayer(const v1::LayerSpec& spec, uint64_t seed)
-      : Layer(spec, "ZeroPadding2D", "zero_padding2d", "zero_padding2d",
-              spec.zero_padding2d().name(), TrainableOf(spec.zero_padding2d()), seed) {}
+  using Layer::Layer;
 
-  absl::Status Init() {
-    const auto& s = spec().zero_padding2d();
-    const auto& p = s.padding();
-    const std::string received = absl::StrCat("[", absl::StrJoin(p, ", "), "]");
-    if (p.empty()) {
-      padding_ = {1, 1, 1, 1};
-    } else if (p.size() == 1) {
+  absl::Status Init() override {
+    const std::vector<int64_t> p = args().Ints("padding");  // validated: >= 0
+    if (p.size() == 1) {
       padding_ = {p[0], p[0], p[0], p[0]};
     } else if (p.size() == 2) {
       padding_ = {p[0], p[0], p[1], p[1]};
@@ -209,20 +198,11 @@ class ZeroPadding2DLayer final : public Layer {
                                      "(symmetric_height_pad, symmetric_width_pad), or a tuple of "
                                      "2 tuples of 2 ints ((top_pad, bottom_pad), (left_pad, "
                                      "right_pad)), given here as 1, 2 or 4 integers. Received: "
-                                     "padding=",
-                                     received, "."));
+                                     "padding=[",
+                                     absl::StrJoin(p, ", "), "]."));
     }
-    for (int v : padding_) {
-      if (v < 0) {
-        return FieldError(FieldPath("padding"),
-                          absl::StrCat("The `padding` argument must contain non-negative "
-                                       "integers. Received: padding=",
-                                       received, "."));
-      }
-    }
-    KILN_ASSIGN_OR_RETURN(format_,
-                          StandardizeDataFormat(s.data_format(), FieldPath("data_format")));
-    return CheckDType(s.dtype(), FieldPath("dtype"));
+    format_ = ParseDataFormat(args().String("data_format"));
+    return absl::OkStatus();
   }
 
   absl::StatusOr<std::unique_ptr<Op>> CreateOp(OpContext& context) override {
@@ -248,23 +228,13 @@ class ZeroPadding2DLayer final : public Layer {
   }
 
  private:
-  std::array<int64_t, 4> padding_ = {1, 1, 1, 1};  // top, bottom, left, right
+  std::array<int64_t, 4> padding_ = {};  // top, bottom, left, right
   DataFormat format_ = DataFormat::kChannelsLast;
 };
 
+KILN_REGISTER_LAYER(kFlatten, FlattenLayer);
+KILN_REGISTER_LAYER(kReshape, ReshapeLayer);
+KILN_REGISTER_LAYER(kZeroPadding2D, ZeroPadding2DLayer);
+
 }  // namespace
-
-absl::StatusOr<std::unique_ptr<Layer>> CreateFlatten(const v1::LayerSpec& spec, uint64_t seed) {
-  return MakeLayer<FlattenLayer>(spec, seed);
-}
-
-absl::StatusOr<std::unique_ptr<Layer>> CreateReshape(const v1::LayerSpec& spec, uint64_t seed) {
-  return MakeLayer<ReshapeLayer>(spec, seed);
-}
-
-absl::StatusOr<std::unique_ptr<Layer>> CreateZeroPadding2D(const v1::LayerSpec& spec,
-                                                           uint64_t seed) {
-  return MakeLayer<ZeroPadding2DLayer>(spec, seed);
-}
-
 }  // namespace kiln

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/status.h"
 
@@ -61,24 +61,56 @@ double CrossEntropyRow(const float* p, const float* t, int64_t label, int64_t k,
 
 }  // namespace
 
-absl::StatusOr<LossFunction> ResolveLoss(const v1::Loss& spec, absl::string_view path) {
-  static const auto* kinds = new absl::flat_hash_map<std::string, LossKind>{
-      {"sparse_categorical_crossentropy", LossKind::kSparseCategoricalCrossentropy},
-      {"SparseCategoricalCrossentropy", LossKind::kSparseCategoricalCrossentropy},
-      {"categorical_crossentropy", LossKind::kCategoricalCrossentropy},
-      {"CategoricalCrossentropy", LossKind::kCategoricalCrossentropy},
-      {"binary_crossentropy", LossKind::kBinaryCrossentropy},
-      {"BinaryCrossentropy", LossKind::kBinaryCrossentropy},
-      {"mean_squared_error", LossKind::kMeanSquaredError},
-      {"MeanSquaredError", LossKind::kMeanSquaredError},
-      {"mse", LossKind::kMeanSquaredError},
+namespace {
+
+struct LossEntry {
+  LossKind kind;
+  KerasName name;
+};
+
+const std::vector<LossEntry>& LossTable() {
+  static const auto* table = new std::vector<LossEntry>{
+      {LossKind::kSparseCategoricalCrossentropy,
+       {"sparse_categorical_crossentropy",
+        {"SparseCategoricalCrossentropy"},
+        "Cross-entropy of integer class labels against class probabilities (or logits)."}},
+      {LossKind::kCategoricalCrossentropy,
+       {"categorical_crossentropy",
+        {"CategoricalCrossentropy"},
+        "Cross-entropy of one-hot labels against class probabilities (or logits)."}},
+      {LossKind::kBinaryCrossentropy,
+       {"binary_crossentropy",
+        {"BinaryCrossentropy"},
+        "Cross-entropy of 0/1 labels against probabilities (or logits)."}},
+      {LossKind::kMeanSquaredError,
+       {"mean_squared_error", {"MeanSquaredError", "mse"}, "Mean of the squared errors."}},
   };
+  return *table;
+}
+
+}  // namespace
+
+const std::vector<KerasName>& LossNames() {
+  static const auto* names = [] {
+    auto* out = new std::vector<KerasName>;
+    for (const LossEntry& entry : LossTable()) out->push_back(entry.name);
+    return out;
+  }();
+  return *names;
+}
+
+absl::StatusOr<LossFunction> ResolveLoss(const v1::Loss& spec, absl::string_view path) {
   if (spec.name().empty()) {
     return FieldError(absl::StrCat(path, ".name"),
                       "a loss is required, e.g. \"sparse_categorical_crossentropy\"");
   }
-  auto it = kinds->find(spec.name());
-  if (it == kinds->end()) {
+  const LossEntry* found = nullptr;
+  for (const LossEntry& entry : LossTable()) {
+    if (entry.name.name == spec.name() || absl::c_linear_search(entry.name.aliases, spec.name())) {
+      found = &entry;
+    }
+  }
+  if (found == nullptr) {
     return FieldError(absl::StrCat(path, ".name"),
                       absl::StrCat("Could not interpret loss identifier: ", spec.name(),
                                    ". Supported: sparse_categorical_crossentropy, "
@@ -86,25 +118,12 @@ absl::StatusOr<LossFunction> ResolveLoss(const v1::Loss& spec, absl::string_view
                                    "mean_squared_error (mse)"));
   }
   LossFunction loss;
-  loss.kind = it->second;
+  loss.kind = found->kind;
   loss.from_logits = spec.from_logits();
-  switch (loss.kind) {
-    case LossKind::kSparseCategoricalCrossentropy:
-      loss.name = "sparse_categorical_crossentropy";
-      break;
-    case LossKind::kCategoricalCrossentropy:
-      loss.name = "categorical_crossentropy";
-      break;
-    case LossKind::kBinaryCrossentropy:
-      loss.name = "binary_crossentropy";
-      break;
-    case LossKind::kMeanSquaredError:
-      loss.name = "mean_squared_error";
-      if (loss.from_logits) {
-        return FieldError(absl::StrCat(path, ".from_logits"),
-                          "from_logits applies to cross-entropy losses only");
-      }
-      break;
+  loss.name = found->name.name;
+  if (loss.kind == LossKind::kMeanSquaredError && loss.from_logits) {
+    return FieldError(absl::StrCat(path, ".from_logits"),
+                      "from_logits applies to cross-entropy losses only");
   }
   return loss;
 }

@@ -6,8 +6,10 @@
 #define KILN_CORE_TRAIN_LOSS_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/keras/keras_class.h"
 #include "core/tensor/shape.h"
 #include "kiln/v1/training.pb.h"
 
@@ -37,6 +39,9 @@ struct LossFunction {
 };
 
 absl::StatusOr<LossFunction> ResolveLoss(const v1::Loss& spec, absl::string_view path);
+
+// Every loss ResolveLoss accepts, under its Keras name, with its class name among the aliases.
+const std::vector<KerasName>& LossNames();
 
 }  // namespace kiln
 

@@ -39,6 +39,19 @@ void Metric::Update(const float* p, const float* t, const Shape& shape) {
   }
 }
 
+const std::vector<KerasName>& MetricNames() {
+  static const auto* names = new std::vector<KerasName>{
+      {"accuracy",
+       {"acc"},
+       "Binary, sparse categorical or categorical accuracy, chosen from the shapes as Keras "
+       "does."},
+      {"sparse_categorical_accuracy", {}, "How often the top class equals an integer label."},
+      {"categorical_accuracy", {}, "How often the top class equals the one-hot label's."},
+      {"binary_accuracy", {}, "How often the prediction, cut at 0.5, equals the 0/1 label."},
+  };
+  return *names;
+}
+
 absl::StatusOr<Metric> ResolveMetric(const std::string& name, const Shape& prediction,
                                      const Shape& target, absl::string_view path) {
   if (name == "accuracy" || name == "acc") {

@@ -8,8 +8,10 @@
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/keras/keras_class.h"
 #include "core/tensor/shape.h"
 
 namespace kiln {
@@ -39,6 +41,9 @@ class Metric {
   std::string name_;
   double correct_ = 0, count_ = 0;
 };
+
+// Every metric name ResolveMetric accepts, for the catalogue.
+const std::vector<KerasName>& MetricNames();
 
 // Resolves a metric name given the model output's and the targets' shapes.
 absl::StatusOr<Metric> ResolveMetric(const std::string& name, const Shape& prediction,

@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/status.h"
 #include "core/keras/constraints.h"
+#include "core/keras/keras_class.h"
+#include "core/keras/spec_args.h"
 
 namespace kiln {
 namespace {
@@ -43,10 +45,10 @@ class Adam final : public Optimizer {
  public:
   Adam(v1::Optimizer config, float lr, Clipping clipping)
       : Optimizer(std::move(config), lr, clipping) {
-    const v1::Adam& a = config_.adam();
-    beta_1_ = a.has_beta_1() ? a.beta_1() : 0.9f;
-    beta_2_ = a.has_beta_2() ? a.beta_2() : 0.999f;
-    epsilon_ = a.has_epsilon() ? a.epsilon() : 1e-7f;
+    const v1::Adam& a = config_.adam();  // resolved: every argument explicit
+    beta_1_ = a.beta_1();
+    beta_2_ = a.beta_2();
+    epsilon_ = a.epsilon();
     amsgrad_ = a.amsgrad();
   }
   int slot_count() const override { return amsgrad_ ? 3 : 2; }
@@ -79,91 +81,49 @@ class Adam final : public Optimizer {
   bool amsgrad_;
 };
 
+// The arguments SGD and Adam share, from a resolved (validated, defaults filled) message.
 template <typename Spec>
-absl::StatusOr<std::pair<float, Optimizer::Clipping>> CommonArgs(const Spec& s, float default_lr,
+absl::StatusOr<std::pair<float, Optimizer::Clipping>> CommonArgs(const Spec& s,
                                                                  const std::string& path) {
   Optimizer::Clipping c;
-  const float lr = s.has_learning_rate() ? s.learning_rate() : default_lr;
-  if (!(lr >= 0) || !std::isfinite(lr)) {
-    return FieldError(absl::StrCat(path, ".learning_rate"),
-                      absl::StrCat("`learning_rate` must be a non-negative number. Received: "
-                                   "learning_rate=",
-                                   lr));
-  }
-  int clip_count = 0;
-  auto read = [&](bool has, float value, const char* name, float& out) -> absl::Status {
-    if (!has) return absl::OkStatus();
-    ++clip_count;
-    if (!(value > 0)) {
-      return FieldError(
-          absl::StrCat(path, ".", name),
-          absl::StrCat("`", name, "` must be positive. Received: ", name, "=", value));
-    }
-    out = value;
-    return absl::OkStatus();
-  };
-  KILN_RETURN_IF_ERROR(read(s.has_clipnorm(), s.clipnorm(), "clipnorm", c.clipnorm));
-  KILN_RETURN_IF_ERROR(read(s.has_clipvalue(), s.clipvalue(), "clipvalue", c.clipvalue));
-  KILN_RETURN_IF_ERROR(
-      read(s.has_global_clipnorm(), s.global_clipnorm(), "global_clipnorm", c.global_clipnorm));
-  if (clip_count > 1) {
+  if (s.has_clipnorm() + s.has_clipvalue() + s.has_global_clipnorm() > 1) {
     return FieldError(path,
                       "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be "
                       "set. Received: more than one.");
   }
-  if (s.has_weight_decay()) {
-    if (!(s.weight_decay() >= 0)) {
-      return FieldError(absl::StrCat(path, ".weight_decay"),
-                        absl::StrCat("`weight_decay` must be non-negative. Received: "
-                                     "weight_decay=",
-                                     s.weight_decay()));
-    }
-    c.weight_decay = s.weight_decay();
-  }
-  return std::make_pair(lr, c);
+  c.clipnorm = s.clipnorm();
+  c.clipvalue = s.clipvalue();
+  c.global_clipnorm = s.global_clipnorm();
+  c.weight_decay = s.weight_decay();
+  return std::make_pair(s.learning_rate(), c);
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Optimizer>> Optimizer::Create(const v1::Optimizer& spec,
                                                              absl::string_view path) {
-  v1::Optimizer resolved = spec;
+  v1::Optimizer resolved;
   if (spec.kind_case() == v1::Optimizer::KIND_NOT_SET) {
     return FieldError(path, "an optimizer is required: \"sgd\", \"adam\" or a configured one");
   }
   if (spec.kind_case() == v1::Optimizer::kName) {
-    if (spec.name() == "sgd" || spec.name() == "SGD") {
-      resolved.mutable_sgd();
-    } else if (spec.name() == "adam" || spec.name() == "Adam") {
-      resolved.mutable_adam();
-    } else {
+    if (!SetKerasObjectClass(resolved, spec.name())) {
       return FieldError(absl::StrCat(path, ".name"),
                         absl::StrCat("Could not interpret optimizer identifier: ", spec.name(),
                                      ". Supported: sgd, adam"));
     }
+  } else {
+    KILN_RETURN_IF_ERROR(
+        SpecArgs(*KerasObjectClass(spec), KerasObjectPath(spec, std::string(path))).Validate());
+    resolved = spec;
   }
+  FillKerasDefaults(*MutableKerasObjectClass(resolved));
+  const std::string p = KerasObjectPath(resolved, std::string(path));
   if (resolved.has_sgd()) {
-    const std::string p = absl::StrCat(path, ".sgd");
-    const v1::SGD& s = resolved.sgd();
-    if (!(s.momentum() >= 0 && s.momentum() <= 1)) {
-      return FieldError(absl::StrCat(p, ".momentum"), "`momentum` must be a float between [0, 1].");
-    }
-    KILN_ASSIGN_OR_RETURN(auto args, CommonArgs(s, 0.01f, p));
+    KILN_ASSIGN_OR_RETURN(auto args, CommonArgs(resolved.sgd(), p));
     return std::unique_ptr<Optimizer>(new Sgd(resolved, args.first, args.second));
   }
-  const std::string p = absl::StrCat(path, ".adam");
-  const v1::Adam& a = resolved.adam();
-  for (auto [has, value, name] : {std::tuple{a.has_beta_1(), a.beta_1(), "beta_1"},
-                                  std::tuple{a.has_beta_2(), a.beta_2(), "beta_2"}}) {
-    if (has && !(value >= 0 && value < 1)) {
-      return FieldError(absl::StrCat(p, ".", name),
-                        absl::StrCat("`", name, "` must be in [0, 1). Received: ", value));
-    }
-  }
-  if (a.has_epsilon() && !(a.epsilon() > 0)) {
-    return FieldError(absl::StrCat(p, ".epsilon"), "`epsilon` must be positive");
-  }
-  KILN_ASSIGN_OR_RETURN(auto args, CommonArgs(a, 0.001f, p));
+  KILN_ASSIGN_OR_RETURN(auto args, CommonArgs(resolved.adam(), p));
   return std::unique_ptr<Optimizer>(new Adam(resolved, args.first, args.second));
 }
 

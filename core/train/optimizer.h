@@ -11,7 +11,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "core/layers/variable.h"
+#include "core/exec/variable.h"
 #include "kiln/v1/training.pb.h"
 
 namespace kiln {

@@ -12,6 +12,7 @@
 #include "core/dnnl/engine.h"
 #include "core/graph/plan.h"
 #include "core/keras/regularizers.h"
+#include "core/keras/spec_args.h"
 
 namespace kiln {
 namespace {
@@ -173,31 +174,17 @@ absl::StatusOr<FitInfo> Trainer::PlanFit(const Dataset& data, const v1::FitConfi
     return absl::FailedPreconditionError(absl::StrCat(
         "You must call `compile()` before using the model. (model \"", model_->name(), "\")"));
   }
+  const SpecArgs args(config, "");
+  KILN_RETURN_IF_ERROR(args.Validate());
   FitInfo info;
-  info.initial_epoch = config.initial_epoch();
-  info.epochs = config.has_epochs() ? config.epochs() : 1;
-  info.batch_size = config.has_batch_size() ? config.batch_size() : 32;
-  info.validation_freq = config.has_validation_freq() ? config.validation_freq() : 1;
-  info.shuffle = !config.has_shuffle() || config.shuffle();
-  if (info.batch_size <= 0) {
-    return FieldError("batch_size",
-                      absl::StrCat("must be positive. Received: ", config.batch_size()));
-  }
-  if (info.epochs <= 0) {
-    return FieldError("epochs", absl::StrCat("must be positive. Received: ", info.epochs));
-  }
-  if (info.validation_freq <= 0) {
-    return FieldError("validation_freq",
-                      absl::StrCat("must be positive. Received: ", config.validation_freq()));
-  }
+  info.initial_epoch = args.Int("initial_epoch");
+  info.epochs = args.Int("epochs");
+  info.batch_size = args.Int("batch_size");
+  info.validation_freq = args.Int("validation_freq");
+  info.shuffle = args.Bool("shuffle");
   if (info.initial_epoch < 0 || info.initial_epoch >= info.epochs) {
     return FieldError("initial_epoch",
                       absl::StrCat("must be in [0, epochs). Received: ", config.initial_epoch()));
-  }
-  if (!(config.validation_split() >= 0 && config.validation_split() < 1)) {
-    return FieldError("validation_split",
-                      absl::StrCat("`validation_split` must be in [0, 1). Received: ",
-                                   config.validation_split()));
   }
   KILN_RETURN_IF_ERROR(CheckInputs(data));
   KILN_RETURN_IF_ERROR(CheckTargets(data));
@@ -439,26 +426,20 @@ absl::Status Trainer::ValidateEvaluate(const Dataset& data,
     return absl::FailedPreconditionError(absl::StrCat(
         "You must call `compile()` before using the model. (model \"", model_->name(), "\")"));
   }
-  if (config.has_batch_size() && config.batch_size() <= 0) {
-    return FieldError("batch_size",
-                      absl::StrCat("must be positive. Received: ", config.batch_size()));
-  }
+  KILN_RETURN_IF_ERROR(SpecArgs(config, "").Validate());
   KILN_RETURN_IF_ERROR(CheckInputs(data));
   return CheckTargets(data);
 }
 
 absl::Status Trainer::ValidatePredict(const Dataset& data, const v1::PredictConfig& config) const {
-  if (config.has_batch_size() && config.batch_size() <= 0) {
-    return FieldError("batch_size",
-                      absl::StrCat("must be positive. Received: ", config.batch_size()));
-  }
+  KILN_RETURN_IF_ERROR(SpecArgs(config, "").Validate());
   return CheckInputs(data);
 }
 
 absl::StatusOr<Logs> Trainer::Evaluate(const Dataset& data, const v1::EvaluateConfig& config,
                                        TrainingCallback* callback) {
   KILN_RETURN_IF_ERROR(ValidateEvaluate(data, config));
-  const int batch_size = config.has_batch_size() ? config.batch_size() : 32;
+  const int batch_size = SpecArgs(config, "").Int("batch_size");
   return EvaluateRows(data, 0, data.size(), batch_size, callback, "");
 }
 
@@ -466,7 +447,7 @@ absl::StatusOr<std::vector<Tensor>> Trainer::Predict(const Dataset& data,
                                                      const v1::PredictConfig& config,
                                                      TrainingCallback* callback) {
   KILN_RETURN_IF_ERROR(ValidatePredict(data, config));
-  const int batch_size = config.has_batch_size() ? config.batch_size() : 32;
+  const int batch_size = SpecArgs(config, "").Int("batch_size");
   const int64_t n = data.size();
   std::vector<Tensor> outputs;
   for (int v : model_->output_values()) {

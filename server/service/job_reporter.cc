@@ -5,31 +5,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/base/status.h"
+#include "core/keras/spec_args.h"
 #include "server/service/logs.h"
 
 namespace kiln::server {
 
 absl::StatusOr<CheckpointPolicy> CheckpointPolicy::FromConfig(const v1::FitConfig& config) {
+  const SpecArgs args(config, "");
+  KILN_RETURN_IF_ERROR(args.Validate());
   CheckpointPolicy policy;
-  if (config.has_checkpoint_every_batches()) {
-    if (config.checkpoint_every_batches() < 0) {
-      return FieldError("checkpoint_every_batches", "must not be negative (0: not by count)");
-    }
-    policy.every_batches = config.checkpoint_every_batches();
-  }
-  if (config.has_checkpoint_every_seconds()) {
-    if (!(config.checkpoint_every_seconds() >= 0) || config.checkpoint_every_seconds() > 1e9) {
-      return FieldError("checkpoint_every_seconds", "must be in [0, 1e9] (0: not by time)");
-    }
-    policy.every = absl::Seconds(config.checkpoint_every_seconds());
-  }
-  if (config.has_keep_checkpoints()) {
-    if (config.keep_checkpoints() < 1) {
-      return FieldError("keep_checkpoints",
-                        "must be at least 1: a fit always keeps the checkpoint it can resume from");
-    }
-    policy.keep = config.keep_checkpoints();
-  }
+  policy.every_batches = args.Int("checkpoint_every_batches");
+  policy.every = absl::Seconds(args.Float("checkpoint_every_seconds"));
+  policy.keep = args.Int("keep_checkpoints");
   return policy;
 }
 

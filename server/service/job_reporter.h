@@ -20,10 +20,12 @@ namespace kiln::server {
 // When a fit checkpoints (FitConfig's fields, with Kiln's defaults): at its start, at every
 // epoch end, when it stops early, and between batches after every `every_batches` batches
 // and `every` of time.
+// When a fit saves checkpoints and how many it keeps: FitConfig's checkpoint fields, with the
+// defaults that their options state.
 struct CheckpointPolicy {
-  int64_t every_batches = 0;                 // 0: not by count
-  absl::Duration every = absl::Seconds(60);  // zero: not by time
-  int keep = 3;                              // the newest kept
+  int64_t every_batches = 0;  // 0: not by count
+  absl::Duration every;       // zero: not by time
+  int keep = 1;               // the newest kept
   // INVALID_ARGUMENT at config.<field> for values out of range.
   static absl::StatusOr<CheckpointPolicy> FromConfig(const v1::FitConfig& config);
 };

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/status.h"
 #include "core/graph/definition.h"
-#include "core/keras/args.h"
+#include "core/keras/spec_args.h"
 #include "core/layers/registry.h"
 #include "server/service/session.h"
 #include "server/service/session_internal.h"
@@ -20,7 +20,7 @@ absl::StatusOr<v1::TensorInfo> Session::AddInput(const v1::AddInputRequest& requ
     return FieldError("input.batch_size",
                       "Kiln models take any batch size; give the batch size to fit or predict");
   }
-  KILN_RETURN_IF_ERROR(WithFieldPrefix(CheckDType(input.dtype(), "dtype"), "input"));
+  KILN_RETURN_IF_ERROR(SpecArgs(input, "input").Validate());
   const Shape shape(std::vector<int64_t>(input.shape().begin(), input.shape().end()));
   absl::MutexLock writer(&writer_mu_);
   KILN_RETURN_IF_ERROR(WithFieldPrefix(graph_.CheckInput(shape, input.name()), "input"));

@@ -43,23 +43,6 @@ TEST(ArgsTest, ZeroNegativeAndArityUseKerasMessage) {
             "strides=[1, 2, 3]");
 }
 
-TEST(ArgsTest, PaddingIsCaseInsensitive) {
-  EXPECT_EQ(*StandardizePadding("SAME", "p"), Padding::kSame);
-  EXPECT_EQ(*StandardizePadding("Valid", "p"), Padding::kValid);
-  EXPECT_EQ(*StandardizePadding("", "p"), Padding::kValid);
-  EXPECT_EQ(StandardizePadding("causal", "x.padding").status().message(),
-            "x.padding: The `padding` argument must be a list/tuple or one of "
-            "{'valid', 'same'}. Received: causal");
-}
-
-TEST(ArgsTest, DataFormat) {
-  EXPECT_EQ(*StandardizeDataFormat("", "f"), DataFormat::kChannelsLast);
-  EXPECT_EQ(*StandardizeDataFormat("Channels_First", "f"), DataFormat::kChannelsFirst);
-  EXPECT_EQ(StandardizeDataFormat("nchw", "x.data_format").status().message(),
-            "x.data_format: The `data_format` argument must be one of {'channels_first', "
-            "'channels_last'}. Received: data_format=nchw");
-}
-
 TEST(ArgsTest, OutputLengthsFollowKeras) {
   EXPECT_EQ(ConvOutputLength(10, 3, 1, 1, Padding::kValid), 8);
   EXPECT_EQ(ConvOutputLength(7, 3, 2, 1, Padding::kSame), 4);

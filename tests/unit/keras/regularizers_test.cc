@@ -23,9 +23,9 @@ const std::vector<float> kW = {0.5f, -1.5f, 2.0f, 0.0f, -0.25f, 1.0f};
 const Shape kShape{2, 3};
 
 TEST(RegularizersTest, Penalties) {
-  // sum|w| = 5.25, sum w^2 = 7.5625
-  EXPECT_NEAR(RegularizerPenalty(Resolve("name: \"l1\""), kW, kShape), 0.01 * 5.25, 1e-9);
-  EXPECT_NEAR(RegularizerPenalty(Resolve("name: \"L2\""), kW, kShape), 0.01 * 7.5625, 1e-9);
+  // sum|w| = 5.25, sum w^2 = 7.5625. The default factor 0.01 is a float32, as a given one is.
+  EXPECT_NEAR(RegularizerPenalty(Resolve("name: \"l1\""), kW, kShape), 0.01f * 5.25, 1e-9);
+  EXPECT_NEAR(RegularizerPenalty(Resolve("name: \"L2\""), kW, kShape), 0.01f * 7.5625, 1e-9);
   EXPECT_NEAR(RegularizerPenalty(Resolve("l1_l2 { l1: 0.1 l2: 0.2 }"), kW, kShape),
               0.1 * 5.25 + 0.2 * 7.5625, 1e-6);
   EXPECT_NEAR(RegularizerPenalty(Resolve("l2 { l2: 0.5 }"), kW, kShape, 0.25), 0.25 * 0.5 * 7.5625,

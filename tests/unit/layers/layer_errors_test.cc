@@ -29,6 +29,22 @@ void ExpectFieldError(const std::string& text, const std::string& path,
   EXPECT_THAT(std::string(s.message()), HasSubstr(message_part)) << text;
 }
 
+// Every case of the LayerSpec oneof has a class, registered from its own file, and a layer made
+// from its empty message (or an error) names that class.
+TEST(LayerRegistryTest, EveryLayerSpecCaseHasAClass) {
+  const auto* oneof = v1::LayerSpec::descriptor()->FindOneofByName("layer");
+  for (int i = 0; i < oneof->field_count(); ++i) {
+    const auto layer_case = static_cast<v1::LayerSpec::LayerCase>(oneof->field(i)->number());
+    EXPECT_TRUE(IsLayerRegistered(layer_case)) << oneof->field(i)->name();
+  }
+  auto relu = CreateLayer(testing::ParseSpec("relu {}"), 1);
+  ASSERT_TRUE(relu.ok());
+  EXPECT_EQ((*relu)->class_name(), "ReLU");
+  EXPECT_EQ((*relu)->base_name(), "re_lu");
+  EXPECT_EQ((*relu)->FieldPath("threshold"), "relu.threshold");
+  EXPECT_EQ(CreateLayer(v1::LayerSpec(), 1).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(LayerErrorsTest, DepthwiseTupleArguments) {
   ExpectFieldError("depthwise_conv2d {}", "depthwise_conv2d.kernel_size",
                    "Missing required argument `kernel_size`");

@@ -1,6 +1,7 @@
 // Finite-difference gradient checks for every layer other than DepthwiseConv2D (which has its
 // own grid), in training and inference mode where they differ, and Dropout's behaviour.
 #include <cmath>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -31,54 +32,69 @@ TEST_P(LayerGradients, MatchFiniteDifferences) {
   testing::ExpectGradientsMatchFiniteDifferences(*(*lm)->model, x, c.training, 41);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Layers, LayerGradients,
-    ::testing::Values(
-        GradCase{"conv2d_same_s2",
-                 "conv2d { filters: 4 kernel_size: 3 strides: 2 padding: \"same\" }",
-                 {Shape{7, 6, 3}}},
-        GradCase{"conv2d_groups_cf_tanh",
-                 "conv2d { filters: 6 kernel_size: [2, 3] groups: 2 data_format: "
-                 "\"channels_first\" activation: \"tanh\" }",
-                 {Shape{4, 5, 6}}},
-        GradCase{"conv2d_dilated_gelu",
-                 "conv2d { filters: 3 kernel_size: 3 dilation_rate: 2 activation: \"gelu\" }",
-                 {Shape{7, 7, 2}}},
-        GradCase{"dense", "dense { units: 5 activation: \"sigmoid\" }", {Shape{6}}},
-        GradCase{"dense_rank3", "dense { units: 4 use_bias: false }", {Shape{3, 6}}},
-        GradCase{"dense_softmax", "dense { units: 4 activation: \"softmax\" }", {Shape{5}}},
-        GradCase{"bn_training", "batch_normalization {}", {Shape{4, 4, 3}}, true},
-        GradCase{"bn_inference", "batch_normalization {}", {Shape{4, 4, 3}}, false},
-        GradCase{"bn_axis1_training",
-                 "batch_normalization { axis: 1 center: false }",
-                 {Shape{3, 4, 4}},
-                 true},
-        GradCase{"bn_2d_training", "batch_normalization { scale: false }", {Shape{5}}, true},
-        GradCase{"avg_pool_same",
-                 "average_pooling2d { pool_size: 3 strides: 2 padding: \"same\" }",
-                 {Shape{6, 7, 2}}},
-        GradCase{"avg_pool_cf",
-                 "average_pooling2d { data_format: \"channels_first\" }",
-                 {Shape{2, 6, 6}}},
-        GradCase{"max_pool", "max_pooling2d { pool_size: 2 }", {Shape{6, 6, 3}}},
-        GradCase{"max_pool_same",
-                 "max_pooling2d { pool_size: 3 strides: 2 padding: \"same\" }",
-                 {Shape{5, 6, 2}}},
-        GradCase{"gap", "global_average_pooling2d {}", {Shape{4, 5, 3}}},
-        GradCase{"gap_keepdims_cf",
-                 "global_average_pooling2d { keepdims: true data_format: \"channels_first\" }",
-                 {Shape{3, 4, 5}}},
-        GradCase{"flatten", "flatten {}", {Shape{3, 4, 2}}},
-        GradCase{"flatten_cf", "flatten { data_format: \"channels_first\" }", {Shape{3, 4, 2}}},
-        GradCase{"reshape", "reshape { target_shape: [2, -1] }", {Shape{3, 4}}},
-        GradCase{"zero_padding", "zero_padding2d { padding: [1, 2, 0, 3] }", {Shape{3, 4, 2}}},
-        GradCase{"add3", "add {}", {Shape{3, 4}, Shape{3, 4}, Shape{3, 4}}},
-        GradCase{"concatenate", "concatenate {}", {Shape{3, 2}, Shape{3, 5}}},
-        GradCase{"concatenate_axis1", "concatenate { axis: 1 }", {Shape{2, 3, 3}, Shape{1, 3, 3}}},
-        GradCase{"softmax_axis1", "softmax { axis: 1 }", {Shape{4, 3}}},
-        GradCase{"activation_mish", "activation { activation: \"mish\" }", {Shape{7}}},
-        GradCase{"dropout_inference", "dropout { rate: 0.5 }", {Shape{6}}}),
-    [](const auto& info) { return info.param.name; });
+const std::vector<GradCase>& GradCases() {
+  static const auto* cases = new std::vector<GradCase>{
+      GradCase{"conv2d_same_s2",
+               "conv2d { filters: 4 kernel_size: 3 strides: 2 padding: \"same\" }",
+               {Shape{7, 6, 3}}},
+      GradCase{"conv2d_groups_cf_tanh",
+               "conv2d { filters: 6 kernel_size: [2, 3] groups: 2 data_format: "
+               "\"channels_first\" activation: \"tanh\" }",
+               {Shape{4, 5, 6}}},
+      GradCase{"conv2d_dilated_gelu",
+               "conv2d { filters: 3 kernel_size: 3 dilation_rate: 2 activation: \"gelu\" }",
+               {Shape{7, 7, 2}}},
+      GradCase{"dense", "dense { units: 5 activation: \"sigmoid\" }", {Shape{6}}},
+      GradCase{"dense_rank3", "dense { units: 4 use_bias: false }", {Shape{3, 6}}},
+      GradCase{"dense_softmax", "dense { units: 4 activation: \"softmax\" }", {Shape{5}}},
+      GradCase{"bn_training", "batch_normalization {}", {Shape{4, 4, 3}}, true},
+      GradCase{"bn_inference", "batch_normalization {}", {Shape{4, 4, 3}}, false},
+      GradCase{"bn_axis1_training",
+               "batch_normalization { axis: 1 center: false }",
+               {Shape{3, 4, 4}},
+               true},
+      GradCase{"bn_2d_training", "batch_normalization { scale: false }", {Shape{5}}, true},
+      GradCase{"avg_pool_same",
+               "average_pooling2d { pool_size: 3 strides: 2 padding: \"same\" }",
+               {Shape{6, 7, 2}}},
+      GradCase{
+          "avg_pool_cf", "average_pooling2d { data_format: \"channels_first\" }", {Shape{2, 6, 6}}},
+      GradCase{"max_pool", "max_pooling2d { pool_size: 2 }", {Shape{6, 6, 3}}},
+      GradCase{"max_pool_same",
+               "max_pooling2d { pool_size: 3 strides: 2 padding: \"same\" }",
+               {Shape{5, 6, 2}}},
+      GradCase{"gap", "global_average_pooling2d {}", {Shape{4, 5, 3}}},
+      GradCase{"gap_keepdims_cf",
+               "global_average_pooling2d { keepdims: true data_format: \"channels_first\" }",
+               {Shape{3, 4, 5}}},
+      GradCase{"flatten", "flatten {}", {Shape{3, 4, 2}}},
+      GradCase{"flatten_cf", "flatten { data_format: \"channels_first\" }", {Shape{3, 4, 2}}},
+      GradCase{"reshape", "reshape { target_shape: [2, -1] }", {Shape{3, 4}}},
+      GradCase{"zero_padding", "zero_padding2d { padding: [1, 2, 0, 3] }", {Shape{3, 4, 2}}},
+      GradCase{"add3", "add {}", {Shape{3, 4}, Shape{3, 4}, Shape{3, 4}}},
+      GradCase{"concatenate", "concatenate {}", {Shape{3, 2}, Shape{3, 5}}},
+      GradCase{"concatenate_axis1", "concatenate { axis: 1 }", {Shape{2, 3, 3}, Shape{1, 3, 3}}},
+      GradCase{"softmax_axis1", "softmax { axis: 1 }", {Shape{4, 3}}},
+      GradCase{"activation_mish", "activation { activation: \"mish\" }", {Shape{7}}},
+      GradCase{"relu_capped_leaky",
+               "relu { max_value: 0.8 negative_slope: 0.1 threshold: 0.2 }",
+               {Shape{9}}},
+      GradCase{"dropout_inference", "dropout { rate: 0.5 }", {Shape{6}}}};
+  return *cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Layers, LayerGradients, ::testing::ValuesIn(GradCases()),
+                         [](const auto& info) { return info.param.name; });
+
+// Every layer class has a gradient check: here, or DepthwiseConv2D's own grid.
+TEST(LayerGradientsCoverage, EveryLayerSpecCase) {
+  std::set<int> covered = {v1::LayerSpec::kDepthwiseConv2D};
+  for (const GradCase& c : GradCases()) covered.insert(testing::ParseSpec(c.spec).layer_case());
+  const auto* oneof = v1::LayerSpec::descriptor()->FindOneofByName("layer");
+  for (int i = 0; i < oneof->field_count(); ++i) {
+    EXPECT_TRUE(covered.count(oneof->field(i)->number())) << oneof->field(i)->name();
+  }
+}
 
 TEST(DropoutTest, TrainingDropsAtTheRateAndScalesTheRest) {
   auto lm = testing::MakeLayerModel(testing::ParseSpec("dropout { rate: 0.3 }"), {Shape{1000}});

@@ -1,8 +1,8 @@
 // Variable: one layer weight. Its value is the master copy in Keras layout (what get_weights
 // returns, what optimizers, regularizers and constraints act on); ops keep their own copies in
 // the layout their primitives want and refresh them when `version` changes.
-#ifndef KILN_CORE_LAYERS_VARIABLE_H_
-#define KILN_CORE_LAYERS_VARIABLE_H_
+#ifndef KILN_CORE_EXEC_VARIABLE_H_
+#define KILN_CORE_EXEC_VARIABLE_H_
 
 #include <cstdint>
 #include <optional>
@@ -31,4 +31,4 @@ struct Variable {
 
 }  // namespace kiln
 
-#endif  // KILN_CORE_LAYERS_VARIABLE_H_
+#endif  // KILN_CORE_EXEC_VARIABLE_H_

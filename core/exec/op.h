@@ -14,8 +14,8 @@
 //   it; the plan sums gradients of tensors with several consumers.
 // - Weight gradients go to Variable::grad in Keras layout, overwritten or - when the plan says
 //   so because the layer is shared - accumulated.
-#ifndef KILN_CORE_GRAPH_OP_H_
-#define KILN_CORE_GRAPH_OP_H_
+#ifndef KILN_CORE_EXEC_OP_H_
+#define KILN_CORE_EXEC_OP_H_
 
 #include <dnnl.hpp>
 #include <optional>
@@ -23,7 +23,7 @@
 
 #include "absl/status/status.h"
 #include "core/keras/activations.h"
-#include "core/layers/variable.h"
+#include "core/exec/variable.h"
 #include "core/tensor/arena.h"
 
 namespace kiln {
@@ -37,7 +37,7 @@ struct Epilogue {
     const Variable* beta = nullptr;   // null: center=False (0)
     const Variable* mean = nullptr;
     const Variable* variance = nullptr;
-    float epsilon = 1e-3f;
+    float epsilon = 0;
   };
   std::optional<Normalization> normalization;
   std::optional<Activation> activation;
@@ -86,4 +86,4 @@ class Op {
 
 }  // namespace kiln
 
-#endif  // KILN_CORE_GRAPH_OP_H_
+#endif  // KILN_CORE_EXEC_OP_H_
