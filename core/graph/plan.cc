@@ -61,6 +61,14 @@ absl::Status ExecutionPlan::CheckSize(const Model& model, int64_t batch,
 }
 
 absl::Status ExecutionPlan::Build(const Model& model) {
+  BindInputs(model);
+  const std::vector<Fusion> fusions = MatchFusions(model);
+  KILN_RETURN_IF_ERROR(CreateOps(model, fusions));
+  BindOutputs(model);
+  return absl::OkStatus();
+}
+
+void ExecutionPlan::BindInputs(const Model& model) {
   const auto& shapes = model.value_shapes();
   values_.resize(shapes.size());
   for (int v : model.input_values()) {
@@ -71,10 +79,16 @@ absl::Status ExecutionPlan::Build(const Model& model) {
     input_values_.push_back(v);
     input_shapes_.push_back(shape);
   }
+}
+
+std::vector<ExecutionPlan::Fusion> ExecutionPlan::MatchFusions(const Model& model) const {
   const auto& nodes = model.nodes();
-  // Inference fusion: a layer that accepts an epilogue absorbs a following inference-mode
-  // normalization and/or activation when it is their sole input and no one else reads the
-  // intermediate tensors.
+  std::vector<Fusion> fusions(nodes.size());
+  for (size_t n = 0; n < nodes.size(); ++n) fusions[n].outputs = nodes[n].outputs;
+  // Inference only: a backward pass needs every layer's own output.
+  if (options_.backward) return fusions;
+  // A layer that accepts an epilogue absorbs a following inference-mode normalization and/or
+  // activation when it is their sole input and no one else reads the intermediate tensors.
   std::vector<int> consumer_count(values_.size(), 0), consumer_node(values_.size(), -1);
   for (size_t n = 0; n < nodes.size(); ++n) {
     for (int v : nodes[n].inputs) {
@@ -84,12 +98,39 @@ absl::Status ExecutionPlan::Build(const Model& model) {
   }
   for (int v : model.output_values()) consumer_count[v] += 2;  // outputs stay materialised
   auto sole_consumer = [&](int v) { return consumer_count[v] == 1 ? consumer_node[v] : -1; };
-  std::vector<bool> absorbed(nodes.size(), false);
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    const Layer& layer = *nodes[n].layer;
+    if (fusions[n].absorbed || !layer.AcceptsEpilogue() || nodes[n].outputs.size() != 1) continue;
+    Fusion& fusion = fusions[n];
+    int next = sole_consumer(nodes[n].outputs[0]);
+    if (next >= 0) {
+      if (auto fold =
+              nodes[next].layer->AsFoldedNormalization(layer.ChannelAxis(), options_.training)) {
+        fusion.epilogue.normalization = fold;
+        fusions[next].absorbed = true;
+        fusion.outputs = nodes[next].outputs;
+        next = sole_consumer(fusion.outputs[0]);
+      }
+    }
+    if (next >= 0) {
+      if (auto activation = nodes[next].layer->AsFusedActivation()) {
+        fusion.epilogue.activation = activation;
+        fusions[next].absorbed = true;
+        fusion.outputs = nodes[next].outputs;
+      }
+    }
+  }
+  return fusions;
+}
+
+absl::Status ExecutionPlan::CreateOps(const Model& model, const std::vector<Fusion>& fusions) {
+  const auto& shapes = model.value_shapes();
+  const auto& nodes = model.nodes();
   for (size_t n = 0; n < nodes.size(); ++n) {
     const Model::Node& node = nodes[n];
-    if (absorbed[n]) {  // computed by the op it was fused into
+    op_outputs_.push_back(node.outputs);
+    if (fusions[n].absorbed) {  // computed by the op it was fused into
       ops_.push_back(nullptr);
-      op_outputs_.push_back(node.outputs);
       continue;
     }
     bool has_trainable = false;
@@ -100,32 +141,14 @@ absl::Status ExecutionPlan::Build(const Model& model) {
     context.arena = &arena_;
     context.seed = options_.seed ^ (0x9E3779B97F4A7C15ull * (n + 1));
     context.random_step = random_step_;
+    context.epilogue = fusions[n].epilogue;
     bool requires_grad = has_trainable;
     for (int v : node.inputs) {
       context.inputs.push_back(values_[v].mem);
       context.input_needs_grad.push_back(options_.backward && values_[v].requires_grad);
       requires_grad |= values_[v].requires_grad;
     }
-    std::vector<int> out_values = node.outputs;
-    if (!options_.backward && node.layer->AcceptsEpilogue() && node.outputs.size() == 1) {
-      int next = sole_consumer(node.outputs[0]);
-      if (next >= 0) {
-        if (auto fold = nodes[next].layer->AsFoldedNormalization(node.layer->ChannelAxis(),
-                                                                 options_.training)) {
-          context.epilogue.normalization = fold;
-          absorbed[next] = true;
-          out_values = nodes[next].outputs;
-          next = sole_consumer(out_values[0]);
-        }
-      }
-      if (next >= 0) {
-        if (auto activation = nodes[next].layer->AsFusedActivation()) {
-          context.epilogue.activation = activation;
-          absorbed[next] = true;
-          out_values = nodes[next].outputs;
-        }
-      }
-    }
+    const std::vector<int>& out_values = fusions[n].outputs;
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<Op> op, node.layer->CreateOp(context));
     if (op->outputs().size() != out_values.size()) {
       return absl::InternalError(absl::StrCat("layer \"", node.layer->name(), "\" produced ",
@@ -154,17 +177,19 @@ absl::Status ExecutionPlan::Build(const Model& model) {
       }
     }
     ops_.push_back(std::move(op));
-    op_outputs_.push_back(node.outputs);
   }
+  return absl::OkStatus();
+}
+
+void ExecutionPlan::BindOutputs(const Model& model) {
   for (int v : model.output_values()) {
     OutputEdge edge;
     edge.value = v;
-    const Shape shape = shapes[v].WithBatch(batch_);
+    const Shape shape = model.value_shapes()[v].WithBatch(batch_);
     edge.plain = StageFrom(values_[v].mem, PlainDesc(shape), arena_, &edge.to_plain);
     output_shapes_.push_back(shape);
     outputs_.push_back(std::move(edge));
   }
-  return absl::OkStatus();
 }
 
 absl::Status ExecutionPlan::BuildBackward(const Model& model) {

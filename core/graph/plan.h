@@ -84,7 +84,22 @@ class ExecutionPlan {
   uint64_t* random_step_ = &own_random_step_;
   // Checks tensor sizes and a rough upper bound of the plan's memory before allocating any.
   static absl::Status CheckSize(const Model& model, int64_t batch, const PlanOptions& options);
+  // Building is a sequence of passes:
   absl::Status Build(const Model& model);
+  // 1. the model inputs' buffers (plain, written by the caller);
+  void BindInputs(const Model& model);
+  // 2. which nodes compute the layers after them (inference fusion), and with which epilogue;
+  struct Fusion {
+    bool absorbed = false;     // computed by an earlier node's op
+    Epilogue epilogue;         // what this node's op also computes
+    std::vector<int> outputs;  // the values its op produces (the last absorbed node's)
+  };
+  std::vector<Fusion> MatchFusions(const Model& model) const;
+  // 3. one op per node that is not absorbed, each allocating its outputs and workspaces;
+  absl::Status CreateOps(const Model& model, const std::vector<Fusion>& fusions);
+  // 4. the outputs' plain copies the caller reads;
+  void BindOutputs(const Model& model);
+  // 5. training plans: gradient buffers, their sums, and each op's backward pass.
   absl::Status BuildBackward(const Model& model);
 
   struct Value {
