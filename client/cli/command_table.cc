@@ -12,6 +12,16 @@ const std::vector<Command>& Commands() {
                   "and continue once it listens.",
        .flags = {"wait", "service"},
        .run = Health},
+      {.name = "catalogue",
+       .arguments = "[NAME]",
+       .summary = "every layer, initializer, optimizer, ... the server supports",
+       .details = "Without NAME, the palette: every class by category and every activation, "
+                  "loss and metric name. With NAME (a class, e.g. DepthwiseConv2D or "
+                  "glorot_uniform, or a name), its card: each argument's type, Keras default, "
+                  "allowed values or range, and doc. --json prints the Catalogue message a "
+                  "frontend is generated from.",
+       .max_args = 1,
+       .run = Catalogue},
       {.name = "session create",
        .summary = "create a session and print its id",
        .details = "Everything you build lives in a session: "
@@ -54,6 +64,30 @@ const std::vector<Command>& Commands() {
        .min_args = 1,
        .max_args = 1,
        .run = ModelDelete},
+      {.name = "model import",
+       .arguments = "FILE",
+       .summary = "a model from Keras: model.to_json(), a .keras file, or .weights.h5 weights",
+       .details = "Keras 2 and Keras 3 files. JSON and .keras create a model (named as in the "
+                  "file, or --name), compiled when the file holds a compile_config (unless "
+                  "--skip_compile); a .weights.h5 file loads weights into the existing "
+                  "--model. The format is told from the file's bytes unless --format is "
+                  "given. --on_server reads FILE below the server's --data_root.",
+       .session = true,
+       .flags = {"name", "model", "format", "replace", "skip_compile", "on_server"},
+       .min_args = 1,
+       .max_args = 1,
+       .run = ModelImport},
+      {.name = "model export",
+       .arguments = "FILE",
+       .summary = "a model as Keras 3 JSON, a .keras archive or .weights.h5 weights",
+       .details = "--format json|keras|weights, or from FILE's name (.keras, .weights.h5, "
+                  "else JSON). Keras 3 loads the .keras file with keras.saving.load_model and "
+                  "the weights with model.load_weights.",
+       .session = true,
+       .flags = {"model", "format"},
+       .min_args = 1,
+       .max_args = 1,
+       .run = ModelExport},
       {.name = "compile",
        .summary = "set a model's optimizer, loss and metrics",
        .session = true,

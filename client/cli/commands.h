@@ -41,6 +41,8 @@ absl::Status ModelDefine(client::Client& c, const Args& args);
 absl::Status ModelSummary(client::Client& c, const Args& args);
 absl::Status ModelList(client::Client& c, const Args& args);
 absl::Status ModelDelete(client::Client& c, const Args& args);
+absl::Status ModelImport(client::Client& c, const Args& args);
+absl::Status ModelExport(client::Client& c, const Args& args);
 absl::Status Compile(client::Client& c, const Args& args);
 // weights_commands.cc
 absl::Status WeightsGet(client::Client& c, const Args& args);
@@ -62,6 +64,8 @@ absl::Status JobsList(client::Client& c, const Args& args);
 absl::Status JobsWatch(client::Client& c, const Args& args);
 absl::Status JobsCancel(client::Client& c, const Args& args);
 absl::Status JobsResume(client::Client& c, const Args& args);
+// catalogue_commands.cc
+absl::Status Catalogue(client::Client& c, const Args& args);
 // checkpoint_commands.cc
 absl::Status CheckpointsList(client::Client& c, const Args& args);
 absl::Status CheckpointsRestore(client::Client& c, const Args& args);

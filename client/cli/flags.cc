@@ -66,3 +66,9 @@ ABSL_FLAG(std::string, service, "",
 ABSL_FLAG(absl::Duration, progress_interval, absl::Seconds(10),
           "when the output is not a terminal, print progress at least this often");
 ABSL_FLAG(bool, json, false, "print responses as protobuf JSON");
+ABSL_FLAG(std::string, format, "",
+          "Keras file format: json, keras or weights (default: from the file's name on export, "
+          "from its bytes on import)");
+ABSL_FLAG(bool, skip_compile, false, "import the model uncompiled, ignoring its compile_config");
+ABSL_FLAG(bool, on_server, false,
+          "FILE is a path below the server's --data_root, read by the server");

@@ -142,6 +142,7 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, absl::Duration timeout)
   data_ = v1::DataService::NewStub(channel_);
   jobs_ = v1::JobService::NewStub(channel_);
   inference_ = v1::InferenceService::NewStub(channel_);
+  catalogue_ = v1::CatalogueService::NewStub(channel_);
 }
 
 absl::Status Client::Health(const std::string& service, absl::Duration wait) {

@@ -95,6 +95,7 @@ class Client {
   v1::DataService::Stub& data() { return *data_; }
   v1::JobService::Stub& jobs() { return *jobs_; }
   v1::InferenceService::Stub& inference() { return *inference_; }
+  v1::CatalogueService::Stub& catalogue() { return *catalogue_; }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
  private:
@@ -112,6 +113,7 @@ class Client {
   std::unique_ptr<v1::DataService::Stub> data_;
   std::unique_ptr<v1::JobService::Stub> jobs_;
   std::unique_ptr<v1::InferenceService::Stub> inference_;
+  std::unique_ptr<v1::CatalogueService::Stub> catalogue_;
 };
 
 }  // namespace kiln::client

@@ -3,6 +3,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace kiln {
 
@@ -27,6 +28,18 @@ absl::Status WithFieldPrefix(const absl::Status& status, absl::string_view prefi
                            : (*old_path)[0] == '[' ? absl::StrCat(prefix, *old_path)
                                                    : absl::StrCat(prefix, ".", *old_path);
   absl::Status out(status.code(), absl::StrCat(path, message));
+  out.SetPayload(kFieldPathPayloadUrl, absl::Cord(path));
+  return out;
+}
+
+absl::Status WithFieldPath(const absl::Status& status, absl::string_view path) {
+  if (status.ok()) return status;
+  absl::string_view message = status.message();
+  if (std::optional<std::string> old_path = FieldPathOf(status)) {
+    if (absl::StartsWith(message, *old_path)) message.remove_prefix(old_path->size());
+    absl::ConsumePrefix(&message, ": ");
+  }
+  absl::Status out(status.code(), absl::StrCat(path, ": ", message));
   out.SetPayload(kFieldPathPayloadUrl, absl::Cord(path));
   return out;
 }

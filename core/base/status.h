@@ -26,6 +26,10 @@ absl::Status FieldError(absl::string_view path, absl::string_view message);
 // OK passes through.
 absl::Status WithFieldPrefix(const absl::Status& status, absl::string_view prefix);
 
+// The same error (code and message) at `path` instead of its own field path; the message's old
+// path prefix, if any, is replaced. OK passes through.
+absl::Status WithFieldPath(const absl::Status& status, absl::string_view path);
+
 // `text` from a request in double quotes, for an error message; text over 64 characters is
 // cut and its length given, so that a huge id cannot make an error too large to send.
 std::string Quoted(absl::string_view text);

@@ -87,11 +87,10 @@ v1::ClassInfo ClassOf(const Descriptor* message, const FieldDescriptor* field) {
 }
 
 void AddSockets(v1::ClassInfo& info, const Descriptor* message) {
-  const v1::KerasClass& keras = KerasClassOf(message);
+  const CallArity arity = CallArityOf(message);
   v1::Sockets* sockets = info.mutable_sockets();
-  sockets->set_min_inputs(keras.min_inputs());
-  sockets->set_max_inputs(
-      keras.max_inputs() < 0 ? -1 : std::max(keras.max_inputs(), keras.min_inputs()));
+  sockets->set_min_inputs(arity.min_inputs);
+  sockets->set_max_inputs(arity.max_inputs == kAnyNumberOfInputs ? -1 : arity.max_inputs);
   sockets->set_outputs(1);
 }
 

@@ -1,5 +1,6 @@
 #include "core/keras/keras_class.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,13 @@ const v1::KerasClass& KerasClassOf(const google::protobuf::Descriptor* message) 
 
 const v1::KerasArg& KerasArgOf(const google::protobuf::FieldDescriptor* field) {
   return field->options().GetExtension(v1::arg);
+}
+
+CallArity CallArityOf(const google::protobuf::Descriptor* message) {
+  const v1::KerasClass& keras = KerasClassOf(message);
+  const int min = std::max(1, keras.min_inputs());
+  const int max = keras.max_inputs() < 0 ? kAnyNumberOfInputs : std::max(keras.max_inputs(), min);
+  return {min, max};
 }
 
 std::string KerasSnakeCase(absl::string_view name) {

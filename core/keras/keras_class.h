@@ -29,6 +29,14 @@ const v1::KerasClass& KerasClassOf(const google::protobuf::Descriptor* message);
 // The field's KerasArg option (empty when it has none).
 const v1::KerasArg& KerasArgOf(const google::protobuf::FieldDescriptor* field);
 
+// How many tensors a call of the layer class `message` takes (its KerasClass option: 0 means 1;
+// max -1, "any number", is kAnyNumberOfInputs).
+inline constexpr int kAnyNumberOfInputs = 1 << 20;
+struct CallArity {
+  int min_inputs, max_inputs;
+};
+CallArity CallArityOf(const google::protobuf::Descriptor* message);
+
 // Keras's to_snake_case: "DepthwiseConv2D" -> "depthwise_conv2d", "ReLU" -> "re_lu",
 // "GlorotUniform" -> "glorot_uniform". Keras's automatic layer names and identifier aliases.
 std::string KerasSnakeCase(absl::string_view class_name);

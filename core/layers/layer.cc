@@ -56,15 +56,9 @@ void Layer::set_name(std::string name) {
                                       name_);
 }
 
-int Layer::min_inputs() const {
-  return std::max(1, KerasClassOf(spec_field_->message_type()).min_inputs());
-}
+int Layer::min_inputs() const { return CallArityOf(spec_field_->message_type()).min_inputs; }
 
-int Layer::max_inputs() const {
-  const int max = KerasClassOf(spec_field_->message_type()).max_inputs();
-  if (max < 0) return 1 << 20;
-  return std::max(max, min_inputs());
-}
+int Layer::max_inputs() const { return CallArityOf(spec_field_->message_type()).max_inputs; }
 
 absl::StatusOr<std::vector<Shape>> Layer::OutputShapes(absl::Span<const Shape> inputs) const {
   const int n = static_cast<int>(inputs.size());

@@ -1,7 +1,8 @@
-// SessionService, ModelService and InferenceService: handlers that delegate to SessionManager
-// and Session. Reads answer on the gRPC thread; changes (they write to the store) and
-// computation run on the worker pool.
+// SessionService, ModelService, CatalogueService and InferenceService: handlers that delegate
+// to SessionManager, Session and the catalogue. Reads answer on the gRPC thread; changes (they
+// write to the store) and computation run on the worker pool.
 #include "core/base/status.h"
+#include "core/catalogue/catalogue.h"
 #include "server/grpc/grpc_status.h"
 #include "server/grpc/services.h"
 
@@ -121,6 +122,15 @@ grpc::ServerUnaryReactor* ModelServiceImpl::SetWeights(grpc::CallbackServerConte
                                                        const v1::SetWeightsRequest* request,
                                                        v1::SetWeightsResponse* response) {
   return CallSessionFromPool(context, backend_, request, response, &Session::SetWeights);
+}
+
+grpc::ServerUnaryReactor* CatalogueServiceImpl::DescribeCatalogue(
+    grpc::CallbackServerContext* context, const v1::DescribeCatalogueRequest* request,
+    v1::Catalogue* response) {
+  return Respond(context, backend_, [&](const Caller&) -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(*response, FindInCatalogue(request->name()));
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerUnaryReactor* InferenceServiceImpl::Predict(grpc::CallbackServerContext* context,

@@ -160,6 +160,7 @@ absl::Status KilnServer::Start() {
   data_service_ = std::make_unique<DataServiceImpl>(backend);
   job_service_ = std::make_unique<JobServiceImpl>(backend);
   inference_service_ = std::make_unique<InferenceServiceImpl>(backend);
+  catalogue_service_ = std::make_unique<CatalogueServiceImpl>(backend);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -179,6 +180,7 @@ absl::Status KilnServer::Start() {
   builder.RegisterService(data_service_.get());
   builder.RegisterService(job_service_.get());
   builder.RegisterService(inference_service_.get());
+  builder.RegisterService(catalogue_service_.get());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     server_.reset();

@@ -40,6 +40,7 @@ class ModelServiceImpl;
 class DataServiceImpl;
 class JobServiceImpl;
 class InferenceServiceImpl;
+class CatalogueServiceImpl;
 class HttpListener;
 
 class KilnServer {
@@ -101,6 +102,7 @@ class KilnServer {
   std::unique_ptr<DataServiceImpl> data_service_;
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<InferenceServiceImpl> inference_service_;
+  std::unique_ptr<CatalogueServiceImpl> catalogue_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpListener> http_;  // first to go: its gauges read the members above
 };

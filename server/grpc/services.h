@@ -69,6 +69,13 @@ class ModelServiceImpl final : public v1::ModelService::CallbackService {
   grpc::ServerUnaryReactor* SetWeights(grpc::CallbackServerContext* context,
                                        const v1::SetWeightsRequest* request,
                                        v1::SetWeightsResponse* response) override;
+  grpc::ServerUnaryReactor* ImportModel(grpc::CallbackServerContext* context,
+                                        const v1::ImportModelRequest* request,
+                                        v1::ModelInfo* response) override;
+  grpc::ServerReadReactor<v1::ImportModelChunk>* ImportModelStream(
+      grpc::CallbackServerContext* context, v1::ModelInfo* response) override;
+  grpc::ServerWriteReactor<v1::ExportModelChunk>* ExportModel(
+      grpc::CallbackServerContext* context, const v1::ExportModelRequest* request) override;
 
  private:
   const Backend backend_;
@@ -142,6 +149,17 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
   grpc::ServerUnaryReactor* DeleteCheckpoint(grpc::CallbackServerContext* context,
                                              const v1::DeleteCheckpointRequest* request,
                                              v1::DeleteCheckpointResponse* response) override;
+
+ private:
+  const Backend backend_;
+};
+
+class CatalogueServiceImpl final : public v1::CatalogueService::CallbackService {
+ public:
+  explicit CatalogueServiceImpl(Backend backend) : backend_(backend) {}
+  grpc::ServerUnaryReactor* DescribeCatalogue(grpc::CallbackServerContext* context,
+                                              const v1::DescribeCatalogueRequest* request,
+                                              v1::Catalogue* response) override;
 
  private:
   const Backend backend_;

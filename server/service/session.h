@@ -35,6 +35,7 @@
 #include "core/graph/graph.h"
 #include "core/graph/model.h"
 #include "core/io/dataset.h"
+#include "core/saving/keras_files.h"
 #include "core/tensor/memory_account.h"
 #include "core/train/trainer.h"
 #include "kiln/v1/service.pb.h"
@@ -117,6 +118,14 @@ class Session : public std::enable_shared_from_this<Session> {
   absl::StatusOr<v1::GetWeightsResponse> GetWeights(const v1::GetWeightsRequest& request);
   absl::Status SetWeights(const v1::SetWeightsRequest& request);
 
+  // Keras files (session_keras.cc). ImportModel reads the request's `data` or its `path` below
+  // --data_root; errors name the request field and the place in the file.
+  absl::StatusOr<v1::ModelInfo> ImportModel(const v1::ImportModelRequest& request);
+  // How large a Keras file may be (its bytes, its weights' elements): room for the most
+  // parameters a model may have (--max_model_parameters) and an optimizer's state for them.
+  KerasReadOptions ModelFileLimits() const;
+  absl::StatusOr<KerasExport> ExportModel(const v1::ExportModelRequest& request);
+
   // Data.
   absl::StatusOr<v1::DatasetInfo> OpenDataset(const v1::OpenDatasetRequest& request);
   // Uploads in progress, for both the unary calls and the client stream (which appends with
@@ -194,6 +203,22 @@ class Session : public std::enable_shared_from_this<Session> {
   v1::LayerInfo LayerInfoOf(const Layer& layer) const;
   v1::ModelInfo ModelInfoOf(const ModelEntry& entry, bool full) const;
   store::SessionRecord RecordLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  // --- DefineModel in two steps (session_graph.cc), for ImportModel too ---
+  struct PreparedModel {
+    std::shared_ptr<ModelEntry> entry;  // built (and compiled), not yet in models_
+    store::OpRecord op;                 // the DefineModel to record
+    store::SessionRecord record;        // the session's record once it is made
+  };
+  absl::StatusOr<PreparedModel> PrepareModel(const v1::DefineModelRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  // After the store recorded it: cannot fail.
+  v1::ModelInfo CommitModel(PreparedModel prepared) ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+
+  // --- Keras files (session_keras.cc) ---
+  absl::StatusOr<v1::ModelInfo> ImportWeights(const v1::ImportModelRequest& request,
+                                              const WeightsFile& weights,
+                                              const std::string& source);
 
   // --- model state (session_weights.cc) ---
   // Stores the weights of every layer of `entry`'s model and its optimizer state (a fit's end,

@@ -184,7 +184,7 @@ absl::StatusOr<v1::ModelInfo> Session::CreateModel(const v1::CreateModelRequest&
   *op.mutable_create_model() = request;
   op.mutable_create_model()->set_name(name);
   record.set_model_counter(next_counter);
-  KILN_RETURN_IF_ERROR(runtime_.store->PutModel(record, name, op, /*own_scope=*/false));
+  KILN_RETURN_IF_ERROR(runtime_.store->PutModel(record, name, op, /*own_scope=*/false, nullptr));
   auto entry = std::make_shared<ModelEntry>();
   entry->name = name;
   entry->model = std::move(model);
@@ -195,10 +195,11 @@ absl::StatusOr<v1::ModelInfo> Session::CreateModel(const v1::CreateModelRequest&
   return ModelInfoOf(*entry, true);
 }
 
-absl::StatusOr<v1::ModelInfo> Session::DefineModel(const v1::DefineModelRequest& request) {
+absl::StatusOr<Session::PreparedModel> Session::PrepareModel(
+    const v1::DefineModelRequest& request) {
   const v1::ModelDefinition& definition = request.definition();
+  PreparedModel prepared;
   const std::string name = definition.name().empty() ? "model" : definition.name();
-  absl::MutexLock writer(&writer_mu_);
   if (models_.contains(name) && !request.replace()) {
     return WithFieldPrefix(
         absl::AlreadyExistsError(
@@ -213,7 +214,7 @@ absl::StatusOr<v1::ModelInfo> Session::DefineModel(const v1::DefineModelRequest&
             runtime_.options->max_model_layers, " layers (--max_model_layers)")),
         "definition.nodes");
   }
-  store::SessionRecord record = Record();
+  prepared.record = Record();
   const uint64_t seed = [&] {
     absl::ReaderMutexLock lock(&mu_);
     return Peek(layer_seeds_);
@@ -231,16 +232,28 @@ absl::StatusOr<v1::ModelInfo> Session::DefineModel(const v1::DefineModelRequest&
     absl::Status status = entry->trainer->Compile(definition.compile());
     if (!status.ok()) return WithFieldPrefix(status, "definition.compile");
   }
-  store::OpRecord op;
-  *op.mutable_define_model() = request;
-  op.set_seed(seed);
-  record.set_layer_seed_draws(record.layer_seed_draws() + 1);
-  KILN_RETURN_IF_ERROR(runtime_.store->PutModel(record, name, op, /*own_scope=*/true));
+  *prepared.op.mutable_define_model() = request;
+  prepared.op.set_seed(seed);
+  prepared.record.set_layer_seed_draws(prepared.record.layer_seed_draws() + 1);
+  prepared.entry = std::move(entry);
+  return prepared;
+}
+
+v1::ModelInfo Session::CommitModel(PreparedModel prepared) {
   absl::MutexLock lock(&mu_);
   layer_seeds_.discard(1);
   ++layer_seed_draws_;
-  models_[name] = entry;  // a job that uses the replaced model keeps it until it ends
-  return ModelInfoOf(*entry, true);
+  // A job that uses a replaced model keeps it until it ends.
+  models_[prepared.entry->name] = prepared.entry;
+  return ModelInfoOf(*prepared.entry, true);
+}
+
+absl::StatusOr<v1::ModelInfo> Session::DefineModel(const v1::DefineModelRequest& request) {
+  absl::MutexLock writer(&writer_mu_);
+  KILN_ASSIGN_OR_RETURN(PreparedModel prepared, PrepareModel(request));
+  KILN_RETURN_IF_ERROR(runtime_.store->PutModel(prepared.record, prepared.entry->name, prepared.op,
+                                                /*own_scope=*/true, nullptr));
+  return CommitModel(std::move(prepared));
 }
 
 absl::StatusOr<v1::ModelInfo> Session::GetModel(const v1::GetModelRequest& request) const {

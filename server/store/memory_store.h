@@ -25,7 +25,8 @@ class MemoryStore final : public SessionStore {
   absl::Status UpdateSession(const SessionRecord&) override { return absl::OkStatus(); }
   absl::Status DeleteSession(const std::string& session_id) override;
   absl::Status AppendOp(const SessionRecord&, const OpRecord&) override { return absl::OkStatus(); }
-  absl::Status PutModel(const SessionRecord&, const std::string&, const OpRecord&, bool) override {
+  absl::Status PutModel(const SessionRecord&, const std::string&, const OpRecord&, bool,
+                        const ModelWeights*) override {
     return absl::OkStatus();
   }
   absl::Status DeleteModel(const std::string&, const std::string&, bool) override {

@@ -59,6 +59,13 @@ struct LayerTensors {
   std::vector<NamedTensor> tensors;
 };
 
+// Weights stored with a model's creation (ImportModel): its layers' and, optionally, its
+// optimizer's state.
+struct ModelWeights {
+  std::vector<LayerTensors> layers;
+  std::vector<NamedTensor> optimizer;  // empty: none
+};
+
 class SessionStore {
  public:
   virtual ~SessionStore() = default;
@@ -84,9 +91,10 @@ class SessionStore {
   virtual absl::Status AppendOp(const SessionRecord& session, const OpRecord& op) = 0;
   // A model (re)created by CreateModel or DefineModel: drops the model's earlier ops, its
   // optimizer state and - for DefineModel's own graph, `scope` = the model's name - the
-  // weights of that scope.
+  // weights of that scope. `weights` (may be null) are stored in the same transaction.
   virtual absl::Status PutModel(const SessionRecord& session, const std::string& model,
-                                const OpRecord& op, bool own_scope) = 0;
+                                const OpRecord& op, bool own_scope,
+                                const ModelWeights* weights) = 0;
   virtual absl::Status DeleteModel(const std::string& session_id, const std::string& model,
                                    bool own_scope) = 0;
   // Compile: replaces the model's earlier Compile and drops its optimizer state.

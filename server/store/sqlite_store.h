@@ -44,7 +44,7 @@ class SqliteStore final : public SessionStore {
   absl::Status DeleteSession(const std::string& session_id) override;
   absl::Status AppendOp(const SessionRecord& session, const OpRecord& op) override;
   absl::Status PutModel(const SessionRecord& session, const std::string& model, const OpRecord& op,
-                        bool own_scope) override;
+                        bool own_scope, const ModelWeights* weights) override;
   absl::Status DeleteModel(const std::string& session_id, const std::string& model,
                            bool own_scope) override;
   absl::Status PutCompile(const std::string& session_id, const std::string& model,
@@ -66,6 +66,18 @@ class SqliteStore final : public SessionStore {
                                 int64_t number) override;
 
  private:
+  // The tensor files of `layers` and `optimizer` (may be null), in that order; none is left
+  // behind on error.
+  absl::StatusOr<std::vector<std::string>> WriteWeightFiles(
+      const std::string& session_id, absl::Span<const LayerTensors> layers,
+      const std::vector<NamedTensor>* optimizer);
+  // Rows naming `files` (as WriteWeightFiles made them) in the open transaction; the files
+  // they replace are added to `old_files`.
+  absl::Status PutWeightRows(const std::string& session_id, absl::Span<const LayerTensors> layers,
+                             const std::string& model, bool optimizer,
+                             const std::vector<std::string>& files,
+                             std::vector<std::string>& old_files)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   SqliteStore(std::unique_ptr<StateDir> dir, std::unique_ptr<SqliteDb> db)
       : dir_(std::move(dir)), db_(std::move(db)) {}
 

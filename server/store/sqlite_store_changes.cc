@@ -52,7 +52,15 @@ absl::Status SqliteStore::AppendOp(const SessionRecord& session, const OpRecord&
 }
 
 absl::Status SqliteStore::PutModel(const SessionRecord& session, const std::string& model,
-                                   const OpRecord& op, bool own_scope) {
+                                   const OpRecord& op, bool own_scope,
+                                   const ModelWeights* weights) {
+  std::vector<std::string> new_files;
+  absl::Cleanup remove_new = [&] { RemoveFiles(session.id(), new_files); };
+  const std::vector<NamedTensor>* optimizer =
+      weights != nullptr && !weights->optimizer.empty() ? &weights->optimizer : nullptr;
+  if (weights != nullptr) {
+    KILN_ASSIGN_OR_RETURN(new_files, WriteWeightFiles(session.id(), weights->layers, optimizer));
+  }
   std::vector<std::string> old_files;
   {
     absl::MutexLock lock(&mu_);
@@ -67,7 +75,12 @@ absl::Status SqliteStore::PutModel(const SessionRecord& session, const std::stri
           DeleteRows("weights", "session_id=?1 AND scope=?2", session.id(), model, &old_files));
     }
     KILN_RETURN_IF_ERROR(InsertOp(session.id(), model, "model", op));
-    KILN_RETURN_IF_ERROR(Commit(transaction, "model", session.id(), {}));
+    if (weights != nullptr) {
+      KILN_RETURN_IF_ERROR(PutWeightRows(session.id(), weights->layers, model, optimizer != nullptr,
+                                         new_files, old_files));
+    }
+    std::move(remove_new).Cancel();
+    KILN_RETURN_IF_ERROR(Commit(transaction, "model", session.id(), new_files));
   }
   RemoveFiles(session.id(), old_files);
   return absl::OkStatus();
@@ -112,51 +125,71 @@ absl::Status SqliteStore::PutCompile(const std::string& session_id, const std::s
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<std::string>> SqliteStore::WriteWeightFiles(
+    const std::string& session_id, absl::Span<const LayerTensors> layers,
+    const std::vector<NamedTensor>* optimizer) {
+  std::vector<std::string> files;
+  absl::Cleanup remove = [&] { RemoveFiles(session_id, files); };
+  for (const LayerTensors& layer : layers) {
+    KILN_ASSIGN_OR_RETURN(std::string file, WriteFile(session_id, layer.tensors, "weights"));
+    files.push_back(std::move(file));
+  }
+  if (optimizer != nullptr) {
+    KILN_ASSIGN_OR_RETURN(std::string file, WriteFile(session_id, *optimizer, "weights"));
+    files.push_back(std::move(file));
+  }
+  std::move(remove).Cancel();
+  return files;
+}
+
+absl::Status SqliteStore::PutWeightRows(const std::string& session_id,
+                                        absl::Span<const LayerTensors> layers,
+                                        const std::string& model, bool optimizer,
+                                        const std::vector<std::string>& files,
+                                        std::vector<std::string>& old_files) {
+  for (size_t i = 0; i < layers.size(); ++i) {
+    KILN_ASSIGN_OR_RETURN(
+        SqliteStatement old,
+        db_->Prepare("SELECT file FROM weights WHERE session_id=?1 AND scope=?2 AND layer=?3"));
+    old.BindText(1, session_id).BindText(2, layers[i].scope).BindText(3, layers[i].layer);
+    KILN_ASSIGN_OR_RETURN(bool found, old.Step());
+    if (found) old_files.push_back(old.Text(0));
+    KILN_ASSIGN_OR_RETURN(SqliteStatement put,
+                          db_->Prepare("INSERT OR REPLACE INTO weights(session_id, scope, "
+                                       "layer, file) VALUES(?1, ?2, ?3, ?4)"));
+    KILN_RETURN_IF_ERROR(put.BindText(1, session_id)
+                             .BindText(2, layers[i].scope)
+                             .BindText(3, layers[i].layer)
+                             .BindText(4, files[i])
+                             .Run());
+  }
+  if (optimizer) {
+    KILN_RETURN_IF_ERROR(
+        DeleteRows("optimizers", "session_id=?1 AND model=?2", session_id, model, &old_files));
+    KILN_ASSIGN_OR_RETURN(
+        SqliteStatement put,
+        db_->Prepare("INSERT INTO optimizers(session_id, model, file) VALUES(?1, ?2, ?3)"));
+    KILN_RETURN_IF_ERROR(
+        put.BindText(1, session_id).BindText(2, model).BindText(3, files.back()).Run());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SqliteStore::PutWeights(const std::string& session_id,
                                      absl::Span<const LayerTensors> layers,
                                      const std::string& model,
                                      const std::vector<NamedTensor>* optimizer) {
   // The files first, outside the lock: they may be large, and other sessions go on meanwhile.
-  std::vector<std::string> new_files;
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> new_files,
+                        WriteWeightFiles(session_id, layers, optimizer));
   absl::Cleanup remove_new = [&] { RemoveFiles(session_id, new_files); };
-  for (const LayerTensors& layer : layers) {
-    KILN_ASSIGN_OR_RETURN(std::string file, WriteFile(session_id, layer.tensors, "weights"));
-    new_files.push_back(std::move(file));
-  }
-  if (optimizer != nullptr) {
-    KILN_ASSIGN_OR_RETURN(std::string file, WriteFile(session_id, *optimizer, "weights"));
-    new_files.push_back(std::move(file));
-  }
   std::vector<std::string> old_files;
   {
     absl::MutexLock lock(&mu_);
     KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
     KILN_RETURN_IF_ERROR(RequireSession(session_id));
-    for (size_t i = 0; i < layers.size(); ++i) {
-      KILN_ASSIGN_OR_RETURN(
-          SqliteStatement old,
-          db_->Prepare("SELECT file FROM weights WHERE session_id=?1 AND scope=?2 AND layer=?3"));
-      old.BindText(1, session_id).BindText(2, layers[i].scope).BindText(3, layers[i].layer);
-      KILN_ASSIGN_OR_RETURN(bool found, old.Step());
-      if (found) old_files.push_back(old.Text(0));
-      KILN_ASSIGN_OR_RETURN(SqliteStatement put,
-                            db_->Prepare("INSERT OR REPLACE INTO weights(session_id, scope, "
-                                         "layer, file) VALUES(?1, ?2, ?3, ?4)"));
-      KILN_RETURN_IF_ERROR(put.BindText(1, session_id)
-                               .BindText(2, layers[i].scope)
-                               .BindText(3, layers[i].layer)
-                               .BindText(4, new_files[i])
-                               .Run());
-    }
-    if (optimizer != nullptr) {
-      KILN_RETURN_IF_ERROR(
-          DeleteRows("optimizers", "session_id=?1 AND model=?2", session_id, model, &old_files));
-      KILN_ASSIGN_OR_RETURN(
-          SqliteStatement put,
-          db_->Prepare("INSERT INTO optimizers(session_id, model, file) VALUES(?1, ?2, ?3)"));
-      KILN_RETURN_IF_ERROR(
-          put.BindText(1, session_id).BindText(2, model).BindText(3, new_files.back()).Run());
-    }
+    KILN_RETURN_IF_ERROR(
+        PutWeightRows(session_id, layers, model, optimizer != nullptr, new_files, old_files));
     std::move(remove_new).Cancel();
     KILN_RETURN_IF_ERROR(Commit(transaction, "weights", session_id, new_files));
   }

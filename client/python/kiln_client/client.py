@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import grpc
 
-from kiln.v1 import service_pb2, service_pb2_grpc
+from kiln.v1 import catalogue_pb2, service_pb2, service_pb2_grpc
 from kiln_client.errors import KilnError, from_rpc_error
 from kiln_client.session import Session
 
@@ -128,6 +128,7 @@ class Client:
         self._data = service_pb2_grpc.DataServiceStub(self.channel)
         self._jobs = service_pb2_grpc.JobServiceStub(self.channel)
         self._inference = service_pb2_grpc.InferenceServiceStub(self.channel)
+        self._catalogue = service_pb2_grpc.CatalogueServiceStub(self.channel)
         # grpc.health.v1.Health/Check with raw bytes: Debian ships no Python health stubs.
         self._health = self.channel.unary_unary("/grpc.health.v1.Health/Check",
                                                 request_serializer=lambda b: b,
@@ -195,3 +196,11 @@ class Client:
     def list_sessions(self) -> List[service_pb2.Session]:
         return list(self._call(self._sessions, "ListSessions",
                                service_pb2.ListSessionsRequest()).sessions)
+
+    def catalogue(self, name: str = "") -> catalogue_pb2.Catalogue:
+        """Every layer, initializer, regularizer, constraint, optimizer, activation, loss and
+        metric the server supports, with each argument's type, Keras default, range and doc -
+        or only the entries `name` names ("DepthwiseConv2D", "glorot_uniform", "relu").
+        Raises KilnError(NOT_FOUND) when nothing has that name."""
+        return self._call(self._catalogue, "DescribeCatalogue",
+                          catalogue_pb2.DescribeCatalogueRequest(name=name))

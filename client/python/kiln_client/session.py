@@ -145,6 +145,66 @@ class Session:
                    service_pb2.SetWeightsRequest(session_id=self.id, layer=layer, model=model,
                                                  weights=named))
 
+    # --- Keras files ----------------------------------------------------------------------
+    _FORMATS = {None: model_pb2.KERAS_FORMAT_UNSPECIFIED, "json": model_pb2.KERAS_FORMAT_JSON,
+                "keras": model_pb2.KERAS_FORMAT_KERAS, "weights": model_pb2.KERAS_FORMAT_WEIGHTS}
+
+    @classmethod
+    def _format(cls, format: Optional[str]) -> int:
+        if format not in cls._FORMATS:
+            raise ValueError(f"format={format!r}: expected 'json', 'keras' or 'weights'")
+        return cls._FORMATS[format]
+
+    def import_model(self, file: Union[str, bytes], name: str = "", format: Optional[str] = None,
+                     replace: bool = False, skip_compile: bool = False,
+                     on_server: bool = False, chunk_bytes: int = 1 << 20) -> model_pb2.ModelInfo:
+        """A model from a Keras file: model.to_json() text (Keras 2 or 3) or a .keras archive
+        creates model `name` (default: the file's), compiled when the file holds a
+        compile_config unless skip_compile; a .weights.h5 file loads weights into the existing
+        model `name`. `file` is a local path or the file's bytes; with on_server, a path below
+        the server's --data_root. The format is told from the bytes unless given."""
+        request = service_pb2.ImportModelRequest(
+            session_id=self.id, name=name, format=self._format(format), replace=replace,
+            skip_compile=skip_compile)
+        if on_server:
+            request.path = file
+            return self._call(self.client._models, "ImportModel", request)
+        if isinstance(file, str):
+            with open(file, "rb") as f:
+                file = f.read()
+
+        def chunks():
+            yield service_pb2.ImportModelChunk(request=request)
+            for offset in range(0, len(file), chunk_bytes):
+                yield service_pb2.ImportModelChunk(data=file[offset:offset + chunk_bytes])
+        return self._call(self.client._models, "ImportModelStream", chunks())
+
+    def export_model(self, model: str, path: Optional[str] = None,
+                     format: Optional[str] = None) -> bytes:
+        """Model `model` as a Keras file: Keras 3 JSON ('json'), a .keras archive ('keras') or
+        .weights.h5 weights ('weights'); the format defaults to what `path`'s name says (.keras,
+        .weights.h5, else JSON). Returns the bytes, and writes them to `path` when given."""
+        if format is None and path is not None:
+            format = ("keras" if path.endswith(".keras") else
+                      "weights" if path.endswith(".h5") else "json")
+        request = service_pb2.ExportModelRequest(session_id=self.id, model=model,
+                                                 format=self._format(format))
+        data, total = [], 0
+        try:
+            for chunk in self.client._models.ExportModel(request, timeout=self.client.timeout):
+                data.append(chunk.data)
+                total = chunk.total_bytes
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        content = b"".join(data)
+        if len(content) != total:
+            raise KilnError(grpc.StatusCode.DATA_LOSS,
+                            f"received {len(content)} of the file's {total} bytes")
+        if path is not None:
+            with open(path, "wb") as f:
+                f.write(content)
+        return content
+
     # --- data ---------------------------------------------------------------------------
     def upload_dataset(self, name: str, x, y=None, chunk_bytes: int = 1 << 20,
                        streaming: bool = True):
