@@ -12,7 +12,7 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-
       build-essential cmake ninja-build pkg-config \
       libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libabsl-dev libdnnl-dev ocl-icd-opencl-dev zlib1g-dev \
-      nlohmann-json3-dev libsqlite3-dev libssl-dev libcpp-httplib-dev \
+      nlohmann-json3-dev libsqlite3-dev libssl-dev libcpp-httplib-dev libhdf5-dev libzip-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

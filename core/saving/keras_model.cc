@@ -528,7 +528,48 @@ std::string KerasModel::JsonPathOf(absl::string_view definition_path) const {
   return std::string(definition_path);
 }
 
+static absl::StatusOr<KerasModel> ParseKerasDocument(absl::string_view text, bool compile);
+
+// Deeper documents are refused before parsing: the converters recurse on nesting.
+constexpr int kMaxJsonDepth = 64;
+
+// The first place where `text` nests deeper than kMaxJsonDepth, or npos.
+static size_t TooDeep(absl::string_view text) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return i;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return absl::string_view::npos;
+}
+
 absl::StatusOr<KerasModel> ParseKerasModel(absl::string_view text, bool compile) {
+  if (const size_t at = TooDeep(text); at != absl::string_view::npos) {
+    return FieldError("", absl::StrCat("the document nests deeper than ", kMaxJsonDepth,
+                                       " levels at ", LineAndColumn(text, at)));
+  }
+  try {
+    return ParseKerasDocument(text, compile);
+  } catch (const Json::exception& e) {
+    // The converters check types before reading values; this is a safety net.
+    return FieldError("", absl::StrCat("unexpected JSON: ", e.what()));
+  }
+}
+
+static absl::StatusOr<KerasModel> ParseKerasDocument(absl::string_view text, bool compile) {
   Json root;
   try {
     root = Json::parse(text.begin(), text.end());

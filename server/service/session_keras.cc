@@ -75,7 +75,9 @@ absl::StatusOr<v1::ModelInfo> Session::ImportModel(const v1::ImportModelRequest&
                 "bytes in `data`"),
             "path");
       }
-      KILN_ASSIGN_OR_RETURN(bytes, root.Read(request.path(), size_t(read.max_bytes)));
+      absl::StatusOr<std::string> read_bytes = root.Read(request.path(), size_t(read.max_bytes));
+      if (!read_bytes.ok()) return WithFieldPrefix(read_bytes.status(), "path");
+      bytes = *std::move(read_bytes);
       break;
     }
     default:
