@@ -55,6 +55,23 @@ double NumberAt(const Message& m, const FieldDescriptor* f, int index) {
   }
 }
 
+// An integer field's value, exactly (NumberAt's double would round 64-bit seeds).
+int64_t IntegerAt(const Message& m, const FieldDescriptor* f) {
+  const Reflection* r = m.GetReflection();
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32:
+      return r->GetInt32(m, f);
+    case FieldDescriptor::CPPTYPE_INT64:
+      return r->GetInt64(m, f);
+    case FieldDescriptor::CPPTYPE_UINT32:
+      return r->GetUInt32(m, f);
+    case FieldDescriptor::CPPTYPE_UINT64:
+      return static_cast<int64_t>(r->GetUInt64(m, f));
+    default:
+      return static_cast<int64_t>(NumberAt(m, f, 0));
+  }
+}
+
 // How Keras's messages print a value: numbers as absl prints them, lists in brackets.
 std::string ValueText(const Message& m, const FieldDescriptor* f) {
   if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
@@ -253,9 +270,7 @@ absl::Status SpecArgs::CheckField(const FieldDescriptor* field) const {
 int64_t SpecArgs::Int(absl::string_view name) const {
   const FieldDescriptor* field = Field(name);
   KILN_CHECK(!field->is_repeated() && IsNumber(field)) << field->full_name();
-  if (HasValue(field) || !KerasDefault(field).is_number()) {
-    return static_cast<int64_t>(NumberAt(message_, field, 0));
-  }
+  if (HasValue(field) || !KerasDefault(field).is_number()) return IntegerAt(message_, field);
   return KerasDefault(field).get<int64_t>();
 }
 

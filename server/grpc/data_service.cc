@@ -1,5 +1,6 @@
 // DataService: dataset uploads (a client stream, or unary chunks), files, built-ins, reads.
 #include "core/base/status.h"
+#include "server/grpc/collect_reactor.h"
 #include "server/grpc/grpc_status.h"
 #include "server/grpc/services.h"
 
@@ -8,95 +9,47 @@ namespace {
 
 // UploadDataset: the first message is the header, the rest are chunks; the dataset is created
 // when the client closes its side of the stream.
-class UploadReactor : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
+class UploadReactor : public CollectReactor<v1::UploadDatasetRequest, v1::DatasetInfo> {
  public:
   UploadReactor(grpc::CallbackServerContext* context, const Backend& backend,
                 v1::DatasetInfo* response)
-      : context_(context),
-        caller_(CallerOf(*context, *backend.auth)),
-        sessions_(backend.sessions),
-        pool_(backend.pool),
-        response_(response) {
-    if (!caller_.ok()) {
-      Finish(ToGrpcStatus(caller_.status()));
-      return;
-    }
-    StartRead(&request_);
-  }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      // A cancelled stream ends here too: it never becomes a dataset.
-      if (context_->IsCancelled()) {
-        if (session_ != nullptr) session_->AbortUpload(upload_id_);
-        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the upload was cancelled"));
-        return;
-      }
-      // The client is done sending; parsing and storing the arrays may take a while.
-      const WorkerPool::Lane lane{caller_->id,
-                                  session_ != nullptr ? session_->id() : std::string()};
-      absl::Status scheduled = pool_->Schedule(lane, [this] {
-        if (context_->IsCancelled()) {
-          if (session_ != nullptr) session_->AbortUpload(upload_id_);
-          Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the upload was cancelled"));
-          return;
-        }
-        Finish(ToGrpcStatus(Complete()));
-      });
-      if (!scheduled.ok()) {
-        if (session_ != nullptr) session_->AbortUpload(upload_id_);
-        Finish(ToGrpcStatus(scheduled));
-      }
-      return;
-    }
-    absl::Status status = Consume();
-    if (!status.ok()) {
-      // Released before the client hears of the failure, so its next upload has the room.
-      if (session_ != nullptr) session_->AbortUpload(upload_id_);
-      Finish(ToGrpcStatus(status));
-      return;
-    }
-    StartRead(&request_);
-  }
-
-  void OnDone() override {
-    // A cancelled stream leaves no upload behind (failed and finished ones are gone already).
-    if (session_ != nullptr) session_->AbortUpload(upload_id_);
-    delete this;
+      : CollectReactor(context, backend, response), sessions_(backend.sessions) {
+    Start();
   }
 
  private:
-  absl::Status Consume() {
+  absl::Status Consume(const Caller& caller, const v1::UploadDatasetRequest& request) override {
     if (session_ == nullptr) {
-      if (!request_.has_header()) {
+      if (!request.has_header()) {
         return FieldError("header", "the first message of an upload must be its header");
       }
       absl::StatusOr<std::shared_ptr<Session>> session =
-          sessions_->Get(*caller_, request_.header().session_id());
+          sessions_->Get(caller, request.header().session_id());
       if (!session.ok()) return WithFieldPrefix(session.status(), "header");
-      KILN_ASSIGN_OR_RETURN(upload_id_, (*session)->BeginUpload(request_.header()));
+      KILN_ASSIGN_OR_RETURN(upload_id_, (*session)->BeginUpload(request.header()));
       session_ = *std::move(session);
       return absl::OkStatus();
     }
-    if (!request_.has_chunk()) return FieldError("chunk", "only the first message is a header");
-    return session_->AppendToUpload(upload_id_, request_.chunk(), /*offset=*/-1).status();
+    if (!request.has_chunk()) return FieldError("chunk", "only the first message is a header");
+    return session_->AppendToUpload(upload_id_, request.chunk(), /*offset=*/-1).status();
   }
 
-  absl::Status Complete() {
+  absl::Status Complete(const Caller&, v1::DatasetInfo* response) override {
     if (session_ == nullptr) return FieldError("header", "the upload sent no header");
     v1::FinishUploadRequest finish;
     finish.set_upload_id(upload_id_);
-    KILN_ASSIGN_OR_RETURN(*response_,
+    KILN_ASSIGN_OR_RETURN(*response,
                           session_->Charged([&] { return session_->FinishUpload(finish); }));
     return absl::OkStatus();
   }
 
-  grpc::CallbackServerContext* const context_;
-  const absl::StatusOr<Caller> caller_;
+  void Abort() override {
+    if (session_ != nullptr) session_->AbortUpload(upload_id_);
+  }
+
+  std::string session_id() const override { return session_ ? session_->id() : ""; }
+
   SessionManager* sessions_;
-  WorkerPool* pool_;
-  v1::DatasetInfo* response_;
-  v1::UploadDatasetRequest request_;
   std::shared_ptr<Session> session_;  // set once the header has begun the upload
   std::string upload_id_;
 };

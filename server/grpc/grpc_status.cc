@@ -25,8 +25,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(code, message, details.SerializeAsString());
 }
 
-absl::StatusOr<Caller> CallerOf(const grpc::ServerContextBase& context,
-                                const Authenticator& auth) {
+absl::StatusOr<Caller> CallerOf(const grpc::ServerContextBase& context, const Authenticator& auth) {
   if (!auth.required()) return Caller{};
   std::optional<absl::string_view> authorization;
   const auto& metadata = context.client_metadata();

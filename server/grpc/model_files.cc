@@ -2,8 +2,8 @@
 // the file in chunks) and ExportModel (the file in chunks). Parsing, building and writing run
 // on the worker pool; the streams only move bytes.
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "core/base/status.h"
+#include "server/grpc/collect_reactor.h"
 #include "server/grpc/grpc_status.h"
 #include "server/grpc/services.h"
 
@@ -15,88 +15,50 @@ constexpr size_t kChunkBytes = size_t{1} << 20;
 
 // ImportModelStream: the first message is the request (without a source), the rest are the
 // file's bytes; the model is imported when the client closes its side.
-class ImportReactor : public grpc::ServerReadReactor<v1::ImportModelChunk> {
+class ImportReactor : public CollectReactor<v1::ImportModelChunk, v1::ModelInfo> {
  public:
   ImportReactor(grpc::CallbackServerContext* context, const Backend& backend,
                 v1::ModelInfo* response)
-      : context_(context),
-        caller_(CallerOf(*context, *backend.auth)),
-        sessions_(backend.sessions),
-        pool_(backend.pool),
-        response_(response) {
-    if (!caller_.ok()) {
-      Finish(ToGrpcStatus(caller_.status()));
-      return;
-    }
-    StartRead(&chunk_);
+      : CollectReactor(context, backend, response), sessions_(backend.sessions) {
+    Start();
   }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      if (context_->IsCancelled()) {
-        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the import was cancelled"));
-        return;
-      }
-      const WorkerPool::Lane lane{caller_->id, session_ ? session_->id() : std::string()};
-      absl::Status scheduled = pool_->Schedule(lane, [this] {
-        if (context_->IsCancelled()) {
-          Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the import was cancelled"));
-          return;
-        }
-        Finish(ToGrpcStatus(Complete()));
-      });
-      if (!scheduled.ok()) Finish(ToGrpcStatus(scheduled));
-      return;
-    }
-    absl::Status status = Consume();
-    if (!status.ok()) {
-      Finish(ToGrpcStatus(status));
-      return;
-    }
-    StartRead(&chunk_);
-  }
-
-  void OnDone() override { delete this; }
 
  private:
-  absl::Status Consume() {
+  absl::Status Consume(const Caller& caller, const v1::ImportModelChunk& chunk) override {
     if (session_ == nullptr) {
-      if (!chunk_.has_request()) {
+      if (!chunk.has_request()) {
         return FieldError("request", "the first message of an import must be its request");
       }
-      if (chunk_.request().source_case() != v1::ImportModelRequest::SOURCE_NOT_SET) {
+      if (chunk.request().source_case() != v1::ImportModelRequest::SOURCE_NOT_SET) {
         return FieldError("request.data", "send the file in the messages after the request");
       }
-      KILN_ASSIGN_OR_RETURN(session_, sessions_->Get(*caller_, chunk_.request().session_id()));
-      request_ = chunk_.request();
+      KILN_ASSIGN_OR_RETURN(session_, sessions_->Get(caller, chunk.request().session_id()));
+      request_ = chunk.request();
       request_.mutable_data();  // the source is `data`, even for an empty file
       max_bytes_ = session_->ModelFileLimits().max_bytes;
       return absl::OkStatus();
     }
-    if (!chunk_.has_data() && chunk_.has_request()) {
-      return FieldError("request", "only the first message is the request");
-    }
-    if (int64_t(request_.data().size() + chunk_.data().size()) > max_bytes_) {
+    if (chunk.has_request()) return FieldError("request", "only the first message is the request");
+    if (int64_t(request_.data().size() + chunk.data().size()) > max_bytes_) {
       return absl::ResourceExhaustedError(absl::StrCat("the file is larger than the ", max_bytes_,
                                                        " bytes a model file may have here"));
     }
-    request_.mutable_data()->append(chunk_.data());
+    request_.mutable_data()->append(chunk.data());
     return absl::OkStatus();
   }
 
-  absl::Status Complete() {
+  absl::Status Complete(const Caller&, v1::ModelInfo* response) override {
     if (session_ == nullptr) return FieldError("request", "the import sent no request");
-    KILN_ASSIGN_OR_RETURN(*response_,
+    KILN_ASSIGN_OR_RETURN(*response,
                           session_->Charged([&] { return session_->ImportModel(request_); }));
     return absl::OkStatus();
   }
 
-  grpc::CallbackServerContext* const context_;
-  const absl::StatusOr<Caller> caller_;
+  void Abort() override { request_.clear_data(); }
+
+  std::string session_id() const override { return session_ ? session_->id() : ""; }
+
   SessionManager* sessions_;
-  WorkerPool* pool_;
-  v1::ModelInfo* response_;
-  v1::ImportModelChunk chunk_;
   v1::ImportModelRequest request_;
   std::shared_ptr<Session> session_;  // set by the request
   int64_t max_bytes_ = 0;

@@ -48,6 +48,11 @@ TEST(SpecArgsTest, SetArgumentsWinOverDefaultsEvenWhenZeroOrFalse) {
   EXPECT_FLOAT_EQ(args.Float("epsilon"), 0.001);
 }
 
+TEST(SpecArgsTest, IntegersAreExact) {
+  const auto m = Parse<v1::Initializer::RandomNormal>("seed: 4611686018427387905");
+  EXPECT_EQ(SpecArgs(m, "").Int("seed"), int64_t{4611686018427387905});
+}
+
 TEST(SpecArgsTest, NullDefaultsReadAsAbsent) {
   const SpecArgs relu(v1::ReLU::default_instance(), "relu");
   EXPECT_FALSE(relu.OptionalFloat("max_value").has_value());
