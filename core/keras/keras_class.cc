@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/base/check.h"
+#include "kiln/v1/layers.pb.h"
+#include "kiln/v1/training.pb.h"
 
 namespace kiln {
 
@@ -12,8 +14,41 @@ const v1::KerasClass& KerasClassOf(const google::protobuf::Descriptor* message) 
   return message->options().GetExtension(v1::keras_class);
 }
 
+namespace {
+
+// The message stating the arguments the classes of `message`'s module share, or null.
+const google::protobuf::Descriptor* SharedArgumentsOf(const google::protobuf::Descriptor* message) {
+  const std::string& module = KerasClassOf(message).module();
+  const google::protobuf::Descriptor* shared = nullptr;
+  if (module == "keras.layers") shared = v1::CommonLayerArguments::descriptor();
+  if (module == "keras.optimizers") shared = v1::CommonOptimizerArguments::descriptor();
+  return shared == message ? nullptr : shared;
+}
+
+}  // namespace
+
 const v1::KerasArg& KerasArgOf(const google::protobuf::FieldDescriptor* field) {
-  return field->options().GetExtension(v1::arg);
+  const google::protobuf::FieldOptions& options = field->options();
+  if (options.HasExtension(v1::arg)) return options.GetExtension(v1::arg);
+  if (const auto* shared = SharedArgumentsOf(field->containing_type())) {
+    const google::protobuf::FieldDescriptor* same = shared->FindFieldByName(field->name());
+    if (same != nullptr && same->type() == field->type() &&
+        same->is_repeated() == field->is_repeated() &&
+        same->message_type() == field->message_type()) {
+      return same->options().GetExtension(v1::arg);
+    }
+  }
+  return options.GetExtension(v1::arg);
+}
+
+std::optional<std::string> AcceptedKeyValue(const google::protobuf::Descriptor* message,
+                                            const std::string& key) {
+  for (const google::protobuf::Descriptor* d : {message, SharedArgumentsOf(message)}) {
+    if (d == nullptr) continue;
+    const auto& accepted = KerasClassOf(d).accepted_keys();
+    if (auto it = accepted.find(key); it != accepted.end()) return it->second;
+  }
+  return std::nullopt;
 }
 
 CallArity CallArityOf(const google::protobuf::Descriptor* message) {

@@ -6,6 +6,7 @@
 #ifndef KILN_CORE_KERAS_KERAS_CLASS_H_
 #define KILN_CORE_KERAS_KERAS_CLASS_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,16 @@ struct KerasName {
 
 // The message's KerasClass option (empty when it has none).
 const v1::KerasClass& KerasClassOf(const google::protobuf::Descriptor* message);
-// The field's KerasArg option (empty when it has none).
+// The field's KerasArg option; for a field without one, the option of the field of the same
+// name and type in its module's message of shared arguments (CommonLayerArguments for
+// keras.layers, CommonOptimizerArguments for keras.optimizers); else an empty one.
 const v1::KerasArg& KerasArgOf(const google::protobuf::FieldDescriptor* field);
+
+// The value (JSON, "*": any) that a config key Kiln has no argument for may take on import
+// (KerasClass.accepted_keys, the class's own or its module's shared ones); nullopt for a key
+// that is not accepted.
+std::optional<std::string> AcceptedKeyValue(const google::protobuf::Descriptor* message,
+                                            const std::string& key);
 
 // How many tensors a call of the layer class `message` takes (its KerasClass option: 0 means 1;
 // max -1, "any number", is kAnyNumberOfInputs).

@@ -267,12 +267,12 @@ absl::Status MessageFromKerasConfig(const Json& config, const std::string& path,
       KILN_RETURN_IF_ERROR(SetField(message, field, value, at));
       continue;
     }
-    auto accepted = keras.accepted_keys().find(key);
-    if (accepted != keras.accepted_keys().end()) {
-      if (accepted->second == "*" || Json::parse(accepted->second) == value) continue;
+    if (const std::optional<std::string> accepted = AcceptedKeyValue(descriptor, key)) {
+      if (*accepted == "*" || Json::parse(*accepted) == value) continue;
       return FieldError(at, absl::StrCat("Kiln's ", keras.class_name(), " has no argument `", key,
-                                         "`: it accepts it only as ", accepted->second,
-                                         " (Keras's default). Received: ", key, "=", value.dump()));
+                                         "`: it accepts it only as ", *accepted,
+                                         " (Keras's default). Received: ", key, "=",
+                                         value.dump()));
     }
     return FieldError(at, absl::StrCat("Unrecognized keyword arguments passed to ",
                                        keras.class_name(), ": {'", key, "': ", value.dump(), "}"));

@@ -122,6 +122,20 @@ TEST(KerasClassTest, SnakeCaseIsKerasToSnakeCase) {
   EXPECT_EQ(KerasSnakeCase("OrthogonalRegularizer"), "orthogonal_regularizer");
 }
 
+// Shared arguments are described once; a layer's own option wins over the shared one.
+TEST(KerasClassTest, SharedArgumentsAreDescribedOnce) {
+  const auto* shared = v1::CommonLayerArguments::descriptor();
+  EXPECT_EQ(&KerasArgOf(v1::Conv2D::descriptor()->FindFieldByName("padding")),
+            &KerasArgOf(shared->FindFieldByName("padding")));
+  EXPECT_NE(KerasArgOf(v1::Flatten::descriptor()->FindFieldByName("data_format")).doc(),
+            KerasArgOf(shared->FindFieldByName("data_format")).doc());
+  // ZeroPadding2D's padding is a list, not the shared string: never confused.
+  EXPECT_EQ(KerasArgOf(v1::ZeroPadding2D::descriptor()->FindFieldByName("padding")).default_(),
+            "[[1, 1], [1, 1]]");
+  EXPECT_EQ(AcceptedKeyValue(v1::Adam::descriptor(), "use_ema"), "false");
+  EXPECT_EQ(AcceptedKeyValue(v1::Dense::descriptor(), "use_ema"), std::nullopt);
+}
+
 TEST(KerasClassTest, IdentifiersFindTheirClass) {
   const auto* kind = v1::Initializer::descriptor()->FindOneofByName("kind");
   EXPECT_EQ(FindKerasClass(kind, "glorot_uniform")->name(), "glorot_uniform");
