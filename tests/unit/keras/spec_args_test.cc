@@ -7,6 +7,7 @@
 #include "core/keras/keras_class.h"
 #include "google/protobuf/text_format.h"
 #include "kiln/v1/layers.pb.h"
+#include "kiln/v1/training.pb.h"
 
 namespace kiln {
 namespace {
