@@ -1,6 +1,8 @@
 // Session: Keras model files in and out. Importing a model is DefineModel with the file's
 // graph, its weights set before the model is recorded, and both recorded in one transaction:
 // an import that answered OK is whole after a restart, one that failed left nothing.
+#include <algorithm>
+
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -31,20 +33,40 @@ absl::Status InFileTerms(const absl::Status& status, const KerasModel& model,
   return status;
 }
 
-// The store's form of a Keras optimizer group, when it fits the trainer's optimizer.
-std::optional<Optimizer::State> OptimizerStateOf(const WeightsFile& file, const Model& model,
-                                                 const Trainer& trainer) {
+// The optimizer state a Keras file holds for `model`, when it fits the trainer's optimizer.
+// Keras lists the slots in the order of its model.layers (`groups`, by layer name), which
+// need not be Kiln's; they are put in the trainer's order. As in Keras, a state that does not
+// fit is skipped, not an error.
+std::optional<Optimizer::State> OptimizerStateOf(
+    const WeightsFile& file, const std::vector<std::pair<std::string, std::string>>& groups,
+    const Model& model, const Trainer& trainer) {
   auto group = file.groups.find("optimizer");
   if (!trainer.compiled() || group == file.groups.end()) return std::nullopt;
-  int64_t trainable = 0;
-  for (const Layer* layer : model.layers()) {
-    for (const auto& v : layer->variables()) trainable += v->trainable ? 1 : 0;
+  std::vector<const Variable*> keras_order;
+  for (const auto& [name, path] : groups) {
+    for (const Layer* layer : model.layers()) {
+      if (layer->name() != name) continue;
+      for (const auto& v : layer->variables()) {
+        if (v->trainable) keras_order.push_back(v.get());
+      }
+    }
   }
-  // As Keras, an optimizer state that does not fit is skipped, not an error.
-  absl::StatusOr<Optimizer::State> state =
-      OptimizerStateFromKeras(*trainer.optimizer(), group->second, trainable);
-  if (!state.ok()) return std::nullopt;
-  return *std::move(state);
+  const std::vector<Variable*> kiln_order = trainer.TrainableVariables();
+  if (keras_order.size() != kiln_order.size()) return std::nullopt;
+  absl::StatusOr<Optimizer::State> keras_state =
+      OptimizerStateFromKeras(*trainer.optimizer(), group->second, int64_t(keras_order.size()));
+  if (!keras_state.ok()) return std::nullopt;
+  Optimizer::State state;
+  state.iterations = keras_state->iterations;
+  for (const Variable* v : kiln_order) {
+    const auto at = std::find(keras_order.begin(), keras_order.end(), v);
+    if (at == keras_order.end()) return std::nullopt;
+    state.slots.push_back(keras_state->slots[at - keras_order.begin()]);
+    for (const Tensor& slot : state.slots.back()) {
+      if (slot.dtype() != DType::kFloat32 || slot.shape() != v->value.shape()) return std::nullopt;
+    }
+  }
+  return state;
 }
 
 }  // namespace
@@ -107,8 +129,8 @@ absl::StatusOr<v1::ModelInfo> Session::ImportModel(const v1::ImportModelRequest&
         MatchKerasWeights(*file->weights, keras.weight_groups, model, "model.weights.h5:");
     if (!weights.ok()) return WithFieldPrefix(weights.status(), source);
     for (MatchedWeights& w : *weights) KILN_RETURN_IF_ERROR(w.layer->SetWeights(w.values));
-    if (std::optional<Optimizer::State> state =
-            OptimizerStateOf(*file->weights, model, *prepared->entry->trainer)) {
+    if (std::optional<Optimizer::State> state = OptimizerStateOf(
+            *file->weights, keras.weight_groups, model, *prepared->entry->trainer)) {
       KILN_RETURN_IF_ERROR(prepared->entry->trainer->SetOptimizerState(*state));
       AppendOptimizerState(model, *prepared->entry->trainer, *state, stored.optimizer);
     }
@@ -153,7 +175,8 @@ absl::StatusOr<v1::ModelInfo> Session::ImportWeights(const v1::ImportModelReques
     stored.push_back(std::move(layer));
   }
   std::vector<store::NamedTensor> optimizer;
-  const std::optional<Optimizer::State> state = OptimizerStateOf(file, model, *entry->trainer);
+  const std::optional<Optimizer::State> state =
+      OptimizerStateOf(file, KerasWeightGroups(model), model, *entry->trainer);
   if (state.has_value()) AppendOptimizerState(model, *entry->trainer, *state, optimizer);
   KILN_RETURN_IF_ERROR(runtime_.store->PutWeights(id_, stored, entry->name,
                                                   state.has_value() ? &optimizer : nullptr));

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/io/tensor_proto.h"
+#include "core/saving/keras_files.h"
 #include "gmock/gmock.h"
 #include "tests/service/service_fixture.h"
 #include "tests/unit/test_util.h"
@@ -228,6 +229,42 @@ TEST_F(KerasServiceTest, ErrorsNameTheRequestFieldAndThePlaceInTheFile) {
   grpc::Status status;
   Export(s, "nothing", v1::KERAS_FORMAT_KERAS, &status);
   ExpectError(status, StatusCode::NOT_FOUND, "model", "no model \"nothing\"");
+}
+
+// A trained model's optimizer state goes out with it (Keras's optimizer/vars) and comes back in.
+TEST_F(KerasServiceTest, OptimizerStateRoundTrips) {
+  const std::string s = CreateSession();
+  BuildSmallModel(s);
+  CompileSmallModel(s);
+  v1::StartFitRequest fit;
+  fit.set_session_id(s);
+  fit.set_model("small");
+  *fit.mutable_data() = InlineData(48);
+  fit.mutable_config()->set_epochs(2);
+  fit.mutable_config()->set_batch_size(16);
+  v1::Job job;
+  ASSERT_TRUE(jobs_->StartFit(Context().get(), fit, &job).ok());
+  Watch(s, job.id());
+  const std::string archive = Export(s, "small", v1::KERAS_FORMAT_KERAS);
+  v1::ModelInfo info;
+  ASSERT_TRUE(Import(ImportRequest(s, archive, "copy"), &info).ok());
+  ASSERT_TRUE(info.compiled());
+  auto optimizer_of = [&](const std::string& model) {
+    auto read =
+        ReadKerasFile(Export(s, model, v1::KERAS_FORMAT_KERAS), v1::KERAS_FORMAT_UNSPECIFIED, {});
+    EXPECT_TRUE(read.ok()) << read.status();
+    return read->weights->groups.at("optimizer");
+  };
+  const WeightGroup original = optimizer_of("small"), copied = optimizer_of("copy");
+  ASSERT_EQ(original.values.size(), copied.values.size());
+  EXPECT_EQ(*original.values[0].data<int64_t>(), 6);  // 2 epochs of 3 steps
+  for (size_t i = 0; i < original.values.size(); ++i) {
+    ASSERT_EQ(original.values[i].byte_size(), copied.values[i].byte_size());
+    EXPECT_EQ(std::memcmp(original.values[i].raw_data(), copied.values[i].raw_data(),
+                          original.values[i].byte_size()),
+              0)
+        << "optimizer variable " << i;
+  }
 }
 
 TEST_F(KerasServiceTest, ImportedWeightsSurviveARestart) {
