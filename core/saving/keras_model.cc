@@ -463,18 +463,22 @@ absl::Status ParseSequential(const Json& config, const std::string& path, KerasM
     }
     seen[entry.name] = i;
     if (i == 0 && !entry.is_input) {
-      // Keras 2: the first layer carries the input's shape.
-      const Json& config_json = Member(layers_json[i], "config");
-      const char* key =
-          config_json.contains("batch_input_shape") ? "batch_input_shape" : "batch_shape";
+      // Keras 2: the first layer carries the input's shape; a Sequential built without an
+      // Input has it as the model's build_input_shape.
+      const Json& first = Member(layers_json[i], "config");
+      const bool own = first.contains("batch_input_shape") || first.contains("batch_shape");
+      const char* key = !own                                  ? "build_input_shape"
+                        : first.contains("batch_input_shape") ? "batch_input_shape"
+                                                              : "batch_shape";
       LayerEntry input;
       input.is_input = true;
       input.name = "input_layer";
       input.node.set_id(input.name);
       input.node.mutable_input()->set_name(input.name);
-      KILN_RETURN_IF_ERROR(ParseInputShape(Member(config_json, key),
-                                           JsonPath(JsonPath(at, "config"), key), input.name,
-                                           *input.node.mutable_input()));
+      KILN_RETURN_IF_ERROR(
+          ParseInputShape(Member(own ? first : config, key),
+                          own ? JsonPath(JsonPath(at, "config"), key) : JsonPath(path, key),
+                          input.name, *input.node.mutable_input()));
       *model.definition.add_nodes() = input.node;
       model.node_paths.push_back({at, at});
       previous = input.name;

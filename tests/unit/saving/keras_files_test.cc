@@ -155,6 +155,19 @@ TEST(KerasFilesTest, Keras2LegacyFormsAreReadLeniently) {
   EXPECT_TRUE(saw_depthwise && saw_bn);
 }
 
+// Keras 3 Sequential built with model.build(shape): no InputLayer, the shape at the top.
+TEST(KerasFilesTest, SequentialWithBuildInputShape) {
+  auto built = Build(R"({"module": "keras", "class_name": "Sequential", "config": {
+      "name": "seq", "trainable": true, "dtype": "float32",
+      "layers": [{"module": "keras.layers", "class_name": "Dense",
+                  "config": {"name": "dense", "units": 3, "activation": "relu"},
+                  "registered_name": null}],
+      "build_input_shape": [null, 5]}, "registered_name": null})");
+  ASSERT_NE(built, nullptr);
+  EXPECT_EQ(built->model->CountParams(), 18);
+  EXPECT_EQ(built->keras.weight_groups.size(), 1u);  // Sequential lists no InputLayer
+}
+
 TEST(KerasFilesTest, SharedLayerHasOneLayerAndTwoCalls) {
   auto built = Build(ReadFixture("keras3_shared_two_inputs.json"));
   ASSERT_NE(built, nullptr);
