@@ -85,7 +85,21 @@ ABSL_FLAG(bool, insecure, kDefaults.insecure,
           "serve a non-loopback address without authentication (anyone who reaches the port "
           "can use every session)");
 ABSL_FLAG(std::string, http_listen, kDefaults.http_listen,
-          "host:port of the HTTP listener for /metrics (Prometheus), /healthz and /readyz; "
+          "host:port of the HTTP listener: /metrics (Prometheus), /healthz, /readyz, every RPC by "
+          "the Connect protocol, job events as Server-Sent Events and the card editor "
+          "(--web_root); HTTPS with --tls_cert; empty: none");
+ABSL_FLAG(int, http_threads, kDefaults.http_threads,
+          "threads of the HTTP listener; each open stream holds one, and 4 are kept for other "
+          "calls");
+ABSL_FLAG(int, http_max_streams_per_tenant, kDefaults.http_max_streams_per_tenant,
+          "streams (job events, Connect server streams) one tenant may hold open over HTTP");
+ABSL_FLAG(absl::Duration, http_keepalive, kDefaults.http_keepalive,
+          "quiet time after which an open job event stream gets a keepalive comment");
+ABSL_FLAG(std::string, http_cors_origins, kDefaults.http_cors_origins,
+          "origins whose pages may call the HTTP API (comma-separated, as "
+          "https://app.example.com; * for any); empty: same-origin pages only");
+ABSL_FLAG(std::string, web_root, kDefaults.web_root,
+          "directory of the card editor (client/web/dist), served at / of --http_listen; "
           "empty: none");
 ABSL_FLAG(std::string, log_format, kDefaults.log_format,
           "text (for people) or json (one object per line: time, level, message, tenant, "
@@ -231,6 +245,11 @@ int main(int argc, char** argv) {
   options.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   options.insecure = absl::GetFlag(FLAGS_insecure);
   options.http_listen = absl::GetFlag(FLAGS_http_listen);
+  options.http_threads = absl::GetFlag(FLAGS_http_threads);
+  options.http_max_streams_per_tenant = absl::GetFlag(FLAGS_http_max_streams_per_tenant);
+  options.http_keepalive = absl::GetFlag(FLAGS_http_keepalive);
+  options.http_cors_origins = absl::GetFlag(FLAGS_http_cors_origins);
+  options.web_root = absl::GetFlag(FLAGS_web_root);
   options.log_format = absl::GetFlag(FLAGS_log_format);
   options.log_rpcs = absl::GetFlag(FLAGS_log_rpcs);
 

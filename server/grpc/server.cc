@@ -10,7 +10,10 @@
 #include <iterator>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "core/base/status.h"
+#include "server/grpc/generic_bridge.h"
 #include "server/grpc/rpc_observer.h"
 #include "server/grpc/services.h"
 #include "server/http/http_listener.h"
@@ -194,20 +197,47 @@ absl::Status KilnServer::Start() {
   for (int i = 0; i < api->service_count(); ++i) {
     server_->GetHealthCheckService()->SetServingStatus(api->service(i)->full_name(), true);
   }
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
+  channel_args.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
+  bridge_->Set(std::make_shared<GenericBridge>(server_->InProcessChannel(channel_args)));
   DefineGauges();
   ready_ = true;
   return absl::OkStatus();
 }
 
 absl::Status KilnServer::StartHttp() {
+  bridge_ = std::make_unique<BridgeSlot>();
   if (options_.http_listen.empty()) return absl::OkStatus();
+  HttpListener::Options http;
+  http.address = options_.http_listen;
+  http.threads = options_.http_threads;
+  http.tls_cert = options_.tls_cert;
+  http.tls_key = options_.tls_key;
+  http.tls_client_ca = options_.tls_client_ca;
+  // JSON spells bytes in base64: a request at the gRPC limit is a third larger.
+  http.max_body_bytes = options_.max_message_bytes / 3 * 4 + 4096;
+  const google::protobuf::FileDescriptor* api = v1::Session::descriptor()->file();
+  for (int i = 0; i < api->service_count(); ++i) http.services.push_back(api->service(i));
+  http.gateway.bridge = bridge_.get();
+  http.gateway.keepalive = options_.http_keepalive;
+  http.gateway.stream_owner = [this](std::optional<absl::string_view> authorization) {
+    absl::StatusOr<Caller> caller = auth_->Authenticate(authorization, "");
+    return caller.ok() ? caller->id : std::string();
+  };
+  http.max_streams_per_tenant = options_.http_max_streams_per_tenant;
+  for (absl::string_view origin : absl::StrSplit(options_.http_cors_origins, ',')) {
+    origin = absl::StripAsciiWhitespace(origin);
+    if (!origin.empty()) http.cors_origins.emplace_back(origin);
+  }
+  http.web_root = options_.web_root;
   HttpListener::Handlers handlers;
   handlers.metrics = [this] { return metrics_->Render(); };
   handlers.ready = [this] { return ready_.load(); };
-  absl::StatusOr<std::unique_ptr<HttpListener>> http =
-      HttpListener::Start(options_.http_listen, std::move(handlers));
-  if (!http.ok()) return http.status();
-  http_ = *std::move(http);
+  absl::StatusOr<std::unique_ptr<HttpListener>> listener =
+      HttpListener::Start(std::move(http), std::move(handlers));
+  if (!listener.ok()) return listener.status();
+  http_ = *std::move(listener);
   return absl::OkStatus();
 }
 
@@ -260,9 +290,12 @@ void KilnServer::Shutdown(absl::Duration deadline) {
   server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
   sessions_->Shutdown();
   server_->Wait();
+  // The HTTP door's calls have ended with the server's; none may start on a channel to a
+  // server that is gone.
+  bridge_->Set(nullptr);
+  http_.reset();
   server_.reset();
   rpc_workers_.reset();
-  http_.reset();
 }
 
 void KilnServer::Wait() {

@@ -1,7 +1,8 @@
 // KilnServer: the whole service - gRPC server (callback API) with Kiln's services, the
 // standard grpc.health.v1 health service and server reflection, over the session manager, the
 // job scheduler and the store (the state directory, or memory with --ephemeral); with
-// --http_listen also the HTTP listener of /metrics, /healthz and /readyz. It sizes its compute
+// --http_listen also the HTTP listener of /metrics, /healthz and /readyz, and the web door
+// (the API by the Connect protocol through the in-process channel, job events, the editor). It sizes its compute
 // threads from the CPUs the process may use (CpuBudget) unless told. kiln-server runs one;
 // tests run one in-process on a free port.
 #ifndef KILN_SERVER_GRPC_SERVER_H_
@@ -42,6 +43,7 @@ class JobServiceImpl;
 class InferenceServiceImpl;
 class CatalogueServiceImpl;
 class HttpListener;
+class BridgeSlot;
 
 class KilnServer {
  public:
@@ -104,6 +106,7 @@ class KilnServer {
   std::unique_ptr<InferenceServiceImpl> inference_service_;
   std::unique_ptr<CatalogueServiceImpl> catalogue_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<BridgeSlot> bridge_;  // the HTTP door's way to server_
   std::unique_ptr<HttpListener> http_;  // first to go: its gauges read the members above
 };
 

@@ -4,16 +4,25 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <filesystem>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "server/http/connect_routes.h"
+#include "server/http/cors.h"
+#include "server/http/job_events.h"
 
 namespace kiln::server {
 namespace {
 
-// Enough for scrapes and probes; each connection holds one while it is open.
-constexpr int kThreads = 2;
+// Threads kept from streams, for probes, scrapes and unary calls.
+constexpr int kThreadsNotForStreams = 4;
+
+// The card editor is a single-page app from this origin: scripts and data from itself only.
+constexpr char kContentSecurityPolicy[] =
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 absl::StatusOr<std::pair<std::string, int>> SplitAddress(const std::string& address) {
   const size_t colon = address.rfind(':');
@@ -30,23 +39,31 @@ absl::StatusOr<std::pair<std::string, int>> SplitAddress(const std::string& addr
   return std::make_pair(host.empty() ? std::string("0.0.0.0") : host, port);
 }
 
+absl::StatusOr<std::unique_ptr<httplib::Server>> NewServer(const HttpListener::Options& options) {
+  if (options.tls_cert.empty()) return std::make_unique<httplib::Server>();
+  auto server = std::make_unique<httplib::SSLServer>(
+      options.tls_cert.c_str(), options.tls_key.c_str(),
+      options.tls_client_ca.empty() ? nullptr : options.tls_client_ca.c_str());
+  if (!server->is_valid()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--http_listen: cannot serve HTTPS with --tls_cert=", options.tls_cert,
+                     " and --tls_key=", options.tls_key));
+  }
+  return server;
+}
+
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Start(const std::string& address,
-                                                                  Handlers handlers) {
-  absl::StatusOr<std::pair<std::string, int>> split = SplitAddress(address);
-  if (!split.ok()) return split.status();
-  const auto& [host, port] = *split;
-  std::unique_ptr<HttpListener> listener(new HttpListener());
-  listener->server_ = std::make_unique<httplib::Server>();
-  httplib::Server& server = *listener->server_;
-  server.new_task_queue = [] { return new httplib::ThreadPool(kThreads); };
+absl::Status HttpListener::Install(const Options& options, Handlers handlers) {
+  httplib::Server& server = *server_;
+  server.new_task_queue = [threads = options.threads] { return new httplib::ThreadPool(threads); };
   // cpp-httplib's default adds SO_REUSEPORT, with which a second server on the port would
   // silently take half its connections; a port in use must fail to bind instead.
   server.set_socket_options([](socket_t socket) {
     const int yes = 1;
     setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
+  server.set_payload_max_length(options.max_body_bytes);
   server.Get("/metrics",
              [metrics = handlers.metrics](const httplib::Request&, httplib::Response& response) {
                response.set_content(metrics(), "text/plain; version=0.0.4; charset=utf-8");
@@ -60,17 +77,54 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Start(const std::str
                response.status = is_ready ? 200 : 503;
                response.set_content(is_ready ? "ready\n" : "not ready\n", "text/plain");
              });
+  if (options.gateway.bridge != nullptr) {
+    streams_ = std::make_unique<StreamLimits>(options.max_streams_per_tenant,
+                                              std::max(1, options.threads - kThreadsNotForStreams));
+    auto gateway = std::make_shared<Gateway>(options.gateway);
+    gateway->streams = streams_.get();
+    InstallConnectRoutes(options.services, gateway, server);
+    InstallJobEventRoutes(gateway, server);
+    InstallCors(options.cors_origins, server);
+  }
+  if (!options.web_root.empty()) {
+    if (!std::filesystem::is_directory(options.web_root) ||
+        !server.set_mount_point("/", options.web_root)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--web_root: ", options.web_root, " is not a directory"));
+    }
+    server.set_file_request_handler([](const httplib::Request&, httplib::Response& response) {
+      response.set_header("Content-Security-Policy", kContentSecurityPolicy);
+      response.set_header("X-Content-Type-Options", "nosniff");
+      response.set_header("Cache-Control", "no-cache");
+    });
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Start(Options options,
+                                                                  Handlers handlers) {
+  absl::StatusOr<std::pair<std::string, int>> split = SplitAddress(options.address);
+  if (!split.ok()) return split.status();
+  const auto& [host, port] = *split;
+  std::unique_ptr<HttpListener> listener(new HttpListener());
+  absl::StatusOr<std::unique_ptr<httplib::Server>> server = NewServer(options);
+  if (!server.ok()) return server.status();
+  listener->server_ = *std::move(server);
+  if (absl::Status installed = listener->Install(options, std::move(handlers)); !installed.ok()) {
+    return installed;
+  }
+  httplib::Server& bound = *listener->server_;
   listener->port_ =
-      port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : -1);
+      port == 0 ? bound.bind_to_any_port(host) : (bound.bind_to_port(host, port) ? port : -1);
   if (listener->port_ <= 0) {
     return absl::UnavailableError(
-        absl::StrCat("--http_listen: cannot listen on ", address,
+        absl::StrCat("--http_listen: cannot listen on ", options.address,
                      ": the port is in use or the host is not an address of this machine"));
   }
-  listener->thread_ = std::thread([&server] { server.listen_after_bind(); });
+  listener->thread_ = std::thread([&bound] { bound.listen_after_bind(); });
   // stop() ends only a server that runs: wait for it, so that a listener destroyed at once
   // still stops.
-  for (int i = 0; i < 1000 && !server.is_running(); ++i) {
+  for (int i = 0; i < 1000 && !bound.is_running(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return listener;

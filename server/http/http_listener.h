@@ -1,8 +1,10 @@
-// HttpListener: kiln-server's HTTP door (--http_listen), for what operators and their tools
-// ask over HTTP: GET /metrics (Prometheus's text format), /healthz (200 while the process
-// serves) and /readyz (200 only while the server takes calls: 503 while it loads its state and
-// once it drains). It answers on its own few threads, never gRPC's or the compute threads.
-// Plain HTTP: it serves no session data, and the web door will extend it.
+// HttpListener: kiln-server's HTTP door (--http_listen). It answers what operators and their
+// tools ask over HTTP: GET /metrics (Prometheus's text format), /healthz (200 while the
+// process serves) and /readyz (200 only while the server takes calls: 503 while it loads its
+// state and once it drains). With a gateway it is also the door for browsers: every RPC by the
+// Connect protocol (connect_routes.h), job events as Server-Sent Events (job_events.h), CORS
+// (cors.h) and, with a web root, the card editor's files at /. It answers on its own threads,
+// never gRPC's or the compute threads; with a certificate it speaks HTTPS.
 #ifndef KILN_SERVER_HTTP_HTTP_LISTENER_H_
 #define KILN_SERVER_HTTP_HTTP_LISTENER_H_
 
@@ -10,11 +12,13 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/http/gateway.h"
 
-namespace httplib {
-class Server;
+namespace google::protobuf {
+class ServiceDescriptor;
 }
 
 namespace kiln::server {
@@ -26,18 +30,34 @@ class HttpListener {
     std::function<bool()> ready;           // /readyz
   };
 
-  // Binds `address` (host:port; port 0 picks a free one) and serves until destroyed.
-  // UNAVAILABLE naming --http_listen when it cannot bind; INVALID_ARGUMENT when `address` is
-  // not host:port.
-  static absl::StatusOr<std::unique_ptr<HttpListener>> Start(const std::string& address,
-                                                             Handlers handlers);
+  struct Options {
+    std::string address;  // host:port; port 0 picks a free one
+    int threads = 16;     // each open stream holds one; a few stay for other calls
+    std::string tls_cert, tls_key, tls_client_ca;  // PEM files; no cert: plain HTTP
+    int64_t max_body_bytes = int64_t{64} << 20;
+    // The API: the services served by Connect, and how (no gateway bridge: no API).
+    std::vector<const google::protobuf::ServiceDescriptor*> services;
+    Gateway gateway;
+    int max_streams_per_tenant = 4;
+    std::vector<std::string> cors_origins;  // "*": any
+    std::string web_root;                   // files served at /; "": none
+  };
+
+  // Binds and serves until destroyed. UNAVAILABLE naming --http_listen when it cannot bind;
+  // INVALID_ARGUMENT when the address is not host:port, the web root not a directory, or the
+  // certificate unusable.
+  static absl::StatusOr<std::unique_ptr<HttpListener>> Start(Options options, Handlers handlers);
   ~HttpListener();
 
   int port() const { return port_; }
+  // Streams open now.
+  int open_streams() const { return streams_ == nullptr ? 0 : streams_->open(); }
 
  private:
   HttpListener() = default;
+  absl::Status Install(const Options& options, Handlers handlers);
 
+  std::unique_ptr<StreamLimits> streams_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -83,10 +83,27 @@ absl::Status ValidateOptions(const ServerOptions& options) {
     return format;
   }
   if (absl::Status rpcs = ParseLogRpcs(options.log_rpcs).status(); !rpcs.ok()) return rpcs;
+  if (options.http_threads < 2) return OutOfRange("http_threads", "must be >= 2");
+  if (options.http_max_streams_per_tenant < 1) {
+    return OutOfRange("http_max_streams_per_tenant", "must be >= 1");
+  }
+  if (options.http_keepalive <= absl::ZeroDuration()) {
+    return OutOfRange("http_keepalive", "must be positive");
+  }
+  if (options.http_listen.empty()) {
+    if (!options.web_root.empty()) return OutOfRange("web_root", "needs --http_listen");
+    if (!options.http_cors_origins.empty()) {
+      return OutOfRange("http_cors_origins", "needs --http_listen");
+    }
+  }
   const bool authenticated = !options.auth_tokens_file.empty() || !options.tls_client_ca.empty();
-  if (!authenticated && !options.insecure && !IsLoopbackAddress(options.listen)) {
+  // The HTTP door serves the same API, so it is held to the same rule.
+  for (const std::string* address : {&options.listen, &options.http_listen}) {
+    if (address->empty() || authenticated || options.insecure || IsLoopbackAddress(*address)) {
+      continue;
+    }
     return absl::FailedPreconditionError(absl::StrCat(
-        "refusing to serve ", options.listen,
+        "refusing to serve ", *address,
         " without authentication: give --auth_tokens_file or --tls_client_ca, or --insecure to "
         "let anyone who reaches it use every session"));
   }

@@ -53,7 +53,14 @@ struct ServerOptions {
   bool insecure = false;          // serve a non-loopback address without authentication
 
   // Operations (README "Operations").
-  std::string http_listen;          // host:port of /metrics, /healthz and /readyz; "": none
+  // host:port of /metrics, /healthz, /readyz and the web door (the API by Connect, job events,
+  // the card editor); "": none.
+  std::string http_listen;
+  int http_threads = 16;  // each open stream holds one
+  int http_max_streams_per_tenant = 4;
+  absl::Duration http_keepalive = absl::Seconds(15);  // comment lines on idle event streams
+  std::string http_cors_origins;    // comma-separated origins that may call; "*": any
+  std::string web_root;             // the card editor's files, served at /; "": none
   std::string log_format = "text";  // text or json (one object per line)
   std::string log_rpcs = "errors";  // RPCs that get a log line: none, errors or all
 };

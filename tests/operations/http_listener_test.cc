@@ -12,10 +12,16 @@ namespace {
 
 using ::testing::HasSubstr;
 
+HttpListener::Options At(std::string address) {
+  HttpListener::Options options;
+  options.address = std::move(address);
+  return options;
+}
+
 TEST(HttpListenerTest, ServesMetricsHealthAndReadiness) {
   std::atomic<bool> ready{false};
   absl::StatusOr<std::unique_ptr<HttpListener>> listener = HttpListener::Start(
-      "127.0.0.1:0",
+      At("127.0.0.1:0"),
       {[] { return std::string("kiln_sessions 2\n"); }, [&] { return ready.load(); }});
   ASSERT_TRUE(listener.ok()) << listener.status();
   httplib::Client client("127.0.0.1", (*listener)->port());
@@ -34,15 +40,15 @@ TEST(HttpListenerTest, ServesMetricsHealthAndReadiness) {
 }
 
 TEST(HttpListenerTest, AddressErrorsNameTheFlag) {
-  absl::StatusOr<std::unique_ptr<HttpListener>> bad = HttpListener::Start("8080", {});
+  absl::StatusOr<std::unique_ptr<HttpListener>> bad = HttpListener::Start(At("8080"), {});
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.status().message(), HasSubstr("--http_listen: expected host:port"));
 
   absl::StatusOr<std::unique_ptr<HttpListener>> first =
-      HttpListener::Start("127.0.0.1:0", {[] { return std::string(); }, [] { return true; }});
+      HttpListener::Start(At("127.0.0.1:0"), {[] { return std::string(); }, [] { return true; }});
   ASSERT_TRUE(first.ok());
   absl::StatusOr<std::unique_ptr<HttpListener>> second =
-      HttpListener::Start("127.0.0.1:" + std::to_string((*first)->port()),
+      HttpListener::Start(At("127.0.0.1:" + std::to_string((*first)->port())),
                           {[] { return std::string(); }, [] { return true; }});
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(second.status().message(), HasSubstr("--http_listen: cannot listen on"));
@@ -51,7 +57,7 @@ TEST(HttpListenerTest, AddressErrorsNameTheFlag) {
 TEST(HttpListenerTest, StopsWhenDestroyedAtOnce) {
   for (int i = 0; i < 20; ++i) {
     absl::StatusOr<std::unique_ptr<HttpListener>> listener =
-        HttpListener::Start("127.0.0.1:0", {[] { return std::string(); }, [] { return true; }});
+        HttpListener::Start(At("127.0.0.1:0"), {[] { return std::string(); }, [] { return true; }});
     ASSERT_TRUE(listener.ok());
   }
 }

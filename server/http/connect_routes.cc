@@ -1,0 +1,187 @@
+#include "server/http/connect_routes.h"
+
+#include <google/protobuf/descriptor.h>
+
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/http/connect_protocol.h"
+
+namespace kiln::server {
+namespace {
+
+using google::protobuf::MethodDescriptor;
+using MethodTable = absl::flat_hash_map<std::string, const MethodDescriptor*>;
+
+// Connect-Timeout-Ms: at most 10 digits.
+absl::StatusOr<absl::Duration> Timeout(const httplib::Request& request) {
+  if (!request.has_header("Connect-Timeout-Ms")) return absl::InfiniteDuration();
+  const std::string value = request.get_header_value("Connect-Timeout-Ms");
+  int64_t ms = 0;
+  if (value.empty() || value.size() > 10 || !absl::SimpleAtoi(value, &ms) || ms < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Connect-Timeout-Ms: expected a number of milliseconds (at most 10 digits), got '", value,
+        "'"));
+  }
+  return absl::Milliseconds(ms);
+}
+
+absl::StatusOr<BridgeCall> NewCall(const MethodDescriptor& method,
+                                   const httplib::Request& request) {
+  BridgeCall call;
+  call.method = absl::StrCat("/", method.service()->full_name(), "/", method.name());
+  call.metadata = ForwardedMetadata(request);
+  absl::StatusOr<absl::Duration> timeout = Timeout(request);
+  if (!timeout.ok()) return timeout.status();
+  call.timeout = *timeout;
+  return call;
+}
+
+absl::Status UnsupportedMediaType(const httplib::Request& request, bool streaming) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "Content-Type '", request.get_header_value("Content-Type"),
+      "' is not one this method takes: ",
+      streaming ? "application/connect+json or application/connect+proto (a streaming method)"
+                : "application/json or application/proto"));
+}
+
+void ServeUnary(const MethodDescriptor& method, const Gateway& gateway,
+                const httplib::Request& request, httplib::Response& response) {
+  const std::optional<connect::Codec> codec =
+      connect::UnaryCodec(request.get_header_value("Content-Type"));
+  if (!codec.has_value()) {
+    SendError(UnsupportedMediaType(request, false), response);
+    response.status = 415;
+    return;
+  }
+  absl::StatusOr<BridgeCall> call = NewCall(method, request);
+  if (!call.ok()) return SendError(call.status(), response);
+  absl::StatusOr<std::string> binary =
+      connect::ToBinary(*method.input_type(), *codec, request.body);
+  if (!binary.ok()) return SendError(binary.status(), response);
+  call->requests.push_back(*std::move(binary));
+  std::shared_ptr<RpcBridge> bridge = gateway.bridge->Get();
+  if (bridge == nullptr) {
+    return SendError(absl::UnavailableError("kiln-server is starting; retry shortly"), response);
+  }
+  std::string reply;
+  const BridgeResult result = bridge->Invoke(
+      *call,
+      [&reply](const std::string& message) {
+        reply = message;
+        return true;
+      },
+      [] { return true; }, absl::InfiniteDuration());
+  if (result.code != 0) return SendError(result, response);
+  absl::StatusOr<std::string> body = connect::FromBinary(*method.output_type(), *codec, reply);
+  if (!body.ok()) return SendError(body.status(), response);
+  response.set_content(*std::move(body), connect::UnaryContentType(*codec));
+}
+
+// The stream's messages are written as they come; any failure, before or during the call, is
+// the end-of-stream message (Connect streams always answer 200).
+void ServeStream(const MethodDescriptor& method, std::shared_ptr<const Gateway> gateway,
+                 const httplib::Request& request, httplib::Response& response) {
+  const std::optional<connect::Codec> codec =
+      connect::StreamCodec(request.get_header_value("Content-Type"));
+  if (!codec.has_value()) {
+    SendError(UnsupportedMediaType(request, true), response);
+    response.status = 415;
+    return;
+  }
+  auto call = std::make_shared<BridgeCall>();
+  absl::Status prepared = [&]() -> absl::Status {
+    absl::StatusOr<BridgeCall> made = NewCall(method, request);
+    if (!made.ok()) return made.status();
+    *call = *std::move(made);
+    absl::StatusOr<std::vector<connect::Envelope>> envelopes =
+        connect::DecodeEnvelopes(request.body);
+    if (!envelopes.ok()) return envelopes.status();
+    if (!method.client_streaming() && envelopes->size() != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          method.full_name(), " takes one request message; the stream holds ", envelopes->size()));
+    }
+    for (const connect::Envelope& envelope : *envelopes) {
+      absl::StatusOr<std::string> binary =
+          connect::ToBinary(*method.input_type(), *codec, envelope.payload);
+      if (!binary.ok()) return binary.status();
+      call->requests.push_back(*std::move(binary));
+    }
+    return absl::OkStatus();
+  }();
+  // Held while the stream is open; only streams that answer more than once hold a thread long.
+  std::shared_ptr<StreamLimits::Lease> lease;
+  if (prepared.ok() && method.server_streaming()) {
+    absl::StatusOr<std::unique_ptr<StreamLimits::Lease>> acquired =
+        gateway->streams->Acquire(gateway->stream_owner(Authorization(request)));
+    if (acquired.ok()) {
+      lease = *std::move(acquired);
+    } else {
+      prepared = acquired.status();
+    }
+  }
+  const MethodDescriptor* streamed = &method;
+  response.set_chunked_content_provider(
+      connect::StreamContentType(*codec),
+      [gateway, call, lease, prepared, streamed, codec = *codec](size_t, httplib::DataSink& sink) {
+        BridgeResult result = ResultOf(prepared);
+        std::shared_ptr<RpcBridge> bridge = gateway->bridge->Get();
+        if (prepared.ok() && bridge == nullptr) {
+          result = ResultOf(absl::UnavailableError("kiln-server is starting; retry shortly"));
+        } else if (prepared.ok()) {
+          const absl::Time ends = absl::Now() + gateway->max_stream_time;
+          result = bridge->Invoke(
+              *call,
+              [&](const std::string& message) {
+                absl::StatusOr<std::string> payload =
+                    connect::FromBinary(*streamed->output_type(), codec, message);
+                if (!payload.ok()) return false;
+                const std::string envelope = connect::EncodeEnvelope(0, *payload);
+                return sink.write(envelope.data(), envelope.size()) && absl::Now() < ends;
+              },
+              [&] { return sink.is_writable() && absl::Now() < ends; }, gateway->keepalive);
+        }
+        const std::string end =
+            connect::EncodeEnvelope(connect::kEndOfStream, connect::EndOfStreamJson(result));
+        sink.write(end.data(), end.size());
+        sink.done();
+        return true;
+      });
+}
+
+}  // namespace
+
+void InstallConnectRoutes(const std::vector<const google::protobuf::ServiceDescriptor*>& services,
+                          std::shared_ptr<const Gateway> gateway, httplib::Server& server) {
+  auto methods = std::make_shared<MethodTable>();
+  for (const google::protobuf::ServiceDescriptor* service : services) {
+    for (int i = 0; i < service->method_count(); ++i) {
+      const MethodDescriptor* method = service->method(i);
+      (*methods)[absl::StrCat("/", service->full_name(), "/", method->name())] = method;
+    }
+  }
+  server.Post(R"(/[A-Za-z_][A-Za-z0-9_.]*/[A-Za-z_][A-Za-z0-9_]*)",
+              [methods, gateway](const httplib::Request& request, httplib::Response& response) {
+                const auto found = methods->find(request.path);
+                if (found == methods->end()) {
+                  SendError(absl::UnimplementedError(
+                                absl::StrCat("no method ", request.path,
+                                             "; the API is POST /kiln.v1.<Service>/<Method>")),
+                            response);
+                  response.status = 404;
+                  return;
+                }
+                const MethodDescriptor& method = *found->second;
+                if (method.client_streaming() || method.server_streaming()) {
+                  ServeStream(method, gateway, request, response);
+                } else {
+                  ServeUnary(method, *gateway, request, response);
+                }
+              });
+}
+
+}  // namespace kiln::server

@@ -1,0 +1,55 @@
+// Gateway: what the HTTP door's API routes (Connect calls, job event streams) share: the
+// bridge to the RPCs, the bound on open streams and who owns one, and the request headers
+// that travel on as gRPC metadata. Every call goes through the bridge, so the HTTP door adds
+// no rule of its own to who may do what.
+#ifndef KILN_SERVER_HTTP_GATEWAY_H_
+#define KILN_SERVER_HTTP_GATEWAY_H_
+
+#include <httplib.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/http/rpc_bridge.h"
+#include "server/http/stream_limits.h"
+
+namespace kiln::server {
+
+struct Gateway {
+  BridgeSlot* bridge = nullptr;
+  StreamLimits* streams = nullptr;
+  // The tenant that owns a stream opened with this authorization header ("" when none).
+  std::function<std::string(std::optional<absl::string_view> authorization)> stream_owner;
+  absl::Duration keepalive = absl::Seconds(15);  // comment lines on idle event streams
+  // A stream open this long is ended; clients resume where it stopped (Last-Event-ID,
+  // from_sequence), and a forgotten tab never holds a thread for good.
+  absl::Duration max_stream_time = absl::Minutes(30);
+};
+
+// The request's headers that become gRPC metadata: authorization and application headers
+// (x-*), with lowercase keys; others (HTTP's own, Connect's, the browser's) stay behind, as do
+// values gRPC cannot carry. `authorization`, when given, replaces the header's (EventSource
+// cannot send headers, so it comes from the URL).
+std::vector<std::pair<std::string, std::string>> ForwardedMetadata(
+    const httplib::Request& request, std::optional<std::string> authorization = std::nullopt);
+
+// The request's authorization header, if any.
+std::optional<absl::string_view> Authorization(const httplib::Request& request);
+
+// Sends `result` (a failure) as Connect's error JSON with its HTTP status.
+void SendError(const BridgeResult& result, httplib::Response& response);
+void SendError(const absl::Status& status, httplib::Response& response);
+
+// A failure as a BridgeResult (no details).
+BridgeResult ResultOf(const absl::Status& status);
+
+}  // namespace kiln::server
+
+#endif  // KILN_SERVER_HTTP_GATEWAY_H_
