@@ -263,7 +263,9 @@ int main(int argc, char** argv) {
                         server.state_summary()));
   log.Info(server.compute_summary());
   if (server.http_port() != 0) {
-    log.Info(absl::StrCat("HTTP on port ", server.http_port(), ": /metrics, /healthz, /readyz"));
+    log.Info(absl::StrCat("HTTP on port ", server.http_port(),
+                          ": the API by Connect, job events, /metrics, /healthz, /readyz",
+                          options.web_root.empty() ? "" : ", the card editor at /"));
   }
   if (!options.ephemeral || state_dir_given) {
     // Written then renamed, so that a watcher never reads a half-written port.

@@ -53,6 +53,7 @@ class ReadmeTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as serve_dir:
             env = dict(os.environ, BUILD_DIR=BUILD, KILN_SERVE_DIR=serve_dir,
                        KILN_LISTEN="127.0.0.1:0",  # port 50051 may be taken on this machine
+                       KILN_HTTP_LISTEN="127.0.0.1:0",  # and 8080
                        EPOCHS="1")  # the demo, cut to one epoch for CI
             env.pop("KILN_SERVER", None)
             env.pop("KILN_SESSION", None)
