@@ -2,7 +2,9 @@
 # (./scripts/container build; README "Containers and Kubernetes").
 #
 # The server keeps its state in the volume /var/lib/kiln, listens for gRPC on 50051 and HTTP
-# (/metrics, /healthz, /readyz) on 8080, logs JSON lines, and - being reachable from outside
+# (/metrics, /healthz, /readyz, the API by Connect, job events and the card editor, which
+# scripts/container builds into client/web/dist first) on 8080, logs JSON lines, and - being
+# reachable from outside
 # the container - refuses to start without authentication: mount a tokens file at
 # /etc/kiln/tokens (kiln-server --hash_token makes its lines), or set KILN_TLS_* for mutual TLS,
 # or KILN_INSECURE=true. Every flag is also a KILN_* variable (kiln-server --help).
@@ -34,8 +36,10 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid kiln --home-dir /var/lib/kiln --no-create-home kiln \
     && mkdir -p /var/lib/kiln /etc/kiln && chown kiln:kiln /var/lib/kiln
 COPY --from=build /build/server/kiln-server /build/client/kiln /usr/local/bin/
+COPY client/web/dist /usr/share/kiln/web
 ENV KILN_LISTEN=0.0.0.0:50051 \
     KILN_HTTP_LISTEN=0.0.0.0:8080 \
+    KILN_WEB_ROOT=/usr/share/kiln/web \
     KILN_STATE_DIR=/var/lib/kiln \
     KILN_AUTH_TOKENS_FILE=/etc/kiln/tokens \
     KILN_LOG_FORMAT=json \

@@ -132,6 +132,8 @@ class ContainerTest(unittest.TestCase):
         out = example(f"127.0.0.1:{grpc_port}", "--epochs", "1", "--keep", kept)
         print(f"one epoch of the demo in the container: {time.time() - start:.0f} s")
         self.assertRegex(out, r"test accuracy 0\.[7-9]")
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/", timeout=10) as response:
+            self.assertIn("<title>Kiln card editor</title>", response.read().decode())
         text = metrics_at("127.0.0.1", http_port)
         self.assertRegex(text, r'kiln_rpc_requests_total\{method="/kiln.v1.JobService/StartFit",'
                                r'code="OK"\} [1-9]')

@@ -1,0 +1,59 @@
+// The palette: the catalogue's input and layer classes by category. Enter or a click adds a card
+// wired to the selected one; dragging drops it where it lands.
+import { useMemo } from "react";
+import { layersByCategory } from "../catalogue";
+import type { ClassInfo } from "../gen/kiln/v1/catalogue_pb";
+import { addCard } from "../graph";
+import { useAppState } from "../store";
+import { DRAG_TYPE } from "./Canvas";
+
+function Item({ cls }: { cls: ClassInfo }) {
+  return (
+    <li>
+      <button
+        type="button"
+        className="palette-item"
+        data-testid={`palette-item-${cls.className}`}
+        aria-label={`Add ${cls.className}`}
+        title={cls.doc}
+        draggable
+        onDragStart={(e) => {
+          e.dataTransfer.setData(DRAG_TYPE, cls.className);
+          e.dataTransfer.effectAllowed = "copy";
+        }}
+        onClick={() => addCard(cls.className)}
+      >
+        {cls.className}
+      </button>
+    </li>
+  );
+}
+
+export function Palette() {
+  const cat = useAppState((s) => s.catalogue);
+  const groups = useMemo(() => (cat ? layersByCategory(cat) : []), [cat]);
+  if (!cat) return <nav className="palette" aria-label="Layer palette" aria-busy="true" />;
+  return (
+    <nav className="palette" aria-label="Layer palette" data-testid="palette">
+      <p className="hint">A new card connects to the selected card.</p>
+      {cat.input && (
+        <section>
+          <h3>Input</h3>
+          <ul>
+            <Item cls={cat.input} />
+          </ul>
+        </section>
+      )}
+      {groups.map(([category, classes]) => (
+        <section key={category} data-testid={`palette-category-${category}`}>
+          <h3>{category}</h3>
+          <ul>
+            {classes.map((c) => (
+              <Item key={c.className} cls={c} />
+            ))}
+          </ul>
+        </section>
+      ))}
+    </nav>
+  );
+}

@@ -1,0 +1,362 @@
+// The card graph: adding, wiring and removing cards, its order, and its form as a DefineModel
+// definition (the JSON `kiln model define` reads).
+import {
+  camel,
+  defaultValues,
+  emitClass,
+  inputRange,
+  layerByClass,
+  outputCount,
+  valuesFromJson,
+  type FieldValue,
+} from "./catalogue";
+import type { Catalogue, ClassInfo } from "./gen/kiln/v1/catalogue_pb";
+import { getState, setState, type AppState, type Card, type CardKind, type Port } from "./store";
+
+export function portName(p: Port): string {
+  return p.output === 0 ? p.card : `${p.card}:${p.output}`;
+}
+
+export function parsePort(name: string): Port {
+  const m = /^(.*):(\d+)$/.exec(name);
+  return m ? { card: m[1], output: Number(m[2]) } : { card: name, output: 0 };
+}
+
+// Keras-style ids: dense, dense_1, dense_2, ...
+function uniqueId(cards: Card[], base: string): string {
+  const taken = new Set(cards.map((c) => c.id));
+  if (!taken.has(base)) return base;
+  for (let i = 1; ; i++) if (!taken.has(`${base}_${i}`)) return `${base}_${i}`;
+}
+
+export function classOf(cat: Catalogue, card: Card): ClassInfo | undefined {
+  return layerByClass(cat, card.className);
+}
+
+export function inputsAllowed(cat: Catalogue, card: Card): { min: number; max: number } {
+  const cls = classOf(cat, card);
+  if (!cls) return { min: 0, max: 0 };
+  return inputRange(cls, card.kind === "input");
+}
+
+export function outputsOf(cat: Catalogue, card: Card): number {
+  const cls = classOf(cat, card);
+  return cls ? outputCount(cls) : 1;
+}
+
+// A new card below the selected one, wired to it when it takes inputs, as appending to a
+// Sequential model would.
+export function addCard(className: string, position?: { x: number; y: number }): string | undefined {
+  const s = getState();
+  const cat = s.catalogue;
+  const cls = cat && layerByClass(cat, className);
+  if (!cat || !cls) return undefined;
+  const kind: CardKind = cls === cat.input ? "input" : "layer";
+  const id = uniqueId(s.cards, kind === "input" || !cls.field ? "input" : cls.field);
+  const from = s.selected ? s.cards.find((c) => c.id === s.selected) : undefined;
+  const pos = position ?? nextPosition(s, from);
+  const card: Card = { id, kind, className, values: defaultValues(cat, cls), inputs: [], position: pos };
+  if (from && kind === "layer") card.inputs = [{ card: from.id, output: 0 }];
+  setState((st) => ({ ...st, cards: [...st.cards, card], selected: id }));
+  return id;
+}
+
+// A card that calls another card's layer instance again: Keras's shared layers.
+export function addCallCard(sourceId: string): string | undefined {
+  const s = getState();
+  const source = s.cards.find((c) => c.id === sourceId);
+  if (!source || source.kind !== "layer") return undefined;
+  const id = uniqueId(s.cards, `${sourceId}_call`);
+  const card: Card = {
+    id,
+    kind: "call",
+    className: source.className,
+    values: {},
+    callOf: sourceId,
+    inputs: [],
+    position: { x: source.position.x + 300, y: source.position.y },
+  };
+  setState((st) => ({ ...st, cards: [...st.cards, card], selected: id }));
+  return id;
+}
+
+function nextPosition(s: AppState, from?: Card): { x: number; y: number } {
+  // To the right of the card it reads (cards differ in height, not in width), below any card
+  // already there.
+  const pos = from ? { x: from.position.x + 290, y: from.position.y } : { x: 40, y: 40 };
+  const near = (c: Card) => Math.abs(c.position.x - pos.x) < 200 && Math.abs(c.position.y - pos.y) < 120;
+  while (s.cards.some(near)) pos.y += 140;
+  return pos;
+}
+
+// Removing a card removes its wires and the cards that call its layer.
+export function removeCard(id: string): void {
+  setState((s) => {
+    const gone = new Set([id, ...s.cards.filter((c) => c.callOf === id).map((c) => c.id)]);
+    const cards = s.cards
+      .filter((c) => !gone.has(c.id))
+      .map((c) => ({ ...c, inputs: c.inputs.filter((p) => !gone.has(p.card)) }));
+    const live = { ...s.live };
+    for (const g of gone) delete live[g];
+    return {
+      ...s,
+      cards,
+      live,
+      selected: s.selected && gone.has(s.selected) ? undefined : s.selected,
+      modelInputs: s.modelInputs?.filter((c) => !gone.has(c)),
+      modelOutputs: s.modelOutputs?.filter((p) => !gone.has(parsePort(p).card)),
+    };
+  });
+}
+
+export function setValue(id: string, arg: string, value: FieldValue): void {
+  setState((s) => ({
+    ...s,
+    cards: s.cards.map((c) => (c.id === id ? { ...c, values: { ...c.values, [arg]: value } } : c)),
+  }));
+}
+
+export function select(id: string | undefined): void {
+  if (getState().selected !== id) setState((s) => ({ ...s, selected: id }));
+}
+
+function dependencies(cards: Card[], card: Card): string[] {
+  const deps = card.inputs.map((p) => p.card);
+  if (card.callOf) deps.push(card.callOf);
+  return deps.filter((d) => cards.some((c) => c.id === d));
+}
+
+// Whether `to` already feeds `from` (so that from -> to would close a loop).
+export function wouldCycle(cards: Card[], from: string, to: string): boolean {
+  if (from === to) return true;
+  const stack = [from];
+  const seen = new Set<string>();
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (id === to) return true;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const c = cards.find((x) => x.id === id);
+    if (c) stack.push(...dependencies(cards, c));
+  }
+  return false;
+}
+
+export function canConnect(s: AppState, from: Port, to: string): string | undefined {
+  const cat = s.catalogue;
+  const target = s.cards.find((c) => c.id === to);
+  if (!cat || !target) return "no such card";
+  if (inputsAllowed(cat, target).max === 0) return `${to} takes no inputs`;
+  if (wouldCycle(s.cards, from.card, to)) return "that connection would make a cycle";
+  return undefined;
+}
+
+export function connect(from: Port, to: string): string | undefined {
+  const s = getState();
+  const why = canConnect(s, from, to);
+  if (why) return why;
+  const cat = s.catalogue!;
+  setState((st) => ({
+    ...st,
+    cards: st.cards.map((c) => {
+      if (c.id !== to) return c;
+      // A one-input card takes the new wire in place of the old one.
+      const max = inputsAllowed(cat, c).max;
+      const inputs = max === 1 ? [from] : c.inputs.length < max ? [...c.inputs, from] : c.inputs;
+      return { ...c, inputs };
+    }),
+  }));
+  return undefined;
+}
+
+export function disconnect(to: string, index: number): void {
+  setState((s) => ({
+    ...s,
+    cards: s.cards.map((c) => (c.id === to ? { ...c, inputs: c.inputs.filter((_, i) => i !== index) } : c)),
+  }));
+}
+
+// Cards so that every card comes after the cards it reads and calls (a definition's order).
+export function topoOrder(cards: Card[]): Card[] {
+  const done = new Set<string>();
+  const out: Card[] = [];
+  const visit = (c: Card, path: Set<string>) => {
+    if (done.has(c.id) || path.has(c.id)) return;
+    path.add(c.id);
+    for (const d of dependencies(cards, c)) {
+      const dc = cards.find((x) => x.id === d);
+      if (dc) visit(dc, path);
+    }
+    path.delete(c.id);
+    done.add(c.id);
+    out.push(c);
+  };
+  for (const c of cards) visit(c, new Set());
+  return out;
+}
+
+// Outputs no card reads: the model's outputs unless the user picks others.
+export function openEnds(s: AppState): string[] {
+  const read = new Set(s.cards.flatMap((c) => c.inputs.map(portName)));
+  const cat = s.catalogue;
+  const ends: string[] = [];
+  for (const c of s.cards) {
+    if (c.kind === "input") continue;
+    const n = cat ? outputsOf(cat, c) : 1;
+    for (let k = 0; k < n; k++) {
+      const p = portName({ card: c.id, output: k });
+      if (!read.has(p)) ends.push(p);
+    }
+  }
+  return ends;
+}
+
+export function modelInputs(s: AppState): string[] {
+  return s.modelInputs ?? s.cards.filter((c) => c.kind === "input").map((c) => c.id);
+}
+
+export function modelOutputs(s: AppState): string[] {
+  return s.modelOutputs ?? openEnds(s);
+}
+
+export class DefinitionError extends Error {
+  constructor(
+    readonly card: string,
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${card}.${field}: ${message}`);
+  }
+}
+
+// The graph as ModelDefinition JSON (snake_case, as tests/fixtures/mobilenet_fashion_mnist.json),
+// with the node order DefineModel requires. `order` maps node index to card id, for errors.
+export function toDefinition(s: AppState): { json: Record<string, unknown>; order: string[] } {
+  const cat = s.catalogue;
+  if (!cat) throw new Error("the catalogue has not loaded");
+  const cards = topoOrder(s.cards);
+  const nodes = cards.map((c) => {
+    const node: Record<string, unknown> = { id: c.id };
+    if (c.kind === "call") {
+      node.call = c.callOf;
+    } else {
+      const cls = classOf(cat, c);
+      if (!cls) throw new DefinitionError(c.id, "", `unknown class ${c.className}`);
+      const e = emitClass(cat, cls, c.values);
+      if ("error" in e) throw new DefinitionError(c.id, e.field, e.error);
+      if (c.kind === "input") node.input = e.json;
+      else node.layer = { [cls.field]: e.json };
+    }
+    if (c.kind !== "input") node.inputs = c.inputs.map(portName);
+    return node;
+  });
+  const json: Record<string, unknown> = { name: s.modelName, nodes };
+  if (s.modelInputs) json.inputs = s.modelInputs;
+  if (s.modelOutputs) json.outputs = s.modelOutputs;
+  const compile = compileJson(s);
+  if (compile) json.compile = compile;
+  return { json, order: cards.map((c) => c.id) };
+}
+
+// The compile panel as CompileConfig JSON; undefined until a loss is chosen.
+export function compileJson(s: AppState): Record<string, unknown> | undefined {
+  const cat = s.catalogue;
+  const c = s.compile;
+  if (!cat || !c || !c.loss) return undefined;
+  const opt = cat.optimizers.find((o) => o.field === c.optimizer);
+  if (!opt) return undefined;
+  const e = emitClass(cat, opt, c.optimizerValues);
+  if ("error" in e) throw new DefinitionError("compile", e.field, e.error);
+  const loss: Record<string, unknown> = { name: c.loss };
+  if (c.fromLogits) loss.from_logits = true;
+  return { optimizer: { [opt.field]: e.json }, loss, metrics: c.metrics };
+}
+
+function key(obj: Record<string, unknown>, snakeName: string): unknown {
+  return obj[snakeName] ?? obj[camel(snakeName)];
+}
+
+// Replaces the graph with a definition's nodes, laid out by depth (left to right).
+export function loadDefinition(json: Record<string, unknown>): void {
+  const s = getState();
+  const cat = s.catalogue;
+  if (!cat || !cat.input) throw new Error("the catalogue has not loaded");
+  const nodes = (json.nodes ?? []) as Record<string, unknown>[];
+  const cards: Card[] = [];
+  const depth = new Map<string, number>();
+  const lanes = new Map<number, number>();
+  for (const [i, node] of nodes.entries()) {
+    const id = String(node.id ?? `node_${i}`);
+    const inputs = ((node.inputs ?? []) as string[]).map(parsePort);
+    let card: Card;
+    if (node.input) {
+      card = { id, kind: "input", className: cat.input.className, values: valuesFromJson(cat, cat.input, node.input as Record<string, unknown>), inputs: [], position: { x: 0, y: 0 } };
+    } else if (node.call !== undefined) {
+      const source = cards.find((c) => c.id === node.call);
+      if (!source) throw new Error(`node ${id} calls ${String(node.call)}, which no earlier node defines`);
+      card = { id, kind: "call", className: source.className, values: {}, callOf: source.id, inputs, position: { x: 0, y: 0 } };
+    } else {
+      const layer = (node.layer ?? {}) as Record<string, unknown>;
+      const [field, config] = Object.entries(layer)[0] ?? [];
+      const cls = cat.layers.find((c) => c.field === field || camel(c.field) === field);
+      if (!cls) throw new Error(`node ${id}: unknown layer ${String(field)}`);
+      card = { id, kind: "layer", className: cls.className, values: valuesFromJson(cat, cls, (config ?? {}) as Record<string, unknown>), inputs, position: { x: 0, y: 0 } };
+    }
+    const d = Math.max(-1, ...inputs.map((p) => depth.get(p.card) ?? 0), card.callOf ? (depth.get(card.callOf) ?? 0) : -1) + 1;
+    depth.set(id, d);
+    const lane = lanes.get(d) ?? 0;
+    lanes.set(d, lane + 1);
+    card.position = { x: d, y: lane };
+    cards.push(card);
+  }
+  // Depths left to right, wrapped into bands of PER_BAND columns so that a long chain stays
+  // readable; a band is as tall as its widest depth.
+  const PER_BAND = 6;
+  const bandTop: number[] = [40];
+  for (const [d, n] of [...lanes].sort((a, b) => a[0] - b[0])) {
+    const band = Math.floor(d / PER_BAND);
+    bandTop[band + 1] = Math.max(bandTop[band + 1] ?? 0, bandTop[band] + n * 480);
+  }
+  for (const c of cards) {
+    const d = c.position.x;
+    const band = Math.floor(d / PER_BAND);
+    c.position = { x: 40 + (d % PER_BAND) * 300, y: bandTop[band] + c.position.y * 480 };
+  }
+  const list = (name: string) => {
+    const v = key(json, name);
+    return Array.isArray(v) && v.length ? v.map(String) : undefined;
+  };
+  const compile = key(json, "compile") as Record<string, unknown> | undefined;
+  setState((st) => ({
+    ...st,
+    cards,
+    live: {},
+    selected: undefined,
+    modelName: typeof json.name === "string" && json.name ? json.name : st.modelName,
+    modelInputs: list("inputs"),
+    modelOutputs: list("outputs"),
+    compile: compile ? compileFromJson(cat, compile, st) : st.compile,
+  }));
+}
+
+function compileFromJson(cat: Catalogue, json: Record<string, unknown>, st: AppState): AppState["compile"] {
+  const opt = (json.optimizer ?? {}) as Record<string, unknown>;
+  const [field, config] = Object.entries(opt)[0] ?? [];
+  let optimizer = st.compile?.optimizer ?? "";
+  let optimizerValues = st.compile?.optimizerValues ?? {};
+  const byName = field === "name" ? cat.optimizers.find((o) => o.identifiers.some((i) => i.toLowerCase() === String(config).toLowerCase())) : undefined;
+  const cls = byName ?? cat.optimizers.find((o) => o.field === field || camel(o.field) === field);
+  if (cls) {
+    optimizer = cls.field;
+    optimizerValues = byName ? defaultValues(cat, cls) : valuesFromJson(cat, cls, (config ?? {}) as Record<string, unknown>);
+  }
+  const loss = (json.loss ?? {}) as Record<string, unknown>;
+  return {
+    optimizer,
+    optimizerValues,
+    loss: typeof loss.name === "string" ? loss.name : "",
+    fromLogits: key(loss, "from_logits") === true,
+    metrics: Array.isArray(json.metrics) ? json.metrics.map(String) : [],
+  };
+}
+
