@@ -95,6 +95,9 @@ ABSL_FLAG(int, http_max_streams_per_tenant, kDefaults.http_max_streams_per_tenan
           "streams (job events, Connect server streams) one tenant may hold open over HTTP");
 ABSL_FLAG(absl::Duration, http_keepalive, kDefaults.http_keepalive,
           "quiet time after which an open job event stream gets a keepalive comment");
+ABSL_FLAG(absl::Duration, http_max_stream_time, kDefaults.http_max_stream_time,
+          "time after which an open HTTP stream is ended; EventSource clients resume it after "
+          "the last event they saw, so none holds a thread for good");
 ABSL_FLAG(std::string, http_cors_origins, kDefaults.http_cors_origins,
           "origins whose pages may call the HTTP API (comma-separated, as "
           "https://app.example.com; * for any); empty: same-origin pages only");
@@ -248,6 +251,7 @@ int main(int argc, char** argv) {
   options.http_threads = absl::GetFlag(FLAGS_http_threads);
   options.http_max_streams_per_tenant = absl::GetFlag(FLAGS_http_max_streams_per_tenant);
   options.http_keepalive = absl::GetFlag(FLAGS_http_keepalive);
+  options.http_max_stream_time = absl::GetFlag(FLAGS_http_max_stream_time);
   options.http_cors_origins = absl::GetFlag(FLAGS_http_cors_origins);
   options.web_root = absl::GetFlag(FLAGS_web_root);
   options.log_format = absl::GetFlag(FLAGS_log_format);

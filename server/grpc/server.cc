@@ -221,6 +221,7 @@ absl::Status KilnServer::StartHttp() {
   for (int i = 0; i < api->service_count(); ++i) http.services.push_back(api->service(i));
   http.gateway.bridge = bridge_.get();
   http.gateway.keepalive = options_.http_keepalive;
+  http.gateway.max_stream_time = options_.http_max_stream_time;
   http.gateway.stream_owner = [this](std::optional<absl::string_view> authorization) {
     absl::StatusOr<Caller> caller = auth_->Authenticate(authorization, "");
     return caller.ok() ? caller->id : std::string();

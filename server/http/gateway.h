@@ -27,10 +27,10 @@ struct Gateway {
   StreamLimits* streams = nullptr;
   // The tenant that owns a stream opened with this authorization header ("" when none).
   std::function<std::string(std::optional<absl::string_view> authorization)> stream_owner;
-  absl::Duration keepalive = absl::Seconds(15);  // comment lines on idle event streams
+  absl::Duration keepalive;  // comment lines on idle event streams
   // A stream open this long is ended; clients resume where it stopped (Last-Event-ID,
   // from_sequence), and a forgotten tab never holds a thread for good.
-  absl::Duration max_stream_time = absl::Minutes(30);
+  absl::Duration max_stream_time;
 };
 
 // The request's headers that become gRPC metadata: authorization and application headers

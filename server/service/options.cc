@@ -90,6 +90,9 @@ absl::Status ValidateOptions(const ServerOptions& options) {
   if (options.http_keepalive <= absl::ZeroDuration()) {
     return OutOfRange("http_keepalive", "must be positive");
   }
+  if (options.http_max_stream_time <= absl::ZeroDuration()) {
+    return OutOfRange("http_max_stream_time", "must be positive");
+  }
   if (options.http_listen.empty()) {
     if (!options.web_root.empty()) return OutOfRange("web_root", "needs --http_listen");
     if (!options.http_cors_origins.empty()) {

@@ -59,6 +59,8 @@ struct ServerOptions {
   int http_threads = 16;  // each open stream holds one
   int http_max_streams_per_tenant = 4;
   absl::Duration http_keepalive = absl::Seconds(15);  // comment lines on idle event streams
+  // A stream open this long is ended (clients resume it), so none holds a thread for good.
+  absl::Duration http_max_stream_time = absl::Minutes(30);
   std::string http_cors_origins;    // comma-separated origins that may call; "*": any
   std::string web_root;             // the card editor's files, served at /; "": none
   std::string log_format = "text";  // text or json (one object per line)

@@ -72,7 +72,13 @@ std::vector<const google::protobuf::ServiceDescriptor*> Services() {
 
 class GatewayTest : public ::testing::Test {
  protected:
-  void Start(HttpListener::Options options = {}) {
+  static HttpListener::Options Defaults() {
+    HttpListener::Options options;
+    options.gateway.keepalive = absl::Seconds(15);  // the stand-in reports quiet intervals itself
+    options.gateway.max_stream_time = absl::Minutes(5);
+    return options;
+  }
+  void Start(HttpListener::Options options = Defaults()) {
     options.address = "127.0.0.1:0";
     options.services = Services();
     options.gateway.bridge = &slot_;
@@ -386,6 +392,25 @@ TEST_F(GatewayTest, JobEventsTakeTheTokenFromTheUrlAndKeepQuietStreamsAlive) {
   }
 }
 
+TEST_F(GatewayTest, AStreamPastItsTimeEndsWithoutEndSoThatEventSourceResumes) {
+  bridge_->answer = [](const BridgeCall& call, const RpcBridge::MessageSink& sink,
+                       const RpcBridge::IdleCheck&) {
+    if (absl::EndsWith(call.method, "/GetJob")) return BridgeResult{};
+    absl::SleepFor(absl::Milliseconds(20));
+    // The door says stop once the time is up, and the call then ends cancelled.
+    const bool more = sink(Event(1).SerializeAsString());
+    return more ? BridgeResult{} : BridgeResult{1, "cancelled", ""};
+  };
+  HttpListener::Options options = Defaults();
+  options.gateway.max_stream_time = absl::Milliseconds(10);
+  Start(std::move(options));
+  httplib::Result reply = Client().Get("/v1/jobs/j-1/events?session_id=s");
+  ASSERT_TRUE(reply);
+  EXPECT_THAT(EventIds(reply->body), ElementsAre("1"));
+  EXPECT_THAT(reply->body, Not(HasSubstr("event: end")));
+  EXPECT_THAT(reply->body, Not(HasSubstr("event: failed")));
+}
+
 TEST_F(GatewayTest, JobEventsOfAnUnknownJobAreAnHttpError) {
   bridge_->answer = [](const BridgeCall&, const RpcBridge::MessageSink&,
                        const RpcBridge::IdleCheck&) {
@@ -408,7 +433,7 @@ TEST_F(GatewayTest, StreamsAreBoundedPerTenant) {
     sink(Event(1).SerializeAsString());
     return BridgeResult{};
   };
-  HttpListener::Options options;
+  HttpListener::Options options = Defaults();
   options.max_streams_per_tenant = 1;
   Start(std::move(options));
   std::thread first([&] {
@@ -435,7 +460,7 @@ TEST_F(GatewayTest, StreamsAreBoundedPerTenant) {
 }
 
 TEST_F(GatewayTest, CorsAllowsTheConfiguredOriginsOnly) {
-  HttpListener::Options options;
+  HttpListener::Options options = Defaults();
   options.cors_origins = {"https://app.example"};
   Start(std::move(options));
   httplib::Result preflight =
@@ -469,7 +494,7 @@ TEST_F(GatewayTest, ServesTheEditorsFilesWithAStrictPolicy) {
       std::filesystem::temp_directory_path() / absl::StrCat("kiln-web-", getpid());
   std::filesystem::create_directories(root);
   std::ofstream(root / "index.html") << "<!doctype html><title>Kiln</title>";
-  HttpListener::Options options;
+  HttpListener::Options options = Defaults();
   options.web_root = root.string();
   Start(std::move(options));
   httplib::Result page = Client().Get("/");

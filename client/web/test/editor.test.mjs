@@ -53,6 +53,10 @@ const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? 
 const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
 const pageErrors = [];
 page.on("pageerror", (e) => pageErrors.push(e.message));
+// Every request of a job's event stream: the server ends each after --http_max_stream_time,
+// and EventSource comes back for the rest.
+const eventStreams = [];
+page.on("request", (r) => { if (/\/v1\/jobs\/[^/]+\/events/.test(r.url())) eventStreams.push(new URL(r.url())); });
 page.setDefaultTimeout(15_000);
 
 try {
@@ -170,9 +174,26 @@ try {
   await page.locator(".react-flow__controls-fitview").click();
   await page.getByTestId("chart-batch").scrollIntoViewIfNeeded();
   await page.screenshot({ path: `${out}editor.png` });
+  // Past a --http_max_stream_time, the server has ended the stream once at least.
+  const streamsOf = (u) => eventStreams.filter((v) => v.pathname === u.pathname).length;
+  for (let waited = 0; streamsOf(eventStreams.at(-1)) < 2 && waited < 20_000; waited += 100) {
+    await page.waitForTimeout(100);
+  }
   await page.getByTestId("cancel-button").click();
   await page.getByTestId("progress-bar").and(page.locator('[data-state="CANCELLED"]')).waitFor({ timeout: 60_000 });
   check(true, "CancelJob stops a running fit");
+  // Its stream was dropped and resumed on the way, and the chart lost no epoch: one point per
+  // epoch in the job's history.
+  const stream = eventStreams.at(-1);
+  const jobId = stream.pathname.split("/")[3];
+  const resumed = streamsOf(stream);
+  check(resumed > 1, `the event stream was resumed ${resumed - 1} times`);
+  const job = await (await fetch(`${base}/kiln.v1.JobService/GetJob`, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ sessionId: stream.searchParams.get("session_id"), jobId }),
+  })).json();
+  const epochPoints = Number(await page.getByTestId("chart-epoch").getAttribute("data-points"));
+  check(epochPoints === job.history.length, `the epoch chart has every finished epoch (${epochPoints} of ${job.history.length})`);
 
   await page.getByTestId("evaluate-dataset").selectOption("quadrants");
   await page.getByTestId("evaluate-button").click();
