@@ -1,5 +1,5 @@
 // The top bar: the session, the API token, and the graph's files (definition JSON; Keras files).
-import { useRef, useState } from "react";
+import { useRef, useState, type ReactNode } from "react";
 import { currentDefinition, download, exportModel, importModel } from "../actions";
 import { getToken, setToken } from "../client";
 import { KerasFormat } from "../gen/kiln/v1/model_pb";
@@ -27,11 +27,33 @@ function TokenField() {
   );
 }
 
+// A button that opens the file picker (a hidden file input) and hands over the chosen file.
+function FileButton(props: { accept: string; testid: string; disabled?: boolean; title?: string; onFile: (f: File) => void; children: ReactNode }) {
+  const input = useRef<HTMLInputElement>(null);
+  return (
+    <>
+      <button type="button" onClick={() => input.current?.click()} disabled={props.disabled} data-testid={props.testid} title={props.title}>
+        {props.children}
+      </button>
+      <input
+        ref={input}
+        type="file"
+        accept={props.accept}
+        hidden
+        data-testid={`${props.testid}-file`}
+        onChange={(e) => {
+          const f = e.target.files?.[0];
+          e.target.value = ""; // choosing the same file again still fires
+          if (f) props.onFile(f);
+        }}
+      />
+    </>
+  );
+}
+
 export function TopBar() {
   const sessionId = useAppState((s) => s.sessionId);
   const modelName = useAppState((s) => s.modelName);
-  const loadRef = useRef<HTMLInputElement>(null);
-  const importRef = useRef<HTMLInputElement>(null);
   const [format, setFormat] = useState<KerasFormat>(KerasFormat.JSON);
 
   const save = () => {
@@ -63,37 +85,19 @@ export function TopBar() {
       <button type="button" onClick={save} data-testid="save-definition">
         Save JSON
       </button>
-      <button type="button" onClick={() => loadRef.current?.click()} data-testid="load-definition">
+      <FileButton accept=".json,application/json" testid="load-definition" onFile={(f) => void load(f)}>
         Load JSON
-      </button>
-      <input
-        ref={loadRef}
-        type="file"
-        accept=".json,application/json"
-        hidden
-        data-testid="load-definition-file"
-        onChange={(e) => {
-          const f = e.target.files?.[0];
-          e.target.value = "";
-          if (f) void load(f);
-        }}
-      />
+      </FileButton>
       <span className="sep" />
-      <button type="button" onClick={() => importRef.current?.click()} disabled={!sessionId} data-testid="import-keras" title="Keras model.to_json(), a .keras archive, or .weights.h5 into the current model">
-        Import Keras…
-      </button>
-      <input
-        ref={importRef}
-        type="file"
+      <FileButton
         accept=".json,.keras,.h5"
-        hidden
-        data-testid="import-keras-file"
-        onChange={(e) => {
-          const f = e.target.files?.[0];
-          e.target.value = "";
-          if (f) void importModel(f, "");
-        }}
-      />
+        testid="import-keras"
+        disabled={!sessionId}
+        title="Keras model.to_json(), a .keras archive, or .weights.h5 into the current model"
+        onFile={(f) => void importModel(f, "")}
+      >
+        Import Keras…
+      </FileButton>
       <label htmlFor="export-format">Export as</label>
       <select id="export-format" value={format} onChange={(e) => setFormat(Number(e.target.value) as KerasFormat)}>
         <option value={KerasFormat.JSON}>Keras JSON</option>
