@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the card editor into client/web/dist (served by `kiln-server --web_root`):
 # installs packages when needed, generates the TypeScript API from proto/, type-checks, bundles.
+# `build.sh install` only installs the packages (npm ci from package-lock.json), as
+# scripts/setup does.
 # Idempotent; offline once node_modules exists. Exits non-zero on any failure.
 set -euo pipefail
 
@@ -13,11 +15,13 @@ start=$(date +%s%N)
 # the lockfile changed since.
 installed="skipped"
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  if ! log=$(npm ci --no-audit --no-fund --loglevel=error 2>&1); then
-    echo "$log" >&2
-    exit 1
-  fi
+  npm ci --no-audit --no-fund --loglevel=error >&2
   installed="ran"
+fi
+# `build.sh install` (scripts/setup) stops here: the packages, no build.
+if [[ "${1:-}" == install ]]; then
+  echo "kiln web: npm packages installed from package-lock.json (npm ci $installed)"
+  exit 0
 fi
 
 protoc="${PROTOC:-$(command -v protoc || echo /usr/bin/protoc)}"
