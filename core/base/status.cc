@@ -53,7 +53,11 @@ std::optional<std::string> FieldPathOf(const absl::Status& status) {
 std::string Quoted(absl::string_view text) {
   constexpr size_t kMaxEcho = 64;
   if (text.size() <= kMaxEcho) return absl::StrCat("\"", text, "\"");
-  return absl::StrCat("\"", text.substr(0, kMaxEcho), "...\" (", text.size(), " characters)");
+  // Never inside a UTF-8 character: messages travel in protobuf strings and JSON, which must
+  // stay valid UTF-8.
+  size_t cut = kMaxEcho;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return absl::StrCat("\"", text.substr(0, cut), "...\" (", text.size(), " characters)");
 }
 
 }  // namespace kiln

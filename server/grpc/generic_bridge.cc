@@ -5,6 +5,8 @@
 
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
+
 namespace kiln::server {
 namespace {
 
@@ -77,6 +79,18 @@ BridgeResult GenericBridge::Invoke(const BridgeCall& call, const MessageSink& on
   if (call.timeout != absl::InfiniteDuration()) {
     context.set_deadline(absl::ToChronoTime(absl::Now() + call.timeout));
   }
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) {
+      return BridgeResult{static_cast<int>(grpc::StatusCode::UNAVAILABLE),
+                          "kiln-server is shutting down", ""};
+    }
+    calls_.insert(&context);
+  }
+  absl::Cleanup forget = [this, &context] {
+    absl::MutexLock lock(&mu_);
+    calls_.erase(&context);
+  };
   grpc::GenericStub stub(channel_);
   CallQueue queue;
   void* const tag = &queue;
@@ -111,6 +125,16 @@ BridgeResult GenericBridge::Invoke(const BridgeCall& call, const MessageSink& on
   queue.Await(context, no_idle, absl::InfiniteDuration());
   return BridgeResult{static_cast<int>(status.error_code()), status.error_message(),
                       status.error_details()};
+}
+
+void GenericBridge::Close(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  const absl::Condition idle(
+      +[](absl::flat_hash_set<grpc::ClientContext*>* calls) { return calls->empty(); }, &calls_);
+  if (mu_.AwaitWithDeadline(idle, deadline)) return;
+  for (grpc::ClientContext* context : calls_) context->TryCancel();
+  mu_.Await(idle);
 }
 
 }  // namespace kiln::server

@@ -200,7 +200,8 @@ absl::Status KilnServer::Start() {
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
   channel_args.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
-  bridge_->Set(std::make_shared<GenericBridge>(server_->InProcessChannel(channel_args)));
+  generic_bridge_ = std::make_shared<GenericBridge>(server_->InProcessChannel(channel_args));
+  bridge_->Set(generic_bridge_);
   DefineGauges();
   ready_ = true;
   return absl::OkStatus();
@@ -222,10 +223,14 @@ absl::Status KilnServer::StartHttp() {
   http.gateway.bridge = bridge_.get();
   http.gateway.keepalive = options_.http_keepalive;
   http.gateway.max_stream_time = options_.http_max_stream_time;
-  http.gateway.stream_owner = [this](std::optional<absl::string_view> authorization) {
+  http.gateway.tenant_of =
+      [this](std::optional<absl::string_view> authorization) -> absl::StatusOr<std::string> {
     absl::StatusOr<Caller> caller = auth_->Authenticate(authorization, "");
-    return caller.ok() ? caller->id : std::string();
+    if (!caller.ok()) return caller.status();
+    return caller->id;
   };
+  http.gateway.authentication_required = auth_->required();
+  http.gateway.loopback_hosts_only = !auth_->required() && IsLoopbackAddress(options_.http_listen);
   http.max_streams_per_tenant = options_.http_max_streams_per_tenant;
   for (absl::string_view origin : absl::StrSplit(options_.http_cors_origins, ',')) {
     origin = absl::StripAsciiWhitespace(origin);
@@ -288,7 +293,10 @@ void KilnServer::Shutdown(absl::Duration deadline) {
   }
   if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(false);
   scheduler_->Shutdown();  // jobs end INTERRUPTED; their watchers get the final event
-  server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
+  const absl::Time grace_ends = absl::Now() + deadline;
+  // HTTP calls in flight get the grace too, and end before the in-process channel closes.
+  if (generic_bridge_ != nullptr) generic_bridge_->Close(grace_ends);
+  server_->Shutdown(absl::ToChronoTime(grace_ends));
   sessions_->Shutdown();
   server_->Wait();
   // The HTTP door's calls have ended with the server's; none may start on a channel to a

@@ -2,9 +2,9 @@
 // standard grpc.health.v1 health service and server reflection, over the session manager, the
 // job scheduler and the store (the state directory, or memory with --ephemeral); with
 // --http_listen also the HTTP listener of /metrics, /healthz and /readyz, and the web door
-// (the API by the Connect protocol through the in-process channel, job events, the editor). It sizes its compute
-// threads from the CPUs the process may use (CpuBudget) unless told. kiln-server runs one;
-// tests run one in-process on a free port.
+// (the API by the Connect protocol through the in-process channel, job events, the editor). It
+// sizes its compute threads from the CPUs the process may use (CpuBudget) unless told. kiln-server
+// runs one; tests run one in-process on a free port.
 #ifndef KILN_SERVER_GRPC_SERVER_H_
 #define KILN_SERVER_GRPC_SERVER_H_
 
@@ -44,6 +44,7 @@ class InferenceServiceImpl;
 class CatalogueServiceImpl;
 class HttpListener;
 class BridgeSlot;
+class GenericBridge;
 
 class KilnServer {
  public:
@@ -106,8 +107,9 @@ class KilnServer {
   std::unique_ptr<InferenceServiceImpl> inference_service_;
   std::unique_ptr<CatalogueServiceImpl> catalogue_service_;
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<BridgeSlot> bridge_;  // the HTTP door's way to server_
-  std::unique_ptr<HttpListener> http_;  // first to go: its gauges read the members above
+  std::unique_ptr<BridgeSlot> bridge_;             // the HTTP door's way to server_
+  std::shared_ptr<GenericBridge> generic_bridge_;  // the same, to close before server_ stops
+  std::unique_ptr<HttpListener> http_;             // first to go: its gauges read the members above
 };
 
 }  // namespace kiln::server

@@ -105,12 +105,22 @@ std::string MediaType(absl::string_view content_type) {
 std::string CodeName(int code) { return InfoOf(code).name; }
 int HttpStatus(int code) { return InfoOf(code).http_status; }
 
-std::string ErrorJson(const BridgeResult& result) { return ErrorObject(result).dump(); }
+namespace {
+
+// Messages may quote what a client sent, which need not be UTF-8: such bytes become U+FFFD
+// rather than an exception.
+std::string Dump(const nlohmann::json& json) {
+  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::string ErrorJson(const BridgeResult& result) { return Dump(ErrorObject(result)); }
 
 std::string EndOfStreamJson(const BridgeResult& result) {
   nlohmann::json end = nlohmann::json::object();
   if (result.code != 0) end["error"] = ErrorObject(result);
-  return end.dump();
+  return Dump(end);
 }
 
 std::optional<Codec> UnaryCodec(absl::string_view content_type) {

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/descriptor.h>
 
+#include <optional>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -82,6 +83,42 @@ void ServeUnary(const MethodDescriptor& method, const Gateway& gateway,
   response.set_content(*std::move(body), connect::UnaryContentType(*codec));
 }
 
+// Runs a prepared stream call, writing each response to `sink` in an envelope; returns how it
+// ended. A stream the door ends itself says why: past --http_max_stream_time it is unavailable
+// (a client resumes it), a response it cannot encode is internal.
+BridgeResult RunStream(const Gateway& gateway, const absl::Status& prepared, const BridgeCall& call,
+                       const google::protobuf::Descriptor& output, connect::Codec codec,
+                       httplib::DataSink& sink) {
+  if (!prepared.ok()) return ResultOf(prepared);
+  std::shared_ptr<RpcBridge> bridge = gateway.bridge->Get();
+  if (bridge == nullptr) {
+    return ResultOf(absl::UnavailableError("kiln-server is starting; retry shortly"));
+  }
+  const absl::Time ends = absl::Now() + gateway.max_stream_time;
+  std::optional<absl::Status> ended_by_door;
+  auto in_time = [&] {
+    if (absl::Now() < ends) return true;
+    ended_by_door = absl::UnavailableError(
+        absl::StrCat("the stream was open for --http_max_stream_time (",
+                     absl::FormatDuration(gateway.max_stream_time), "); call again to go on"));
+    return false;
+  };
+  BridgeResult result = bridge->Invoke(
+      call,
+      [&](const std::string& message) {
+        absl::StatusOr<std::string> payload = connect::FromBinary(output, codec, message);
+        if (!payload.ok()) {
+          ended_by_door = payload.status();
+          return false;
+        }
+        const std::string envelope = connect::EncodeEnvelope(0, *payload);
+        return sink.write(envelope.data(), envelope.size()) && in_time();
+      },
+      [&] { return sink.is_writable() && in_time(); }, gateway.keepalive);
+  if (ended_by_door.has_value()) return ResultOf(*ended_by_door);
+  return result;
+}
+
 // The stream's messages are written as they come; any failure, before or during the call, is
 // the end-of-stream message (Connect streams always answer 200).
 void ServeStream(const MethodDescriptor& method, std::shared_ptr<const Gateway> gateway,
@@ -117,33 +154,23 @@ void ServeStream(const MethodDescriptor& method, std::shared_ptr<const Gateway> 
   std::shared_ptr<StreamLimits::Lease> lease;
   if (prepared.ok() && method.server_streaming()) {
     absl::StatusOr<std::unique_ptr<StreamLimits::Lease>> acquired =
-        gateway->streams->Acquire(gateway->stream_owner(Authorization(request)));
+        gateway->streams->Acquire(StreamOwner(*gateway, request));
     if (acquired.ok()) {
       lease = *std::move(acquired);
     } else {
       prepared = acquired.status();
     }
   }
-  const MethodDescriptor* streamed = &method;
   response.set_chunked_content_provider(
       connect::StreamContentType(*codec),
-      [gateway, call, lease, prepared, streamed, codec = *codec](size_t, httplib::DataSink& sink) {
-        BridgeResult result = ResultOf(prepared);
-        std::shared_ptr<RpcBridge> bridge = gateway->bridge->Get();
-        if (prepared.ok() && bridge == nullptr) {
-          result = ResultOf(absl::UnavailableError("kiln-server is starting; retry shortly"));
-        } else if (prepared.ok()) {
-          const absl::Time ends = absl::Now() + gateway->max_stream_time;
-          result = bridge->Invoke(
-              *call,
-              [&](const std::string& message) {
-                absl::StatusOr<std::string> payload =
-                    connect::FromBinary(*streamed->output_type(), codec, message);
-                if (!payload.ok()) return false;
-                const std::string envelope = connect::EncodeEnvelope(0, *payload);
-                return sink.write(envelope.data(), envelope.size()) && absl::Now() < ends;
-              },
-              [&] { return sink.is_writable() && absl::Now() < ends; }, gateway->keepalive);
+      [gateway, call, lease, prepared, output = method.output_type(), codec = *codec](
+          size_t, httplib::DataSink& sink) {
+        BridgeResult result;
+        // An exception must not leave a provider: it would end the process (cpp-httplib).
+        try {
+          result = RunStream(*gateway, prepared, *call, *output, codec, sink);
+        } catch (const std::exception& e) {
+          result = ResultOf(absl::InternalError(absl::StrCat("the HTTP door failed: ", e.what())));
         }
         const std::string end =
             connect::EncodeEnvelope(connect::kEndOfStream, connect::EndOfStreamJson(result));

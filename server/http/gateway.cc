@@ -2,6 +2,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "server/http/connect_protocol.h"
 
 namespace kiln::server {
@@ -41,11 +43,62 @@ std::vector<std::pair<std::string, std::string>> ForwardedMetadata(
   return metadata;
 }
 
-std::optional<absl::string_view> Authorization(const httplib::Request& request) {
-  if (!request.has_header("Authorization")) return std::nullopt;
-  // httplib keeps headers for the request's life.
-  const auto found = request.headers.find("Authorization");
-  return absl::string_view(found->second);
+std::optional<std::string> Authorization(const httplib::Request& request) {
+  if (request.has_header("Authorization")) return request.get_header_value("Authorization");
+  if (request.has_param("access_token") && absl::StartsWith(request.path, "/v1/jobs/")) {
+    return absl::StrCat("Bearer ", request.get_param_value("access_token"));
+  }
+  return std::nullopt;
+}
+
+std::string StreamOwner(const Gateway& gateway, const httplib::Request& request) {
+  const std::optional<std::string> authorization = Authorization(request);
+  return gateway.tenant_of(authorization).value_or("");
+}
+
+namespace {
+
+// API requests: Connect calls and job event streams (not probes, metrics or files).
+bool IsApiRequest(const httplib::Request& request) {
+  return (request.method == "POST" && absl::StartsWith(request.path, "/kiln.")) ||
+         (request.method == "GET" && absl::StartsWith(request.path, "/v1/"));
+}
+
+bool IsLoopbackHost(absl::string_view host) {
+  // Host is name[:port] or [v6]:port.
+  if (absl::ConsumePrefix(&host, "[")) {
+    host = host.substr(0, host.find(']'));
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+}  // namespace
+
+void InstallGuard(std::shared_ptr<const Gateway> gateway, httplib::Server& server) {
+  server.set_pre_routing_handler([gateway](const httplib::Request& request,
+                                           httplib::Response& response) {
+    using Handled = httplib::Server::HandlerResponse;
+    if (!IsApiRequest(request)) return Handled::Unhandled;
+    if (gateway->loopback_hosts_only && !IsLoopbackHost(request.get_header_value("Host"))) {
+      SendError(absl::PermissionDeniedError(absl::StrCat(
+                    "Host '", request.get_header_value("Host"),
+                    "' is not a loopback name: a door on loopback without authentication answers "
+                    "only localhost, 127.0.0.1 and [::1]")),
+                response);
+      return Handled::Handled;
+    }
+    if (gateway->authentication_required) {
+      const std::optional<std::string> authorization = Authorization(request);
+      absl::StatusOr<std::string> tenant = gateway->tenant_of(authorization);
+      if (!tenant.ok()) {
+        SendError(tenant.status(), response);
+        return Handled::Handled;
+      }
+    }
+    return Handled::Unhandled;
+  });
 }
 
 BridgeResult ResultOf(const absl::Status& status) {

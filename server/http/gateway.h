@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/http/rpc_bridge.h"
@@ -25,8 +26,17 @@ namespace kiln::server {
 struct Gateway {
   BridgeSlot* bridge = nullptr;
   StreamLimits* streams = nullptr;
-  // The tenant that owns a stream opened with this authorization header ("" when none).
-  std::function<std::string(std::optional<absl::string_view> authorization)> stream_owner;
+  // The tenant of a request with this authorization header ("" for the anonymous caller), or
+  // UNAUTHENTICATED when the server needs a token and this is none of its.
+  std::function<absl::StatusOr<std::string>(std::optional<absl::string_view> authorization)>
+      tenant_of;
+  // Whether calls must prove who they are: then API requests without a valid token are refused
+  // before their body is read.
+  bool authentication_required = false;
+  // An unauthenticated door on a loopback address answers API requests only for loopback host
+  // names, so that a web page whose name an attacker re-points at 127.0.0.1 (DNS rebinding)
+  // cannot call it.
+  bool loopback_hosts_only = false;
   absl::Duration keepalive;  // comment lines on idle event streams
   // A stream open this long is ended; clients resume where it stopped (Last-Event-ID,
   // from_sequence), and a forgotten tab never holds a thread for good.
@@ -40,8 +50,16 @@ struct Gateway {
 std::vector<std::pair<std::string, std::string>> ForwardedMetadata(
     const httplib::Request& request, std::optional<std::string> authorization = std::nullopt);
 
-// The request's authorization header, if any.
-std::optional<absl::string_view> Authorization(const httplib::Request& request);
+// The request's authorization: its header, or for job event streams (EventSource cannot send
+// headers) `Bearer <access_token>` from the URL.
+std::optional<std::string> Authorization(const httplib::Request& request);
+
+// Checks, before the body is read, what every API request must pass: its Host (see
+// loopback_hosts_only) and its token (see authentication_required).
+void InstallGuard(std::shared_ptr<const Gateway> gateway, httplib::Server& server);
+
+// The tenant that owns a stream `request` opens ("" when it has none).
+std::string StreamOwner(const Gateway& gateway, const httplib::Request& request);
 
 // Sends `result` (a failure) as Connect's error JSON with its HTTP status.
 void SendError(const BridgeResult& result, httplib::Response& response);

@@ -64,6 +64,9 @@ absl::Status HttpListener::Install(const Options& options, Handlers handlers) {
     setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
   server.set_payload_max_length(options.max_body_bytes);
+  // A connection holds a thread while it is open: idle and slow ones give theirs back soon.
+  server.set_keep_alive_timeout(2);
+  server.set_read_timeout(5);
   server.Get("/metrics",
              [metrics = handlers.metrics](const httplib::Request&, httplib::Response& response) {
                response.set_content(metrics(), "text/plain; version=0.0.4; charset=utf-8");
@@ -82,6 +85,7 @@ absl::Status HttpListener::Install(const Options& options, Handlers handlers) {
                                               std::max(1, options.threads - kThreadsNotForStreams));
     auto gateway = std::make_shared<Gateway>(options.gateway);
     gateway->streams = streams_.get();
+    InstallGuard(gateway, server);
     InstallConnectRoutes(options.services, gateway, server);
     InstallJobEventRoutes(gateway, server);
     InstallCors(options.cors_origins, server);

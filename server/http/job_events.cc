@@ -47,16 +47,45 @@ std::string EventMessage(const v1::JobEvent& event) {
   return absl::StrCat("id: ", event.sequence(), "\ndata: ", json, "\n\n");
 }
 
+// Writes the watch's events to `sink` as they come, until the job ends (`event: end`), the
+// watch fails (`event: failed`), the client goes or --http_max_stream_time passes. A stream
+// cut short (time up, shutdown) ends without a word: the EventSource reconnects and resumes.
+void StreamEvents(const Gateway& gateway, const BridgeCall& call, httplib::DataSink& sink) {
+  const absl::Time ends = absl::Now() + gateway.max_stream_time;
+  auto send = [&sink](const std::string& text) { return sink.write(text.data(), text.size()); };
+  // Reconnect after a second (EventSource's default is 3).
+  bool open = send("retry: 1000\n\n");
+  std::shared_ptr<RpcBridge> bridge = gateway.bridge->Get();
+  if (!open || bridge == nullptr) return;
+  const BridgeResult result = bridge->Invoke(
+      call,
+      [&](const std::string& message) {
+        v1::JobEvent event;
+        if (!event.ParseFromString(message)) return false;
+        open = send(EventMessage(event));
+        return open && absl::Now() < ends;
+      },
+      [&] {
+        open = send(": keepalive\n\n");
+        return open && absl::Now() < ends;
+      },
+      gateway.keepalive);
+  if (!open || absl::Now() >= ends) return;
+  if (result.code == 0) {
+    send("event: end\ndata: {}\n\n");
+  } else if (result.code != static_cast<int>(absl::StatusCode::kCancelled) &&
+             result.code != static_cast<int>(absl::StatusCode::kUnavailable)) {
+    send(absl::StrCat("event: failed\ndata: ", connect::ErrorJson(result), "\n\n"));
+  }
+}
+
 void ServeEvents(const std::shared_ptr<const Gateway>& gateway, const httplib::Request& request,
                  httplib::Response& response) {
   std::shared_ptr<RpcBridge> bridge = gateway->bridge->Get();
   if (bridge == nullptr) {
     return SendError(absl::UnavailableError("kiln-server is starting; retry shortly"), response);
   }
-  std::optional<std::string> authorization;
-  if (request.has_param("access_token")) {
-    authorization = absl::StrCat("Bearer ", request.get_param_value("access_token"));
-  }
+  const std::optional<std::string> authorization = Authorization(request);
   const std::vector<std::pair<std::string, std::string>> metadata =
       ForwardedMetadata(request, authorization);
   v1::WatchJobRequest watch;
@@ -76,11 +105,8 @@ void ServeEvents(const std::shared_ptr<const Gateway>& gateway, const httplib::R
       [](const std::string&) { return true; }, [] { return true; }, absl::InfiniteDuration());
   if (found.code != 0) return SendError(found, response);
 
-  const std::optional<absl::string_view> owner_token =
-      authorization.has_value() ? std::optional<absl::string_view>(*authorization)
-                                : Authorization(request);
   absl::StatusOr<std::unique_ptr<StreamLimits::Lease>> acquired =
-      gateway->streams->Acquire(gateway->stream_owner(owner_token));
+      gateway->streams->Acquire(StreamOwner(*gateway, request));
   if (!acquired.ok()) return SendError(acquired.status(), response);
   std::shared_ptr<StreamLimits::Lease> lease = *std::move(acquired);
 
@@ -88,41 +114,18 @@ void ServeEvents(const std::shared_ptr<const Gateway>& gateway, const httplib::R
   response.set_header("X-Accel-Buffering", "no");  // proxies pass each event on at once
   auto call = std::make_shared<BridgeCall>(BridgeCall{
       JobMethod("WatchJob"), metadata, absl::InfiniteDuration(), {watch.SerializeAsString()}});
-  response.set_chunked_content_provider("text/event-stream", [gateway, call, lease](
-                                                                 size_t, httplib::DataSink& sink) {
-    const absl::Time ends = absl::Now() + gateway->max_stream_time;
-    auto send = [&sink](const std::string& text) { return sink.write(text.data(), text.size()); };
-    // Reconnect after a second (EventSource's default is 3).
-    bool open = send("retry: 1000\n\n");
-    std::shared_ptr<RpcBridge> bridge = gateway->bridge->Get();
-    if (open && bridge != nullptr) {
-      const BridgeResult result = bridge->Invoke(
-          *call,
-          [&](const std::string& message) {
-            v1::JobEvent event;
-            if (!event.ParseFromString(message)) return false;
-            open = send(EventMessage(event));
-            return open && absl::Now() < ends;
-          },
-          [&] {
-            open = send(": keepalive\n\n");
-            return open && absl::Now() < ends;
-          },
-          gateway->keepalive);
-      // A stream cut short (time up, shutdown) ends without a word: the EventSource
-      // reconnects and resumes.
-      if (open && absl::Now() < ends) {
-        if (result.code == 0) {
-          send("event: end\ndata: {}\n\n");
-        } else if (result.code != static_cast<int>(absl::StatusCode::kCancelled) &&
-                   result.code != static_cast<int>(absl::StatusCode::kUnavailable)) {
-          send(absl::StrCat("event: failed\ndata: ", connect::ErrorJson(result), "\n\n"));
-        }
-      }
-    }
-    sink.done();
-    return true;
-  });
+  response.set_chunked_content_provider("text/event-stream",
+                                        [gateway, call, lease](size_t, httplib::DataSink& sink) {
+                                          // An exception must not leave a provider: it would end
+                                          // the process (cpp-httplib). The stream then ends without
+                                          // a word, and the EventSource resumes it.
+                                          try {
+                                            StreamEvents(*gateway, *call, sink);
+                                          } catch (const std::exception&) {
+                                          }
+                                          sink.done();
+                                          return true;
+                                        });
 }
 
 }  // namespace

@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import struct
 import tempfile
 import time
@@ -236,6 +237,17 @@ class HttpGatewayTest(ServerTestCase):
         self.assertEqual(status, 404)
         self.assertEqual(json.loads(events[0])["code"], "not_found")
 
+        # An id echoed in a message is cut short, never inside a character.
+        status, error = self.door.call("SessionService", "GetSession",
+                                       {"sessionId": "a" * 63 + "\u00e9" * 3})
+        self.assertEqual((status, error["code"]), (404, "not_found"))
+        self.assertIn("a" * 63 + "...", error["message"])
+
+    def test_a_page_of_another_name_cannot_reach_an_unauthenticated_loopback_door(self):
+        status, error = self.door.call("SessionService", "ListSessions",
+                                       headers={"Host": "attacker.example"})
+        self.assertEqual((status, error["code"]), (403, "permission_denied"))
+
     def test_export_streams_the_file(self):
         session = self.compiled_session()
         status, messages = self.door.stream("ModelService", "ExportModel",
@@ -261,6 +273,54 @@ class HttpGatewayTest(ServerTestCase):
         response.read()
         connection.close()
         self.assertEqual(response.status, 403)
+
+
+class HttpGatewayShutdownTest(unittest.TestCase):
+    """SIGTERM while browsers watch a fit and keep calling: the event stream gets the job's
+    last event (INTERRUPTED), calls in flight finish, later ones are refused, and the server
+    exits 0."""
+
+    def test_calls_during_the_drain_are_answered_and_the_server_exits_cleanly(self):
+        server = KilnServer("--http_listen=127.0.0.1:0", "--worker_threads=1",
+                            "--shutdown_grace=5s").start()
+        try:
+            door = Door(http_port(server))
+            session = door.ok("SessionService", "CreateSession")["id"]
+            door.ok("ModelService", "DefineModel", {"sessionId": session, "definition": MODEL})
+            door.ok("ModelService", "Compile", {
+                "sessionId": session, "model": "tiny",
+                "config": {"optimizer": {"name": "sgd"},
+                           "loss": {"name": "sparse_categorical_crossentropy"}}})
+            job = door.ok("JobService", "StartFit", {
+                "sessionId": session, "model": "tiny", "data": inline_data(),
+                "config": {"epochs": 100000, "batchSize": 1}})["id"]
+            response, connection = door.request(
+                "GET", f"/v1/jobs/{job}/events?session_id={session}")
+            self.assertEqual(response.status, 200)
+            self.assertTrue(response.fp.readline())  # the stream is open
+            server.process.send_signal(signal.SIGTERM)
+            answered = set()
+            while server.process.poll() is None:
+                try:
+                    status, _ = door.call("SessionService", "GetSession", {"sessionId": session})
+                    answered.add(status)
+                except OSError:
+                    break  # the listener has closed
+            rest = ""
+            try:
+                for line in response.fp:
+                    rest += line.decode()
+            except OSError:
+                pass
+            connection.close()
+            self.assertIn('"state":"INTERRUPTED"', rest, f"{rest[-2000:]}\n{server.log()}")
+            # No `event: end`: an interrupted fit can be resumed after a restart, so an
+            # EventSource should reconnect rather than close.
+            self.assertNotIn("event: end", rest)
+            self.assertEqual(server.wait_exit(), 0, server.log())
+            self.assertLessEqual(answered, {200, 503})
+        finally:
+            server.cleanup()
 
 
 class HttpGatewayAuthTest(unittest.TestCase):

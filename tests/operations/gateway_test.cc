@@ -82,7 +82,11 @@ class GatewayTest : public ::testing::Test {
     options.address = "127.0.0.1:0";
     options.services = Services();
     options.gateway.bridge = &slot_;
-    options.gateway.stream_owner = [](std::optional<absl::string_view> authorization) {
+    // The token is the tenant; "Bearer bad" is no token of the server's.
+    options.gateway.tenant_of =
+        [](std::optional<absl::string_view> authorization) -> absl::StatusOr<std::string> {
+      if (authorization == "Bearer bad")
+        return absl::UnauthenticatedError("the token is not valid");
       return std::string(authorization.value_or(""));
     };
     slot_.Set(bridge_);
@@ -474,6 +478,15 @@ TEST_F(GatewayTest, CorsAllowsTheConfiguredOriginsOnly) {
   EXPECT_THAT(preflight->get_header_value("Access-Control-Allow-Headers"),
               HasSubstr("Authorization"));
   EXPECT_THAT(preflight->get_header_value("Access-Control-Allow-Methods"), HasSubstr("POST"));
+  // The headers a page sends travel on, the editor's session header among them.
+  httplib::Result custom =
+      Client().Options("/kiln.v1.ModelService/AddLayer",
+                       {{"Origin", "https://app.example"},
+                        {"Access-Control-Request-Method", "POST"},
+                        {"Access-Control-Request-Headers", "x-kiln-session, cookie"}});
+  EXPECT_THAT(custom->get_header_value("Access-Control-Allow-Headers"),
+              HasSubstr("x-kiln-session"));
+  EXPECT_THAT(custom->get_header_value("Access-Control-Allow-Headers"), Not(HasSubstr("cookie")));
 
   httplib::Result foreign = Client().Options(
       "/kiln.v1.SessionService/CreateSession",
@@ -513,6 +526,80 @@ TEST_F(GatewayTest, ServesTheEditorsFilesWithAStrictPolicy) {
       HttpListener::Start(std::move(missing), {[] { return std::string(); }, [] { return true; }});
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(refused.status().message(), HasSubstr("--web_root"));
+}
+
+TEST_F(GatewayTest, WithAuthenticationRequestsWithoutAValidTokenNeverReachTheBridge) {
+  HttpListener::Options options = Defaults();
+  options.gateway.authentication_required = true;
+  Start(std::move(options));
+  httplib::Result bad =
+      PostJson("/kiln.v1.SessionService/CreateSession", "{}", {{"Authorization", "Bearer bad"}});
+  EXPECT_EQ(bad->status, 401);
+  EXPECT_EQ(nlohmann::json::parse(bad->body)["code"], "unauthenticated");
+  httplib::Result events = Client().Get("/v1/jobs/j-1/events?session_id=s&access_token=bad");
+  EXPECT_EQ(events->status, 401);
+  EXPECT_TRUE(bridge_->calls().empty());
+  EXPECT_EQ(
+      PostJson("/kiln.v1.SessionService/CreateSession", "{}", {{"Authorization", "Bearer good"}})
+          ->status,
+      200);
+  EXPECT_EQ(Client().Get("/healthz")->status, 200);  // probes need no token
+}
+
+TEST_F(GatewayTest, AnUnauthenticatedLoopbackDoorAnswersLoopbackNamesOnly) {
+  HttpListener::Options options = Defaults();
+  options.gateway.loopback_hosts_only = true;
+  Start(std::move(options));
+  // A page whose name was re-pointed at 127.0.0.1 still sends its own name as Host.
+  httplib::Result rebound =
+      PostJson("/kiln.v1.SessionService/CreateSession", "{}", {{"Host", "attacker.example"}});
+  EXPECT_EQ(rebound->status, 403);
+  EXPECT_EQ(nlohmann::json::parse(rebound->body)["code"], "permission_denied");
+  EXPECT_TRUE(bridge_->calls().empty());
+  for (const char* host : {"localhost:8080", "127.0.0.1:8080", "[::1]:8080"}) {
+    EXPECT_EQ(PostJson("/kiln.v1.SessionService/CreateSession", "{}", {{"Host", host}})->status,
+              200)
+        << host;
+  }
+}
+
+TEST_F(GatewayTest, AConnectStreamPastItsTimeEndsUnavailableForTheClientToCallAgain) {
+  bridge_->answer = [](const BridgeCall&, const RpcBridge::MessageSink& sink,
+                       const RpcBridge::IdleCheck&) {
+    absl::SleepFor(absl::Milliseconds(20));
+    const bool more = sink(Event(1).SerializeAsString());
+    return more ? BridgeResult{} : BridgeResult{1, "cancelled", ""};
+  };
+  HttpListener::Options options = Defaults();
+  options.gateway.max_stream_time = absl::Milliseconds(10);
+  Start(std::move(options));
+  std::vector<std::pair<int, std::string>> envelopes = Envelopes(
+      Client()
+          .Post("/kiln.v1.JobService/WatchJob", connect::EncodeEnvelope(0, R"({"jobId": "j-1"})"),
+                "application/connect+json")
+          ->body);
+  ASSERT_EQ(envelopes.size(), 2);
+  const nlohmann::json end = nlohmann::json::parse(envelopes[1].second);
+  EXPECT_EQ(end["error"]["code"], "unavailable");
+  EXPECT_THAT(end["error"]["message"].get<std::string>(), HasSubstr("--http_max_stream_time"));
+}
+
+TEST_F(GatewayTest, BytesThatAreNotUtf8GetAnErrorNotACrash) {
+  Start();
+  const std::string bad = "{\"sessionId\": \"\xff\xfe\"}";
+  httplib::Result stream = Client().Post(
+      "/kiln.v1.JobService/WatchJob", connect::EncodeEnvelope(0, bad), "application/connect+json");
+  ASSERT_TRUE(stream);
+  const std::vector<std::pair<int, std::string>> envelopes = Envelopes(stream->body);
+  ASSERT_EQ(envelopes.size(), 1);
+  EXPECT_EQ(nlohmann::json::parse(envelopes[0].second)["error"]["code"], "invalid_argument");
+  httplib::Result unary = PostJson("/kiln.v1.SessionService/GetSession", bad);
+  EXPECT_EQ(unary->status, 400);
+  EXPECT_EQ(nlohmann::json::parse(unary->body)["code"], "invalid_argument");
+  httplib::Result timeout =
+      PostJson("/kiln.v1.SessionService/GetSession", "{}", {{"Connect-Timeout-Ms", "\xff"}});
+  EXPECT_EQ(timeout->status, 400);
+  EXPECT_TRUE(bridge_->calls().empty());
 }
 
 TEST(StreamLimitsTest, CountsPerOwnerAndInAll) {

@@ -48,6 +48,17 @@ export function watchJob(sessionId: string, jobId: string, h: WatchHandlers): Jo
     close();
     h.onEnd();
   });
+  // The watch itself failed (the error's JSON in data): reconnecting would fail again.
+  source.addEventListener("failed", (m) => {
+    close();
+    let message = "the job's event stream failed";
+    try {
+      message = (JSON.parse((m as MessageEvent<string>).data) as { message?: string }).message ?? message;
+    } catch {
+      // not JSON: keep the general message
+    }
+    h.onError(message);
+  });
   source.onerror = () => {
     // CONNECTING: it is reconnecting by itself. CLOSED: the server refused the stream (an HTTP
     // error status or a wrong content type), which EventSource does not retry.
