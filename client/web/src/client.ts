@@ -14,8 +14,9 @@ import {
 
 const TOKEN_KEY = "kiln.token";
 
-// `?api=https://host:port` points the editor at another server (which must allow CORS);
-// by default it talks to the server that served the page.
+// `?api=https://host:port` points a copy of the editor served elsewhere at a Kiln server whose
+// --http_cors_origins allows it (the copy kiln-server serves may call only its own origin: its
+// Content-Security-Policy says so). By default it talks to the server that served the page.
 export function apiBaseUrl(): string {
   const override = new URLSearchParams(location.search).get("api");
   return (override ?? location.origin).replace(/\/+$/, "");
