@@ -42,23 +42,28 @@ absl::StatusOr<BridgeCall> NewCall(const MethodDescriptor& method,
   return call;
 }
 
-absl::Status UnsupportedMediaType(const httplib::Request& request, bool streaming) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "Content-Type '", request.get_header_value("Content-Type"),
-      "' is not one this method takes: ",
-      streaming ? "application/connect+json or application/connect+proto (a streaming method)"
-                : "application/json or application/proto"));
+// The codec of the request's Content-Type for a unary or a streaming method; without one, the
+// answer is 415 naming the types the method takes.
+std::optional<connect::Codec> CodecOrRefuse(const httplib::Request& request, bool streaming,
+                                            httplib::Response& response) {
+  const std::string content_type = request.get_header_value("Content-Type");
+  std::optional<connect::Codec> codec =
+      streaming ? connect::StreamCodec(content_type) : connect::UnaryCodec(content_type);
+  if (codec.has_value()) return codec;
+  SendError(
+      absl::InvalidArgumentError(absl::StrCat(
+          "Content-Type '", content_type, "' is not one this method takes: ",
+          streaming ? "application/connect+json or application/connect+proto (a streaming method)"
+                    : "application/json or application/proto")),
+      response);
+  response.status = 415;
+  return std::nullopt;
 }
 
 void ServeUnary(const MethodDescriptor& method, const Gateway& gateway,
                 const httplib::Request& request, httplib::Response& response) {
-  const std::optional<connect::Codec> codec =
-      connect::UnaryCodec(request.get_header_value("Content-Type"));
-  if (!codec.has_value()) {
-    SendError(UnsupportedMediaType(request, false), response);
-    response.status = 415;
-    return;
-  }
+  const std::optional<connect::Codec> codec = CodecOrRefuse(request, false, response);
+  if (!codec.has_value()) return;
   absl::StatusOr<BridgeCall> call = NewCall(method, request);
   if (!call.ok()) return SendError(call.status(), response);
   absl::StatusOr<std::string> binary =
@@ -67,7 +72,7 @@ void ServeUnary(const MethodDescriptor& method, const Gateway& gateway,
   call->requests.push_back(*std::move(binary));
   std::shared_ptr<RpcBridge> bridge = gateway.bridge->Get();
   if (bridge == nullptr) {
-    return SendError(absl::UnavailableError("kiln-server is starting; retry shortly"), response);
+    return SendError(NotServingYet(), response);
   }
   std::string reply;
   const BridgeResult result = bridge->Invoke(
@@ -92,7 +97,7 @@ BridgeResult RunStream(const Gateway& gateway, const absl::Status& prepared, con
   if (!prepared.ok()) return ResultOf(prepared);
   std::shared_ptr<RpcBridge> bridge = gateway.bridge->Get();
   if (bridge == nullptr) {
-    return ResultOf(absl::UnavailableError("kiln-server is starting; retry shortly"));
+    return ResultOf(NotServingYet());
   }
   const absl::Time ends = absl::Now() + gateway.max_stream_time;
   std::optional<absl::Status> ended_by_door;
@@ -123,13 +128,8 @@ BridgeResult RunStream(const Gateway& gateway, const absl::Status& prepared, con
 // the end-of-stream message (Connect streams always answer 200).
 void ServeStream(const MethodDescriptor& method, std::shared_ptr<const Gateway> gateway,
                  const httplib::Request& request, httplib::Response& response) {
-  const std::optional<connect::Codec> codec =
-      connect::StreamCodec(request.get_header_value("Content-Type"));
-  if (!codec.has_value()) {
-    SendError(UnsupportedMediaType(request, true), response);
-    response.status = 415;
-    return;
-  }
+  const std::optional<connect::Codec> codec = CodecOrRefuse(request, true, response);
+  if (!codec.has_value()) return;
   auto call = std::make_shared<BridgeCall>();
   absl::Status prepared = [&]() -> absl::Status {
     absl::StatusOr<BridgeCall> made = NewCall(method, request);

@@ -105,6 +105,10 @@ BridgeResult ResultOf(const absl::Status& status) {
   return BridgeResult{static_cast<int>(status.code()), std::string(status.message()), ""};
 }
 
+absl::Status NotServingYet() {
+  return absl::UnavailableError("kiln-server is starting; retry shortly");
+}
+
 void SendError(const BridgeResult& result, httplib::Response& response) {
   response.status = connect::HttpStatus(result.code);
   response.set_content(connect::ErrorJson(result), "application/json");

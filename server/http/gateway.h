@@ -68,6 +68,9 @@ void SendError(const absl::Status& status, httplib::Response& response);
 // A failure as a BridgeResult (no details).
 BridgeResult ResultOf(const absl::Status& status);
 
+// What a call gets while the bridge is not set yet: UNAVAILABLE, to retry.
+absl::Status NotServingYet();
+
 }  // namespace kiln::server
 
 #endif  // KILN_SERVER_HTTP_GATEWAY_H_

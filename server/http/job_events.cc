@@ -83,7 +83,7 @@ void ServeEvents(const std::shared_ptr<const Gateway>& gateway, const httplib::R
                  httplib::Response& response) {
   std::shared_ptr<RpcBridge> bridge = gateway->bridge->Get();
   if (bridge == nullptr) {
-    return SendError(absl::UnavailableError("kiln-server is starting; retry shortly"), response);
+    return SendError(NotServingYet(), response);
   }
   const std::optional<std::string> authorization = Authorization(request);
   const std::vector<std::pair<std::string, std::string>> metadata =

@@ -5,7 +5,6 @@ Last-Event-ID and stay alive while quiet; server streams come in Connect's envel
 Connect's JSON with their HTTP status and the BadRequest field path; CORS preflights; and with
 tokens, calls and event streams need them (EventSource's in the URL)."""
 import base64
-import hashlib
 import http.client
 import json
 import os
@@ -18,6 +17,7 @@ import unittest
 
 from kiln.v1 import service_pb2
 from kiln_e2e import MODEL, KilnServer, ServerTestCase, make_data
+from security_test import token_line
 
 ORIGIN = "http://app.example"
 
@@ -323,7 +323,7 @@ class HttpGatewayShutdownTest(unittest.TestCase):
             server.cleanup()
 
 
-class HttpGatewayAuthTest(unittest.TestCase):
+class HttpGatewayAuthTest(ServerTestCase):
     """With --auth_tokens_file the door asks for the same tokens as gRPC."""
 
     TOKEN = "web-token-0123456789"
@@ -333,19 +333,16 @@ class HttpGatewayAuthTest(unittest.TestCase):
         cls.dir = tempfile.TemporaryDirectory()
         tokens = os.path.join(cls.dir.name, "tokens")
         with open(tokens, "w") as f:
-            f.write(f"web:{hashlib.sha256(cls.TOKEN.encode()).hexdigest()}\n")
-        cls.server = KilnServer(f"--auth_tokens_file={tokens}", "--http_listen=127.0.0.1:0",
-                                "--http_max_streams_per_tenant=1").start()
+            f.write(token_line("web", cls.TOKEN))
+        cls.server_flags = (f"--auth_tokens_file={tokens}", "--http_listen=127.0.0.1:0",
+                            "--http_max_streams_per_tenant=1")
+        super().setUpClass()
         cls.port = http_port(cls.server)
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.server.stop()
-        log = cls.server.log()
-        cls.server.cleanup()
+        super().tearDownClass()
         cls.dir.cleanup()
-        if code != 0:
-            raise AssertionError(f"kiln-server exited {code} on SIGTERM:\n{log}")
 
     def test_calls_and_event_streams_need_the_token(self):
         status, error = Door(self.port).call("SessionService", "CreateSession")

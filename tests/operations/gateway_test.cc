@@ -396,15 +396,20 @@ TEST_F(GatewayTest, JobEventsTakeTheTokenFromTheUrlAndKeepQuietStreamsAlive) {
   }
 }
 
+// A WatchJob whose first event comes after 20 ms (GetJob succeeds at once). The door says stop
+// once its stream time is up, and the call then ends cancelled, as a real one does.
+StandInBridge::Answer SlowWatch() {
+  return
+      [](const BridgeCall& call, const RpcBridge::MessageSink& sink, const RpcBridge::IdleCheck&) {
+        if (absl::EndsWith(call.method, "/GetJob")) return BridgeResult{};
+        absl::SleepFor(absl::Milliseconds(20));
+        const bool more = sink(Event(1).SerializeAsString());
+        return more ? BridgeResult{} : BridgeResult{1, "cancelled", ""};
+      };
+}
+
 TEST_F(GatewayTest, AStreamPastItsTimeEndsWithoutEndSoThatEventSourceResumes) {
-  bridge_->answer = [](const BridgeCall& call, const RpcBridge::MessageSink& sink,
-                       const RpcBridge::IdleCheck&) {
-    if (absl::EndsWith(call.method, "/GetJob")) return BridgeResult{};
-    absl::SleepFor(absl::Milliseconds(20));
-    // The door says stop once the time is up, and the call then ends cancelled.
-    const bool more = sink(Event(1).SerializeAsString());
-    return more ? BridgeResult{} : BridgeResult{1, "cancelled", ""};
-  };
+  bridge_->answer = SlowWatch();
   HttpListener::Options options = Defaults();
   options.gateway.max_stream_time = absl::Milliseconds(10);
   Start(std::move(options));
@@ -567,12 +572,7 @@ TEST_F(GatewayTest, AnUnauthenticatedLoopbackDoorAnswersLoopbackNamesOnly) {
 }
 
 TEST_F(GatewayTest, AConnectStreamPastItsTimeEndsUnavailableForTheClientToCallAgain) {
-  bridge_->answer = [](const BridgeCall&, const RpcBridge::MessageSink& sink,
-                       const RpcBridge::IdleCheck&) {
-    absl::SleepFor(absl::Milliseconds(20));
-    const bool more = sink(Event(1).SerializeAsString());
-    return more ? BridgeResult{} : BridgeResult{1, "cancelled", ""};
-  };
+  bridge_->answer = SlowWatch();
   HttpListener::Options options = Defaults();
   options.gateway.max_stream_time = absl::Milliseconds(10);
   Start(std::move(options));
