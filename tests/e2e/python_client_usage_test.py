@@ -1,7 +1,8 @@
 """End-to-end: the Python client as a newcomer uses it - seeded sessions that repeat their
 results, `with` blocks that leave nothing behind, malformed specs that raise KilnError naming
-the field, Ctrl-C that cancels a fit, progress that is never silent for long when piped, health
-by service name, and predictions over a dataset that do not pile up in the session.
+the field, Ctrl-C that cancels a fit, a watch left early that ends its stream, progress that is
+never silent for long when piped, health by service name, and predictions over a dataset that
+do not pile up in the session.
 """
 import io
 import os
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import unittest
 
@@ -129,19 +131,43 @@ class PythonClientUsageTest(ServerTestCase):
                 print("KeyboardInterrupt", flush=True)
                 raise
         """)
-        child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, env=os.environ)
+        # -X faulthandler: a child that hangs shows where when it is sent SIGABRT.
+        child = subprocess.Popen([sys.executable, "-X", "faulthandler", "-c", script],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=os.environ)
         session_id = child.stdout.readline().strip()
         for line in child.stdout:
             if line.startswith("Epoch 1/"):
                 break
         child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=60)
+        try:
+            out, err = child.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGABRT)
+            out, err = child.communicate()
+            self.fail(f"the client did not end 60 s after Ctrl-C:\n{out}\n{err}")
         self.assertNotEqual(child.returncode, 0)
         self.assertIn("KeyboardInterrupt", out)
         self.assertIn("Ctrl-C: cancelling job-", err)
         (job,) = self.client.session(session_id).jobs()
         self.assertEqual(job.state, jobs_pb2.CANCELLED)
+
+    def test_a_watch_left_early_ends_its_stream(self):
+        with self.client.create_session("left") as s:
+            build_model(s)
+            x, y = make_data()
+            s.upload_dataset("train", x, y)
+            job = s.start_fit("tiny", dataset="train", epochs=100000, batch_size=8)
+            for _ in s.watch(job.id):
+                break  # the generator is closed here: its stream is cancelled
+            deadline = time.time() + 10
+            while any(t.name == "kiln-stream-reader" for t in threading.enumerate()):
+                self.assertLess(time.time(), deadline, "the stream's reader thread lives on")
+                time.sleep(0.01)
+            s.cancel(job.id)
+            with self.assertRaises(KilnError) as e:
+                s.wait(job.id)
+            self.assertEqual(e.exception.state, jobs_pb2.CANCELLED)
 
     def test_health_by_service_name(self):
         self.assertTrue(self.client.health())

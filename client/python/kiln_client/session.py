@@ -13,6 +13,7 @@ import numpy as np
 from kiln.v1 import data_pb2, jobs_pb2, layers_pb2, model_pb2, service_pb2, training_pb2
 from kiln_client.errors import CODES, KilnError, from_rpc_error, to_message
 from kiln_client.progress import Progress
+from kiln_client.streams import BackgroundStream
 from kiln_client.tensors import to_array, to_tensor
 
 if TYPE_CHECKING:  # client.py imports this module
@@ -330,7 +331,7 @@ class Session:
         while True:
             request = service_pb2.WatchJobRequest(session_id=self.id, job_id=job_id,
                                                   from_sequence=last)
-            call = self.client._jobs.WatchJob(request)
+            call = BackgroundStream(self.client._jobs.WatchJob(request))
             try:
                 ended_interrupted = False
                 for event in call:
@@ -348,7 +349,7 @@ class Session:
                 time.sleep(0.25 * 2 ** min(retries, 4))
                 retries += 1
             finally:
-                call.cancel()  # a watcher that stops early (Ctrl-C, break) ends the stream
+                call.close()  # a watcher that stops early (Ctrl-C, break) ends the stream
 
     def wait(self, job_id: str, on_event=None, cancel_on_interrupt: bool = True,
              queued_notice=None, from_sequence: int = 0) -> jobs_pb2.Finished:
