@@ -1,9 +1,11 @@
 """End-to-end: the card editor in a real browser. kiln-server serves client/web/dist (built by
 scripts/build) at / of its HTTP door, and client/web/test/editor.test.mjs drives Debian's
 chromium headless through playwright-core: a DepthwiseConv2D model built from cards with its
-shapes, a bad argument's error on its field, one epoch of training on an uploaded dataset with
-a growing chart and the final accuracy, a second fit cancelled (its event stream dropped and
-resumed without losing a point), a prediction, and Keras files in and out. Its screenshots are kept in the build's test-results/web/."""
+shapes, a bad argument's error on its field, initializer and regularizer cards wired into its
+sockets, one epoch of training on an uploaded dataset with a growing chart and the final
+accuracy, a second fit cancelled (its event stream dropped and resumed without losing a point),
+a prediction, and Keras files in and out. Its screenshots are kept in the build's
+test-results/web/."""
 import os
 import subprocess
 import unittest

@@ -6,11 +6,14 @@ import {
   emitClass,
   inputRange,
   layerByClass,
+  objectKind,
   outputCount,
   valuesFromJson,
   type FieldValue,
+  type ObjectKind,
+  type Values,
 } from "./catalogue";
-import type { Catalogue, ClassInfo } from "./gen/kiln/v1/catalogue_pb";
+import type { ArgumentInfo, Catalogue, ClassInfo } from "./gen/kiln/v1/catalogue_pb";
 import { getState, setState, type AppState, type Card, type CardKind, type Port } from "./store";
 
 export function portName(p: Port): string {
@@ -30,18 +33,40 @@ function uniqueId(cards: Card[], base: string): string {
 }
 
 export function classOf(cat: Catalogue, card: Card): ClassInfo | undefined {
+  if (card.kind === "object") return card.objectKind && cat[card.objectKind].find((c) => c.className === card.className);
   return layerByClass(cat, card.className);
 }
 
 export function inputsAllowed(cat: Catalogue, card: Card): { min: number; max: number } {
   const cls = classOf(cat, card);
-  if (!cls) return { min: 0, max: 0 };
+  if (!cls || card.kind === "object") return { min: 0, max: 0 };
   return inputRange(cls, card.kind === "input");
 }
 
+// Tensor outputs: an object card has none (its wire goes to a socket, not to a layer's input).
 export function outputsOf(cat: Catalogue, card: Card): number {
+  if (card.kind === "object") return 0;
   const cls = classOf(cat, card);
   return cls ? outputCount(cls) : 1;
+}
+
+// A card's initializer, regularizer and constraint arguments: the sockets object cards wire into.
+export function objectSockets(cat: Catalogue, card: Card): ArgumentInfo[] {
+  if (card.kind !== "layer" && card.kind !== "input") return [];
+  return classOf(cat, card)?.arguments.filter((a) => objectKind(a) !== undefined) ?? [];
+}
+
+// The card's field values with each wired socket taking the value of the object card wired in:
+// what its request and its definition node carry.
+export function resolvedValues(s: AppState, card: Card): Values {
+  if (!card.links) return card.values;
+  const values = { ...card.values };
+  for (const [arg, objectId] of Object.entries(card.links)) {
+    const obj = s.cards.find((c) => c.id === objectId);
+    const cls = obj && s.catalogue && classOf(s.catalogue, obj);
+    if (obj && cls) values[arg] = { choice: cls.field, values: obj.values };
+  }
+  return values;
 }
 
 // A new card below the selected one, wired to it when it takes inputs, as appending to a
@@ -53,12 +78,72 @@ export function addCard(className: string, position?: { x: number; y: number }):
   if (!cat || !cls) return undefined;
   const kind: CardKind = cls === cat.input ? "input" : "layer";
   const id = uniqueId(s.cards, kind === "input" || !cls.field ? "input" : cls.field);
-  const from = s.selected ? s.cards.find((c) => c.id === s.selected) : undefined;
+  const from = s.cards.find((c) => c.id === s.selected && c.kind !== "object"); // objects have no tensors
   const pos = position ?? nextPosition(s, from);
   const card: Card = { id, kind, className, values: defaultValues(cat, cls), inputs: [], position: pos };
   if (from && kind === "layer") card.inputs = [{ card: from.id, output: 0 }];
   setState((st) => ({ ...st, cards: [...st.cards, card], selected: id }));
   return id;
+}
+
+// An initializer, regularizer or constraint card. With a layer card selected it is wired into
+// that card's first free socket of its kind (kernel_initializer before bias_initializer).
+export function addObjectCard(kind: ObjectKind, className: string, position?: { x: number; y: number }): string | undefined {
+  const s = getState();
+  const cat = s.catalogue;
+  const cls = cat?.[kind].find((c) => c.className === className);
+  if (!cat || !cls) return undefined;
+  const id = uniqueId(s.cards, cls.field);
+  const target = s.selected ? s.cards.find((c) => c.id === s.selected) : undefined;
+  const socket = target && objectSockets(cat, target).find((a) => objectKind(a) === kind && !target.links?.[a.name]);
+  const pos = position ?? belowCard(s, target);
+  const card: Card = { id, kind: "object", objectKind: kind, className, values: defaultValues(cat, cls), inputs: [], position: pos };
+  setState((st) => ({ ...st, cards: [...st.cards, card] }));
+  if (target && socket) link(id, target.id, socket.name);
+  return id;
+}
+
+export function canLink(s: AppState, objectId: string, cardId: string, arg: string): string | undefined {
+  const cat = s.catalogue;
+  const obj = s.cards.find((c) => c.id === objectId);
+  const card = s.cards.find((c) => c.id === cardId);
+  if (!cat || !obj || obj.kind !== "object" || !card) return "no such card";
+  const socket = objectSockets(cat, card).find((a) => a.name === arg);
+  if (!socket) return `${cardId} has no socket ${arg}`;
+  if (objectKind(socket) !== obj.objectKind) return `${arg} takes ${objectKind(socket)}, not ${obj.objectKind}`;
+  return undefined;
+}
+
+// Wires an object card into a socket (replacing what the socket held).
+export function link(objectId: string, cardId: string, arg: string): string | undefined {
+  const why = canLink(getState(), objectId, cardId, arg);
+  if (why) return why;
+  setState((st) => ({
+    ...st,
+    cards: st.cards.map((c) => (c.id === cardId ? { ...c, links: { ...c.links, [arg]: objectId } } : c)),
+  }));
+  return undefined;
+}
+
+// Takes the wire out of a socket. The socket keeps the object's value, so the layer does not
+// change under the user; its field then edits that value in place.
+export function unlink(cardId: string, arg: string): void {
+  setState((st) => ({ ...st, cards: st.cards.map((c) => (c.id === cardId ? withoutLink(st, c, arg) : c)) }));
+}
+
+function withoutLink(s: AppState, card: Card, arg: string): Card {
+  if (!card.links?.[arg]) return card;
+  const { [arg]: _gone, ...links } = card.links;
+  return { ...card, values: { ...card.values, [arg]: resolvedValues(s, card)[arg] }, links };
+}
+
+// The sockets an object card is wired into, as "card.argument".
+export function linksOf(cards: Card[], objectId: string): { card: string; arg: string }[] {
+  return cards.flatMap((c) =>
+    Object.entries(c.links ?? {})
+      .filter(([, o]) => o === objectId)
+      .map(([arg]) => ({ card: c.id, arg })),
+  );
 }
 
 // A card that calls another card's layer instance again: Keras's shared layers.
@@ -80,22 +165,32 @@ export function addCallCard(sourceId: string): string | undefined {
   return id;
 }
 
+// Below the card an object card serves (cards are at most about 480 high with their fields
+// folded), in a row to the right of the object cards already there.
+function belowCard(s: AppState, target?: Card): { x: number; y: number } {
+  const pos = target ? { x: target.position.x, y: target.position.y + 500 } : { x: 40, y: 40 };
+  while (s.cards.some((c) => Math.abs(c.position.x - pos.x) < 250 && Math.abs(c.position.y - pos.y) < 200)) pos.x += 280;
+  return pos;
+}
+
+// To the right of the card it reads (cards differ in height, not in width), below any card
+// already there.
 function nextPosition(s: AppState, from?: Card): { x: number; y: number } {
-  // To the right of the card it reads (cards differ in height, not in width), below any card
-  // already there.
   const pos = from ? { x: from.position.x + 290, y: from.position.y } : { x: 40, y: 40 };
   const near = (c: Card) => Math.abs(c.position.x - pos.x) < 200 && Math.abs(c.position.y - pos.y) < 120;
   while (s.cards.some(near)) pos.y += 140;
   return pos;
 }
 
-// Removing a card removes its wires and the cards that call its layer.
+// Removing a card removes its wires and the cards that call its layer; the sockets an object
+// card was wired into keep its value.
 export function removeCard(id: string): void {
   setState((s) => {
     const gone = new Set([id, ...s.cards.filter((c) => c.callOf === id).map((c) => c.id)]);
     const cards = s.cards
       .filter((c) => !gone.has(c.id))
-      .map((c) => ({ ...c, inputs: c.inputs.filter((p) => !gone.has(p.card)) }));
+      .map((c) => ({ ...c, inputs: c.inputs.filter((p) => !gone.has(p.card)) }))
+      .map((c) => linksOf([c], id).reduce((card, l) => withoutLink(s, card, l.arg), c));
     const live = { ...s.live };
     for (const g of gone) delete live[g];
     return {
@@ -146,6 +241,7 @@ export function canConnect(s: AppState, from: Port, to: string): string | undefi
   const cat = s.catalogue;
   const target = s.cards.find((c) => c.id === to);
   if (!cat || !target) return "no such card";
+  if (s.cards.find((c) => c.id === from.card)?.kind === "object") return `${from.card} wires into a socket of its kind, not into an input`;
   if (inputsAllowed(cat, target).max === 0) return `${to} takes no inputs`;
   if (wouldCycle(s.cards, from.card, to)) return "that connection would make a cycle";
   return undefined;
@@ -234,7 +330,8 @@ export class DefinitionError extends Error {
 export function toDefinition(s: AppState): { json: Record<string, unknown>; order: string[] } {
   const cat = s.catalogue;
   if (!cat) throw new Error("the catalogue has not loaded");
-  const cards = topoOrder(s.cards);
+  // Object cards have no node: their values go into the sockets they are wired into.
+  const cards = topoOrder(s.cards.filter((c) => c.kind !== "object"));
   const nodes = cards.map((c) => {
     const node: Record<string, unknown> = { id: c.id };
     if (c.kind === "call") {
@@ -242,7 +339,7 @@ export function toDefinition(s: AppState): { json: Record<string, unknown>; orde
     } else {
       const cls = classOf(cat, c);
       if (!cls) throw new DefinitionError(c.id, "", `unknown class ${c.className}`);
-      const e = emitClass(cat, cls, c.values);
+      const e = emitClass(cat, cls, resolvedValues(s, c));
       if ("error" in e) throw new DefinitionError(c.id, e.field, e.error);
       if (c.kind === "input") node.input = e.json;
       else node.layer = { [cls.field]: e.json };

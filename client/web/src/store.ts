@@ -1,7 +1,7 @@
 // The editor's state in one immutable object, so that React renders from a snapshot and the
 // server sync (sync.ts) reads the same graph the user sees.
 import { useSyncExternalStore } from "react";
-import type { Values } from "./catalogue";
+import type { ObjectKind, Values } from "./catalogue";
 import type { Catalogue } from "./gen/kiln/v1/catalogue_pb";
 import type { DatasetInfo } from "./gen/kiln/v1/data_pb";
 import type { ModelInfo, TensorInfo } from "./gen/kiln/v1/model_pb";
@@ -12,7 +12,9 @@ export interface Port {
   output: number;
 }
 
-export type CardKind = "input" | "layer" | "call";
+// "object": an initializer, regularizer or constraint card, wired into a layer's socket of
+// its kind; it has no tensors and nothing on the server of its own.
+export type CardKind = "input" | "layer" | "call" | "object";
 
 export interface Card {
   id: string; // the node id of a saved definition
@@ -21,6 +23,8 @@ export interface Card {
   values: Values;
   callOf?: string; // call cards: the card whose layer instance they call again
   inputs: Port[]; // in call order (Concatenate's order matters)
+  objectKind?: ObjectKind; // object cards: the catalogue list their class is in
+  links?: Record<string, string>; // layer cards: an object argument -> the object card wired in
   position: { x: number; y: number }; // where the card first appears
 }
 
@@ -67,6 +71,7 @@ export interface AppState {
   model: string; // the model the panels act on
   modelInfo?: ModelInfo;
   datasets: DatasetInfo[];
+  connecting?: ObjectKind; // while an object card's wire is dragged: the sockets it fits open
 }
 
 type Listener = () => void;

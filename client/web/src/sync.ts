@@ -9,7 +9,7 @@ import { defaultValues, emitClass, inputRange, layerByClass } from "./catalogue"
 import { cardErrors, splitPath } from "./fieldpaths";
 import { InputSchema, LayerSpecSchema } from "./gen/kiln/v1/layers_pb";
 import type { TensorInfo } from "./gen/kiln/v1/model_pb";
-import { topoOrder } from "./graph";
+import { resolvedValues, topoOrder } from "./graph";
 import {
   cardById,
   emptyLive,
@@ -70,7 +70,7 @@ function plan(s: AppState, card: Card): Plan {
       },
     };
   }
-  const e = emitClass(cat, cls, card.values);
+  const e = emitClass(cat, cls, resolvedValues(s, card));
   if ("error" in e) return { wait: "fix the marked fields" };
   const json = withoutName(e.json);
   if (card.kind === "input") {
@@ -117,7 +117,8 @@ async function runSync(): Promise<void> {
 async function syncCard(id: string): Promise<void> {
   const s = getState();
   const card = cardById(s, id);
-  if (!card || !s.catalogue || !s.sessionId) return;
+  // An object card has nothing on the server: the layers it is wired into carry its value.
+  if (!card || card.kind === "object" || !s.catalogue || !s.sessionId) return;
   const p = plan(s, card);
   const live = s.live[id] ?? emptyLive;
   if ("wait" in p) {

@@ -3,7 +3,7 @@
 // (tests/e2e/web_editor_test.py starts the server and runs it in ./scripts/test.) Drives
 // headless Chromium (CHROMIUM, default /usr/bin/chromium) through playwright-core at 1280x800:
 // palette -> DepthwiseConv2D model from cards with live shapes and parameter counts -> a server
-// error on its field -> model, compile -> an uploaded dataset -> fit one epoch with a growing
+// error on its field -> initializer and regularizer cards wired into its sockets -> model, compile -> an uploaded dataset -> fit one epoch with a growing
 // chart and the final accuracy -> a second fit cancelled -> evaluate -> predict a drawing ->
 // save, export and import. Exits non-zero on the first failed check; screenshots go to
 // SCREENSHOT_DIR (default client/web/test-results/).
@@ -103,6 +103,35 @@ try {
   await dense.getByTestId("param-count").filter({ hasText: "13,530" }).waitFor();
   check(true, "a changed field re-creates the layer and everything downstream");
 
+  // Object cards: an initializer from the palette goes into the selected card's first free
+  // socket of its kind; a regularizer is unwired, then wired back by dragging its wire.
+  await page.locator(".react-flow__controls-fitview").click();
+  await conv.locator("header .card-class").click();
+  await page.getByTestId("palette-item-HeNormal").click();
+  const he = page.getByTestId("card-HeNormal");
+  await conv.getByTestId("socket-depthwise_initializer").getByTestId("socket-link").filter({ hasText: "he_normal" }).waitFor();
+  check(true, "an initializer card is wired into the selected card's depthwise_initializer socket");
+  await he.getByTestId("field-seed").fill("7");
+  await conv.locator("header .card-class").click();
+  await page.getByTestId("palette-item-L2").click();
+  const l2Socket = conv.getByTestId("socket-depthwise_regularizer");
+  await l2Socket.getByTestId("socket-link").filter({ hasText: "l2" }).waitFor();
+  await l2Socket.getByTestId("unwire").click();
+  await l2Socket.waitFor({ state: "detached" });
+  check((await conv.getByTestId("field-depthwise_regularizer").inputValue()) === "l2", "an unwired socket keeps the object's value");
+  await page.locator(".react-flow__controls-fitview").click();
+  const wireEnd = page.locator('[data-card-id="l2"] .react-flow__handle');
+  const from = await wireEnd.boundingBox();
+  await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(from.x + 40, from.y + 10, { steps: 4 });
+  const socketEnd = await l2Socket.locator(".react-flow__handle").boundingBox(); // shown while dragging
+  await page.mouse.move(socketEnd.x + socketEnd.width / 2, socketEnd.y + socketEnd.height / 2, { steps: 8 });
+  await page.mouse.up();
+  await l2Socket.getByTestId("socket-link").filter({ hasText: "l2" }).waitFor();
+  check(true, "dragging an object card's wire onto a socket wires it");
+  await dense.getByTestId("param-count").filter({ hasText: "13,530" }).waitFor();
+
   await page.getByTestId("create-model-button").click();
   await page.getByTestId("model-params").filter({ hasText: "13,550" }).waitFor();
   await page.screenshot({ path: `${out}cards.png` });
@@ -117,6 +146,8 @@ try {
   const [saved] = await Promise.all([page.waitForEvent("download"), page.getByTestId("save-definition").click()]);
   const def = JSON.parse(readFileSync(await saved.path(), "utf8"));
   check(def.nodes.length === 4 && def.nodes[1].layer.depthwise_conv2d.depth_multiplier === 2 && def.compile.loss.name === "sparse_categorical_crossentropy", "Save JSON writes a DefineModel definition");
+  const sockets = def.nodes[1].layer.depthwise_conv2d;
+  check(sockets.depthwise_initializer?.he_normal?.seed === 7 && sockets.depthwise_regularizer?.name === "l2", "wired object cards are saved in their sockets");
   await page.getByTestId("define-model-button").click();
   await page.getByTestId("status-bar").filter({ hasText: "Defined model" }).waitFor();
   check(true, "DefineModel accepts the saved definition");
@@ -124,6 +155,7 @@ try {
   const [exported] = await Promise.all([page.waitForEvent("download"), page.getByTestId("export-keras").click()]);
   const keras = JSON.parse(readFileSync(await exported.path(), "utf8"));
   check(keras.class_name !== undefined, `ExportModel streams Keras JSON (${exported.suggestedFilename()})`);
+  check(/"class_name":\s*"HeNormal"/.test(JSON.stringify(keras)), "the exported Keras JSON carries the wired HeNormal initializer");
 
   // A second call of the Dense layer (shared weights), wired from the keyboard's socket select.
   await dense.getByTestId("reuse-layer").click();

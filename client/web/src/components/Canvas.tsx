@@ -1,5 +1,6 @@
 // The React Flow canvas. Cards and wires live in the store; React Flow keeps only where each
-// card sits and its measured size, so dragging a card never touches the server state.
+// card sits and its measured size, so dragging a card never touches the server state. Two kinds
+// of wire: tensors (an output to a card's input) and objects (an object card to a socket).
 import {
   Background,
   Controls,
@@ -12,18 +13,32 @@ import {
   type EdgeChange,
   type Node,
   type NodeChange,
+  type OnConnectStart,
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useState, type DragEvent } from "react";
-import { addCard, canConnect, connect, disconnect, removeCard, select } from "../graph";
-import { getState, setStatus, useAppState } from "../store";
+import type { ObjectKind } from "../catalogue";
+import { addCard, addObjectCard, canConnect, canLink, connect, disconnect, link, removeCard, select, unlink } from "../graph";
+import { cardById, getState, setState, setStatus, useAppState } from "../store";
 import { CardNode } from "./Cards";
+import { OBJECT_HANDLE, SOCKET_PREFIX } from "./ObjectWires";
 
 const nodeTypes = { card: CardNode };
 
 export const DRAG_TYPE = "application/x-kiln-class";
+export const DRAG_OBJECT_TYPE = "application/x-kiln-object"; // "<kind>:<ClassName>"
 
 function portFrom(c: Connection | Edge) {
   return { card: c.source, output: Number((c.sourceHandle ?? "out0").replace(/^out/, "")) || 0 };
+}
+
+// The socket an object wire ends at, or undefined for a tensor wire.
+function socketOf(c: Connection | Edge): string | undefined {
+  if (c.sourceHandle !== OBJECT_HANDLE) return undefined;
+  return c.targetHandle?.startsWith(SOCKET_PREFIX) ? c.targetHandle.slice(SOCKET_PREFIX.length) : "";
+}
+
+function setConnecting(kind: ObjectKind | undefined): void {
+  if (getState().connecting !== kind) setState((s) => ({ ...s, connecting: kind }));
 }
 
 export function Canvas() {
@@ -64,8 +79,8 @@ export function Canvas() {
 
   const edges: Edge[] = useMemo(
     () =>
-      cards.flatMap((c) =>
-        c.inputs.map((p, i) => {
+      cards.flatMap((c) => [
+        ...c.inputs.map((p, i) => {
           const id = `e:${c.id}:${i}`;
           return {
             id,
@@ -78,7 +93,20 @@ export function Canvas() {
             ariaLabel: `wire from ${p.card} to ${c.id}`,
           };
         }),
-      ),
+        ...Object.entries(c.links ?? {}).map(([arg, objectId]) => {
+          const id = `o:${c.id}:${arg}`;
+          return {
+            id,
+            source: objectId,
+            sourceHandle: OBJECT_HANDLE,
+            target: c.id,
+            targetHandle: `${SOCKET_PREFIX}${arg}`,
+            selected: selectedEdges.has(id),
+            className: "object-wire",
+            ariaLabel: `wire from ${objectId} to ${c.id}.${arg}`,
+          };
+        }),
+      ]),
     [cards, selectedEdges],
   );
 
@@ -101,6 +129,10 @@ export function Canvas() {
       .filter((m): m is RegExpExecArray => m !== null)
       .sort((a, b) => Number(b[2]) - Number(a[2]));
     for (const m of removals) disconnect(m[1], Number(m[2]));
+    for (const ch of changes) {
+      const o = ch.type === "remove" ? /^o:(.*):([^:]+)$/.exec(ch.id) : null;
+      if (o) unlink(o[1], o[2]);
+    }
     const selects = changes.filter((ch) => ch.type === "select");
     if (selects.length) {
       setSelectedEdges((prev) => {
@@ -116,19 +148,33 @@ export function Canvas() {
   }, []);
 
   const onConnect = useCallback((c: Connection) => {
-    const why = connect(portFrom(c), c.target);
+    const socket = socketOf(c);
+    const why = socket === undefined ? connect(portFrom(c), c.target) : link(c.source, c.target, socket);
     if (why) setStatus(why, true);
   }, []);
 
-  const isValidConnection = useCallback((c: Connection | Edge) => !canConnect(getState(), portFrom(c), c.target), []);
+  const isValidConnection = useCallback((c: Connection | Edge) => {
+    const socket = socketOf(c);
+    if (socket === undefined) return c.targetHandle === "in" && !canConnect(getState(), portFrom(c), c.target);
+    return !canLink(getState(), c.source, c.target, socket);
+  }, []);
+
+  // Dragging an object card's wire opens the sockets of its kind on every card.
+  const onConnectStart: OnConnectStart = useCallback((_, { nodeId, handleId }) => {
+    if (handleId === OBJECT_HANDLE && nodeId) setConnecting(cardById(getState(), nodeId)?.objectKind);
+  }, []);
+  const onConnectEnd = useCallback(() => setConnecting(undefined), []);
 
   const onDrop = useCallback(
     (e: DragEvent) => {
       const className = e.dataTransfer.getData(DRAG_TYPE);
-      if (!className) return;
+      const [kind, objectClass] = e.dataTransfer.getData(DRAG_OBJECT_TYPE).split(":");
+      if (!className && !objectClass) return;
       e.preventDefault();
       select(undefined);
-      addCard(className, flow.screenToFlowPosition({ x: e.clientX, y: e.clientY }));
+      const at = flow.screenToFlowPosition({ x: e.clientX, y: e.clientY });
+      if (className) addCard(className, at);
+      else addObjectCard(kind as ObjectKind, objectClass, at);
     },
     [flow],
   );
@@ -142,6 +188,8 @@ export function Canvas() {
         onNodesChange={handleNodesChange}
         onEdgesChange={handleEdgesChange}
         onConnect={onConnect}
+        onConnectStart={onConnectStart}
+        onConnectEnd={onConnectEnd}
         isValidConnection={isValidConnection}
         onPaneClick={() => select(undefined)}
         deleteKeyCode={["Delete", "Backspace"]}

@@ -1,5 +1,6 @@
-// A card on the canvas: one Input, layer or repeated call. Its fields come from the catalogue;
-// its shape, parameter count and errors from the server (see sync.ts).
+// A card on the canvas: one Input, layer, repeated call or object (initializer, regularizer,
+// constraint). Its fields come from the catalogue; its shape, parameter count and errors from
+// the server (see sync.ts).
 import { Handle, Position, type NodeProps } from "@xyflow/react";
 import { memo, useState } from "react";
 import { objectKind, valueErrors } from "../catalogue";
@@ -20,6 +21,7 @@ import {
 } from "../graph";
 import { cardById, emptyLive, setStatus, useAppState } from "../store";
 import { Field } from "./Field";
+import { ObjectSockets, ObjectTargets } from "./ObjectWires";
 
 export function formatShape(shape: bigint[]): string {
   const dims = shape.map((d) => (d < 0n ? "None" : d.toString()));
@@ -102,8 +104,10 @@ function Fields({ id, cls }: { id: string; cls: ClassInfo }) {
   const live = useAppState((s) => s.live[id]) ?? emptyLive;
   const local = valueErrors(cat, cls, card.values);
   const errorOf = (a: ArgumentInfo) => local[a.name] ?? live.fieldErrors[a.name];
-  const primary = cls.arguments.filter((a) => !isSecondary(a) || a.required);
-  const secondary = cls.arguments.filter((a) => isSecondary(a) && !a.required);
+  // A wired socket's value is edited on the object card wired into it.
+  const args = cls.arguments.filter((a) => !card.links?.[a.name]);
+  const primary = args.filter((a) => !isSecondary(a) || a.required);
+  const secondary = args.filter((a) => isSecondary(a) && !a.required);
   const secondaryError = secondary.some((a) => errorOf(a));
   const [open, setOpen] = useState(false);
   const field = (a: ArgumentInfo) => (
@@ -169,35 +173,40 @@ function CardNodeImpl({ id, selected }: NodeProps) {
       </header>
       {cls && card.kind !== "call" && cls.doc && <p className="doc">{cls.doc}</p>}
       <InputSockets id={id} />
+      <ObjectSockets id={id} />
       {cls && card.kind !== "call" && <Fields id={id} cls={cls} />}
-      <footer aria-live="polite">
-        {live.busy && <span className="muted">sending…</span>}
-        {!live.busy && live.waiting && (
-          <span className="muted" data-testid="card-waiting">
-            {live.waiting}
-          </span>
-        )}
-        {live.outputs.length > 0 && (
-          <div>
-            out <Outputs outputs={live.outputs} />
-          </div>
-        )}
-        {live.params !== undefined && (
-          <div>
-            params{" "}
-            <span data-testid="param-count" className="params">
-              {formatCount(live.params)}
+      {card.kind === "object" ? (
+        <ObjectTargets id={id} />
+      ) : (
+        <footer aria-live="polite">
+          {live.busy && <span className="muted">sending…</span>}
+          {!live.busy && live.waiting && (
+            <span className="muted" data-testid="card-waiting">
+              {live.waiting}
             </span>
-            {card.kind === "call" && <span className="muted"> (shared)</span>}
-          </div>
-        )}
-        {live.layer && <div className="muted">server layer {live.layer}</div>}
-        {live.errorText && (
-          <div className="card-error" role="alert" data-testid="card-error">
-            {live.errorText}
-          </div>
-        )}
-      </footer>
+          )}
+          {live.outputs.length > 0 && (
+            <div>
+              out <Outputs outputs={live.outputs} />
+            </div>
+          )}
+          {live.params !== undefined && (
+            <div>
+              params{" "}
+              <span data-testid="param-count" className="params">
+                {formatCount(live.params)}
+              </span>
+              {card.kind === "call" && <span className="muted"> (shared)</span>}
+            </div>
+          )}
+          {live.layer && <div className="muted">server layer {live.layer}</div>}
+          {live.errorText && (
+            <div className="card-error" role="alert" data-testid="card-error">
+              {live.errorText}
+            </div>
+          )}
+        </footer>
+      )}
       {Array.from({ length: outputs }, (_, k) => (
         <Handle
           key={k}

@@ -1,13 +1,21 @@
-// The palette: the catalogue's input and layer classes by category. Enter or a click adds a card
-// wired to the selected one; dragging drops it where it lands.
+// The palette: the catalogue's input and layer classes by category, then its initializers,
+// regularizers and constraints. Enter or a click adds a card wired to the selected one (an
+// object card into the selected card's first free socket of its kind); dragging drops it where
+// it lands.
 import { useMemo } from "react";
-import { layersByCategory } from "../catalogue";
+import { layersByCategory, type ObjectKind } from "../catalogue";
 import type { ClassInfo } from "../gen/kiln/v1/catalogue_pb";
-import { addCard } from "../graph";
+import { addCard, addObjectCard } from "../graph";
 import { useAppState } from "../store";
-import { DRAG_TYPE } from "./Canvas";
+import { DRAG_OBJECT_TYPE, DRAG_TYPE } from "./Canvas";
 
-function Item({ cls }: { cls: ClassInfo }) {
+const OBJECT_SECTIONS: [ObjectKind, string][] = [
+  ["initializers", "Initializers"],
+  ["regularizers", "Regularizers"],
+  ["constraints", "Constraints"],
+];
+
+function Item({ cls, kind }: { cls: ClassInfo; kind?: ObjectKind }) {
   return (
     <li>
       <button
@@ -18,10 +26,11 @@ function Item({ cls }: { cls: ClassInfo }) {
         title={cls.doc}
         draggable
         onDragStart={(e) => {
-          e.dataTransfer.setData(DRAG_TYPE, cls.className);
+          if (kind) e.dataTransfer.setData(DRAG_OBJECT_TYPE, `${kind}:${cls.className}`);
+          else e.dataTransfer.setData(DRAG_TYPE, cls.className);
           e.dataTransfer.effectAllowed = "copy";
         }}
-        onClick={() => addCard(cls.className)}
+        onClick={() => (kind ? addObjectCard(kind, cls.className) : addCard(cls.className))}
       >
         {cls.className}
       </button>
@@ -50,6 +59,16 @@ export function Palette() {
           <ul>
             {classes.map((c) => (
               <Item key={c.className} cls={c} />
+            ))}
+          </ul>
+        </section>
+      ))}
+      {OBJECT_SECTIONS.map(([kind, title]) => (
+        <section key={kind} data-testid={`palette-${kind}`}>
+          <h3>{title}</h3>
+          <ul>
+            {cat[kind].map((c) => (
+              <Item key={c.className} cls={c} kind={kind} />
             ))}
           </ul>
         </section>
