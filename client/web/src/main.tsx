@@ -5,6 +5,7 @@ import "./app.css";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";
+import { keepCanvas, restoreCanvas } from "./persist";
 import { start } from "./sync";
 
 createRoot(document.getElementById("root")!).render(
@@ -12,4 +13,6 @@ createRoot(document.getElementById("root")!).render(
     <App />
   </StrictMode>,
 );
+restoreCanvas();
+keepCanvas();
 void start();

@@ -3,9 +3,10 @@
 // (tests/e2e/web_editor_test.py starts the server and runs it in ./scripts/test.) Drives
 // headless Chromium (CHROMIUM, default /usr/bin/chromium) through playwright-core at 1280x800:
 // palette -> DepthwiseConv2D model from cards with live shapes and parameter counts -> a server
-// error on its field -> initializer and regularizer cards wired into its sockets -> model, compile -> an uploaded dataset -> fit one epoch with a growing
-// chart and the final accuracy -> a second fit cancelled -> evaluate -> predict a drawing ->
-// save, export and import. Exits non-zero on the first failed check; screenshots go to
+// error on its field -> initializer and regularizer cards wired into its sockets -> model,
+// compile -> an uploaded dataset -> fit one epoch with a growing chart and the final accuracy
+// -> a second fit cancelled -> evaluate -> predict a drawing -> save, export and import -> a
+// reload that keeps the canvas. Exits non-zero on the first failed check; screenshots go to
 // SCREENSHOT_DIR (default client/web/test-results/).
 import { mkdirSync, readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -273,6 +274,15 @@ try {
   await page.getByTestId("import-keras-file").setInputFiles(shared);
   await page.getByTestId("status-bar").filter({ hasText: "239 parameters" }).waitFor();
   check(true, "ImportModel of Keras 3 JSON");
+
+  // A reload keeps the canvas: the cards come back and are built again in the new session.
+  await page.reload();
+  await page.locator('[data-card-id="classes"]').getByTestId("param-count").filter({ hasText: "1,290" }).waitFor({ timeout: 60_000 });
+  check((await page.locator(".react-flow__node").count()) === 25, "a reload keeps the canvas and builds it again in a new session");
+  page.once("dialog", (d) => void d.accept());
+  await page.getByTestId("clear-canvas").click();
+  await page.locator(".react-flow__node").first().waitFor({ state: "detached" });
+  check(true, "clear the canvas");
 
   check(pageErrors.length === 0, `no page errors ${pageErrors.join("; ")}`);
   await page.screenshot({ path: `${out}end.png` });

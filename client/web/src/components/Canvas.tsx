@@ -17,7 +17,7 @@ import {
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useState, type DragEvent } from "react";
 import type { ObjectKind } from "../catalogue";
-import { addCard, addObjectCard, canConnect, canLink, connect, disconnect, link, removeCard, select, unlink } from "../graph";
+import { addCard, addObjectCard, canConnect, canLink, connect, disconnect, link, moveCard, removeCard, select, unlink } from "../graph";
 import { cardById, getState, setState, setStatus, useAppState } from "../store";
 import { CardNode } from "./Cards";
 import { OBJECT_HANDLE, SOCKET_PREFIX } from "./ObjectWires";
@@ -115,6 +115,7 @@ export function Canvas() {
       for (const ch of changes) {
         if (ch.type === "remove") removeCard(ch.id);
         if (ch.type === "select" && ch.selected) select(ch.id);
+        if (ch.type === "position" && ch.dragging === false && ch.position) moveCard(ch.id, ch.position);
       }
       onNodesChange(changes.filter((ch) => ch.type !== "remove"));
     },

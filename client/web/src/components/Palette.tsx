@@ -5,8 +5,8 @@
 import { useMemo } from "react";
 import { layersByCategory, type ObjectKind } from "../catalogue";
 import type { ClassInfo } from "../gen/kiln/v1/catalogue_pb";
-import { addCard, addObjectCard } from "../graph";
-import { useAppState } from "../store";
+import { addCard, addObjectCard, clearCanvas } from "../graph";
+import { getState, useAppState } from "../store";
 import { DRAG_OBJECT_TYPE, DRAG_TYPE } from "./Canvas";
 
 const OBJECT_SECTIONS: [ObjectKind, string][] = [
@@ -44,7 +44,20 @@ export function Palette() {
   if (!cat) return <nav className="palette" aria-label="Layer palette" aria-busy="true" />;
   return (
     <nav className="palette" aria-label="Layer palette" data-testid="palette">
-      <p className="hint">A new card connects to the selected card.</p>
+      <p className="hint">
+        A new card connects to the selected card. The canvas is kept in this browser;{" "}
+        <button
+          type="button"
+          className="link"
+          data-testid="clear-canvas"
+          onClick={() => {
+            if (getState().cards.length === 0 || window.confirm("Remove every card from the canvas?")) clearCanvas();
+          }}
+        >
+          clear it
+        </button>
+        .
+      </p>
       {cat.input && (
         <section>
           <h3>Input</h3>

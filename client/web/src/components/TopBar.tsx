@@ -3,7 +3,7 @@ import { useRef, useState, type ReactNode } from "react";
 import { currentDefinition, download, exportModel, importModel } from "../actions";
 import { getToken, setToken } from "../client";
 import { KerasFormat } from "../gen/kiln/v1/model_pb";
-import { loadDefinition } from "../graph";
+import { loadDefinition } from "../definition";
 import { getState, setStatus, useAppState } from "../store";
 import { newSession, start } from "../sync";
 
