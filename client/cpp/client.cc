@@ -118,9 +118,11 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& targe
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
                         CredentialsFor(options));
   grpc::ChannelArguments args;
-  // Reconnect soon after a server (re)starts: gRPC's default first backoff is a second.
+  // Reconnect soon after a server (re)starts: gRPC's default first backoff is a second. Not
+  // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC takes it as the connect timeout too (20 s by
+  // default), and 100 ms failed handshakes with a busy server ("timed out before receiving
+  // SETTINGS frame").
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);

@@ -108,9 +108,10 @@ class Client:
         self.timeout = timeout
         options = [("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.max_receive_message_length", max_message_bytes),
-                   # reconnect soon after a server (re)starts; gRPC's first backoff is 1 s
+                   # reconnect soon after a server (re)starts; gRPC's first backoff is 1 s.
+                   # Not grpc.min_reconnect_backoff_ms: gRPC takes it as the connect timeout
+                   # too, and a loaded machine may take longer to answer the handshake.
                    ("grpc.initial_reconnect_backoff_ms", 100),
-                   ("grpc.min_reconnect_backoff_ms", 100),
                    ("grpc.max_reconnect_backoff_ms", 2000)]
         if bool(tls_cert) != bool(tls_key):
             raise ValueError("tls_cert and tls_key go together")
