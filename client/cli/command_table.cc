@@ -56,6 +56,16 @@ const std::vector<Command>& Commands() {
        .session = true,
        .flags = {"model"},
        .run = ModelSummary},
+      {.name = "model definition",
+       .arguments = "[FILE.json]",
+       .summary = "a model as the ModelDefinition JSON that `model define` reads",
+       .details = "Writes FILE, or prints the JSON. Works for every model: one made from "
+                  "cards, defined, or imported from Keras (a layer's second call is node "
+                  "\"<layer>#1\").",
+       .session = true,
+       .flags = {"model"},
+       .max_args = 1,
+       .run = ModelDefinition},
       {.name = "model list", .summary = "the session's models", .session = true, .run = ModelList},
       {.name = "model delete",
        .arguments = "NAME",

@@ -39,6 +39,7 @@ absl::Status SessionDelete(client::Client& c, const Args& args);
 // model_commands.cc
 absl::Status ModelDefine(client::Client& c, const Args& args);
 absl::Status ModelSummary(client::Client& c, const Args& args);
+absl::Status ModelDefinition(client::Client& c, const Args& args);
 absl::Status ModelList(client::Client& c, const Args& args);
 absl::Status ModelDelete(client::Client& c, const Args& args);
 absl::Status ModelImport(client::Client& c, const Args& args);

@@ -125,13 +125,18 @@ absl::StatusOr<std::string> ResolveModel(client::Client& c, const std::string& s
                                  absl::StrJoin(names, ", "), "); choose one with --model"));
 }
 
-absl::Status PrintJson(const google::protobuf::Message& message) {
+absl::StatusOr<std::string> JsonOf(const google::protobuf::Message& message) {
   std::string json;
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.preserve_proto_field_names = true;
   const auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
   if (!status.ok()) return absl::InternalError(status.ToString());
+  return json;
+}
+
+absl::Status PrintJson(const google::protobuf::Message& message) {
+  KILN_ASSIGN_OR_RETURN(std::string json, JsonOf(message));
   std::printf("%s", json.c_str());
   return absl::OkStatus();
 }

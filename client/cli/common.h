@@ -52,7 +52,8 @@ absl::StatusOr<std::string> Require(const std::string& value, absl::string_view 
 absl::StatusOr<std::string> ResolveModel(client::Client& c, const std::string& session,
                                          bool optional = false);
 
-// Protobuf JSON with the API's field names.
+// Protobuf JSON with the API's field names (as `kiln model define` and --config read it).
+absl::StatusOr<std::string> JsonOf(const google::protobuf::Message& message);
 absl::Status PrintJson(const google::protobuf::Message& message);
 
 // The whole file; a usage error that says why it cannot be read (missing, permission, ...).

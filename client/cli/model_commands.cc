@@ -1,4 +1,4 @@
-// kiln model define|summary|list|delete|import|export; kiln compile.
+// kiln model define|summary|definition|list|delete|import|export; kiln compile.
 #include <cstdio>
 
 #include "absl/flags/flag.h"
@@ -32,6 +32,21 @@ absl::Status ModelSummary(client::Client& c, const Args&) {
                         c.Call(&v1::ModelService::Stub::GetModel, c.models(), request));
   if (absl::GetFlag(FLAGS_json)) return PrintJson(info);
   std::printf("%s", info.summary().c_str());
+  return absl::OkStatus();
+}
+
+absl::Status ModelDefinition(client::Client& c, const Args& args) {
+  v1::GetModelRequest request;
+  KILN_ASSIGN_OR_RETURN(*request.mutable_session_id(), RequireSession());
+  KILN_ASSIGN_OR_RETURN(*request.mutable_name(), ResolveModel(c, request.session_id()));
+  request.set_include_definition(true);
+  KILN_ASSIGN_OR_RETURN(v1::ModelInfo info,
+                        c.Call(&v1::ModelService::Stub::GetModel, c.models(), request));
+  if (args.empty()) return PrintJson(info.definition());
+  KILN_ASSIGN_OR_RETURN(std::string json, JsonOf(info.definition()));
+  KILN_RETURN_IF_ERROR(WriteFile(args[0], json));
+  std::printf("wrote %s: model %s as a definition of %d nodes\n", args[0].c_str(),
+              info.name().c_str(), info.definition().nodes_size());
   return absl::OkStatus();
 }
 

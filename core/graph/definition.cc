@@ -148,4 +148,38 @@ absl::StatusOr<std::unique_ptr<Model>> BuildModel(const v1::ModelDefinition& def
   return Model::Create(graph, inputs, outputs, name);
 }
 
+v1::ModelDefinition DefinitionOf(const Model& model) {
+  v1::ModelDefinition definition;
+  definition.set_name(model.name());
+  std::vector<std::string> refs(model.value_shapes().size());  // value -> "id" or "id:k"
+  for (size_t i = 0; i < model.input_values().size(); ++i) {
+    const int value = model.input_values()[i];
+    v1::GraphNode& node = *definition.add_nodes();
+    node.set_id(model.input_names()[i]);
+    const Shape sample = model.value_shapes()[value].WithoutBatch();
+    for (int64_t d : sample.dims()) node.mutable_input()->add_shape(d);
+    definition.add_inputs(node.id());
+    refs[value] = node.id();
+  }
+  absl::flat_hash_map<const Layer*, int> calls;
+  for (const Model::Node& step : model.nodes()) {
+    const Layer& layer = *step.layer;
+    const int call = calls[&layer]++;
+    v1::GraphNode& node = *definition.add_nodes();
+    if (call == 0) {
+      node.set_id(layer.name());
+      *node.mutable_layer() = layer.spec();
+    } else {
+      node.set_id(absl::StrCat(layer.name(), "#", call));
+      node.set_call(layer.name());
+    }
+    for (int value : step.inputs) node.add_inputs(refs[value]);
+    for (size_t k = 0; k < step.outputs.size(); ++k) {
+      refs[step.outputs[k]] = k == 0 ? node.id() : absl::StrCat(node.id(), ":", k);
+    }
+  }
+  for (int value : model.output_values()) definition.add_outputs(refs[value]);
+  return definition;
+}
+
 }  // namespace kiln

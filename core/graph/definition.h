@@ -1,6 +1,7 @@
 // Builds a model from a ModelDefinition - the whole graph in one message, as a card editor
-// saves it - into a Graph. Node ids name nodes and their outputs ("conv1" is output 0 of node
-// conv1, "split:1" its output 1); a layer takes its node's id as name unless its spec names it.
+// saves it - into a Graph, and gives a model's definition back. Node ids name nodes and their
+// outputs ("conv1" is output 0 of node conv1, "split:1" its output 1); a layer takes its node's
+// id as name unless its spec names it.
 #ifndef KILN_CORE_GRAPH_DEFINITION_H_
 #define KILN_CORE_GRAPH_DEFINITION_H_
 
@@ -18,6 +19,12 @@ namespace kiln {
 // build into a fresh graph and drop it.
 absl::StatusOr<std::unique_ptr<Model>> BuildModel(const v1::ModelDefinition& definition,
                                                   Graph& graph, uint64_t seed);
+
+// The inverse of BuildModel: a definition that builds `model` again - the same layers with the
+// same specs, wiring, inputs and outputs (not its weights, nor its compile config). Inputs and
+// layers keep their names as node ids; a layer's k-th call (k > 0) is node "<name>#<k>",
+// calling it again, as Keras model files name them.
+v1::ModelDefinition DefinitionOf(const Model& model);
 
 }  // namespace kiln
 

@@ -259,7 +259,12 @@ absl::StatusOr<v1::ModelInfo> Session::DefineModel(const v1::DefineModelRequest&
 absl::StatusOr<v1::ModelInfo> Session::GetModel(const v1::GetModelRequest& request) const {
   absl::ReaderMutexLock lock(&mu_);
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.name(), "name"));
-  return ModelInfoOf(*entry, true);
+  v1::ModelInfo info = ModelInfoOf(*entry, true);
+  if (request.include_definition()) {
+    *info.mutable_definition() = DefinitionOf(*entry->model);
+    if (info.compiled()) *info.mutable_definition()->mutable_compile() = info.compile();
+  }
+  return info;
 }
 
 v1::ListModelsResponse Session::ListModels() const {

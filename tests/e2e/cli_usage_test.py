@@ -34,7 +34,7 @@ class CliUsageTest(CliTestCase):
         cases = [
             (["fti"], 'unknown command "fti"; did you mean fit?'),
             (["model", "defne", "x.json"], "did you mean define?"),
-            (["model"], "kiln model takes: define, summary, list, delete"),
+            (["model"], "kiln model takes: define, summary, definition, list, delete"),
             (["fit", "--epoch=3"], "unknown flag --epoch; did you mean --epochs?"),
             (["fit", "--ttl=3"], "kiln fit does not take --ttl"),
             (["fit", "--epochs=three"], "--epochs=three"),

@@ -1,6 +1,8 @@
 """End-to-end: the catalogue and Keras model files through the `kiln` CLI and the Python client
 against a real kiln-server. Exported archives are read with h5py (Debian python3-h5py) and
-Python's zipfile to find the members, layer groups and weight paths Keras 3 expects."""
+Python's zipfile to find the members, layer groups and weight paths Keras 3 expects; an
+imported model's definition (kiln model definition, Session.model_definition) defines it
+again."""
 import io
 import json
 import os
@@ -115,6 +117,29 @@ class KerasFilesTest(CliTestCase):
             for a, b in zip(first, second):
                 np.testing.assert_array_equal(a, b)
             self.assertEqual(len(client.catalogue("Dense").layers), 1)
+            # The imported model as a definition (what the editor draws as cards) defines it
+            # again; the shared layer's second call is node "<layer>#1".
+            definition = s.model_definition("two")
+            self.assertIn("shared_dw#1", [n.id for n in definition.nodes])
+            definition.name = "drawn"
+            self.assertEqual(s.define_model(definition).total_params, 239)
+
+    def test_cli_model_definition(self):
+        s = self.new_session()
+        self.kiln("model", "import", fixture("keras2_mobilenet.json"), "--name=mob", session=s)
+        path = self.path("mob.definition.json")
+        out = self.kiln("model", "definition", "--model=mob", path, session=s).stdout
+        with open(path) as f:
+            definition = json.load(f)
+        self.assertIn(f"as a definition of {len(definition['nodes'])} nodes", out)
+        self.assertEqual(definition["name"], "mob")
+        printed = json.loads(self.kiln("model", "definition", "--model=mob", session=s).stdout)
+        self.assertEqual(printed, definition)
+        definition["name"] = "mob2"
+        with open(path, "w") as f:
+            json.dump(definition, f)
+        self.assertIn("Total params: 2,666",
+                      self.kiln("model", "define", path, session=s).stdout)
 
 
 if __name__ == "__main__":

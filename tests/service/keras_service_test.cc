@@ -173,6 +173,47 @@ TEST_F(KerasServiceTest, ExportedArchiveImportsBackWithIdenticalPredictions) {
   EXPECT_EQ(Predictions(s, "third", info), expected);
 }
 
+TEST_F(KerasServiceTest, AnImportedModelsDefinitionDefinesItAgain) {
+  const std::string s = CreateSession();
+  v1::ModelInfo imported;
+  ASSERT_TRUE(
+      Import(ImportRequest(s, Fixture("keras3_shared_two_inputs.json"), "two"), &imported).ok());
+  ASSERT_TRUE(
+      Import(ImportRequest(s, Fixture("keras3_regularized_depthwise.json"), "reg"), &imported)
+          .ok());
+  for (const std::string model : {"two", "reg"}) {
+    SCOPED_TRACE(model);
+    v1::GetModelRequest get;
+    get.set_session_id(s);
+    get.set_name(model);
+    v1::ModelInfo plain, with;
+    ASSERT_TRUE(models_->GetModel(Context().get(), get, &plain).ok());
+    EXPECT_FALSE(plain.has_definition());  // only when asked
+    get.set_include_definition(true);
+    ASSERT_TRUE(models_->GetModel(Context().get(), get, &with).ok());
+    ASSERT_TRUE(with.has_definition());
+    EXPECT_EQ(with.definition().name(), model);
+    EXPECT_EQ(with.definition().has_compile(), with.compiled());
+
+    v1::DefineModelRequest define;
+    define.set_session_id(s);
+    *define.mutable_definition() = with.definition();
+    define.mutable_definition()->set_name(model + "_again");
+    v1::ModelInfo again;
+    grpc::Status status = models_->DefineModel(Context().get(), define, &again);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(again.total_params(), with.total_params());
+    EXPECT_EQ(again.trainable_params(), with.trainable_params());
+    EXPECT_EQ(again.compiled(), with.compiled());
+    ASSERT_EQ(again.layers_size(), with.layers_size());
+    for (int i = 0; i < again.layers_size(); ++i) {
+      EXPECT_EQ(again.layers(i).name(), with.layers(i).name());
+      EXPECT_EQ(again.layers(i).class_name(), with.layers(i).class_name());
+      EXPECT_EQ(again.layers(i).params(), with.layers(i).params());
+    }
+  }
+}
+
 TEST_F(KerasServiceTest, ImportsFromTheDataRoot) {
   const std::string s = CreateSession();
   std::ofstream(data_root_ + "/model.json") << Fixture("keras2_sequential.json");

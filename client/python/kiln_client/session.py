@@ -112,6 +112,13 @@ class Session:
         return self._call(self.client._models, "GetModel",
                           service_pb2.GetModelRequest(session_id=self.id, name=name))
 
+    def model_definition(self, name: str) -> model_pb2.ModelDefinition:
+        """The model as the ModelDefinition define_model takes (layers, wiring, inputs, outputs
+        and compile config; not the weights): also for a model imported from Keras."""
+        return self._call(self.client._models, "GetModel",
+                          service_pb2.GetModelRequest(session_id=self.id, name=name,
+                                                      include_definition=True)).definition
+
     def delete_model(self, name: str):
         self._call(self.client._models, "DeleteModel",
                    service_pb2.DeleteModelRequest(session_id=self.id, name=name))

@@ -1,11 +1,12 @@
-// Model-level calls the panels and the top bar make: create, define, compile, import, export.
+// Model-level calls the panels and the top bar make: create, define, draw, compile, import,
+// export.
 // Each reports to the status bar and puts field errors where they belong.
-import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { describeError, kiln, toApiError, type ApiError } from "./client";
 import { cardTarget, compileTarget, definitionNode } from "./fieldpaths";
 import { KerasFormat, ModelDefinitionSchema } from "./gen/kiln/v1/model_pb";
 import { CompileConfigSchema } from "./gen/kiln/v1/training_pb";
-import { compileJson, DefinitionError, toDefinition } from "./definition";
+import { compileJson, DefinitionError, loadDefinition, toDefinition } from "./definition";
 import { modelInputs, modelOutputs, parsePort } from "./graph";
 import { formatCount } from "./components/Cards";
 import { getState, setLive, setStatus } from "./store";
@@ -61,8 +62,9 @@ export async function defineModel(): Promise<void> {
   try {
     const definition = fromJson(ModelDefinitionSchema, def.json as JsonValue);
     const info = await kiln.models.defineModel({ sessionId: s.sessionId, definition, replace: true });
-    setStatus(`Defined model ${info.name}: ${formatCount(info.totalParams)} parameters${info.compiled ? ", compiled" : ""}`);
+    // The model list first: the status then says the model is there to act on.
     await refreshModels(info.name);
+    setStatus(`Defined model ${info.name}: ${formatCount(info.totalParams)} parameters${info.compiled ? ", compiled" : ""}`);
   } catch (e) {
     const err = fail("DefineModel", e);
     placeDefinitionErrors(err, def.order);
@@ -100,8 +102,8 @@ export async function createModel(): Promise<void> {
       inputs: ins.map((p) => tensorOf(p)!),
       outputs: outs.map((p) => tensorOf(p)!),
     });
-    setStatus(`Created model ${info.name}: ${formatCount(info.totalParams)} parameters`);
     await refreshModels(info.name);
+    setStatus(`Created model ${info.name}: ${formatCount(info.totalParams)} parameters`);
   } catch (e) {
     const err = fail("CreateModel", e);
     // inputs[i] / outputs[i] name the chosen sockets.
@@ -166,10 +168,29 @@ export async function importModel(file: File, name: string): Promise<void> {
       source: { case: "data", value: data },
       replace: !weights,
     });
-    setStatus(`Imported ${file.name} as ${info.name}: ${formatCount(info.totalParams)} parameters`);
     await refreshModels(info.name);
+    setStatus(`Imported ${file.name} as ${info.name}: ${formatCount(info.totalParams)} parameters`);
   } catch (e) {
     fail(`ImportModel ${file.name}`, e);
+  }
+}
+
+// The current model as cards (an imported Keras model too): its definition from GetModel
+// replaces the canvas, as Load JSON does, and the cards are built live.
+export async function drawModel(): Promise<void> {
+  const s = getState();
+  if (!s.sessionId || !s.model) {
+    setStatus("Choose a model to draw", true);
+    return;
+  }
+  try {
+    const info = await kiln.models.getModel({ sessionId: s.sessionId, name: s.model, includeDefinition: true });
+    const definition = info.definition;
+    if (!definition) throw new Error("the server sent no definition");
+    loadDefinition(toJson(ModelDefinitionSchema, definition, { useProtoFieldName: true }) as Record<string, unknown>);
+    setStatus(`Drew model ${info.name} as ${definition.nodes.length} cards`);
+  } catch (e) {
+    fail(`Draw ${s.model}`, e);
   }
 }
 

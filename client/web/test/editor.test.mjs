@@ -5,9 +5,9 @@
 // palette -> DepthwiseConv2D model from cards with live shapes and parameter counts -> a server
 // error on its field -> initializer and regularizer cards wired into its sockets -> model,
 // compile -> an uploaded dataset -> fit one epoch with a growing chart and the final accuracy
-// -> a second fit cancelled -> evaluate -> predict a drawing -> save, export and import -> a
-// reload that keeps the canvas. Exits non-zero on the first failed check; screenshots go to
-// SCREENSHOT_DIR (default client/web/test-results/).
+// -> a second fit cancelled -> evaluate -> predict a drawing -> save, export and import -> an
+// imported model drawn as cards -> a reload that keeps the canvas. Exits non-zero on the first
+// failed check; screenshots go to SCREENSHOT_DIR (default client/web/test-results/).
 import { mkdirSync, readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
@@ -274,11 +274,20 @@ try {
   await page.getByTestId("import-keras-file").setInputFiles(shared);
   await page.getByTestId("status-bar").filter({ hasText: "239 parameters" }).waitFor();
   check(true, "ImportModel of Keras 3 JSON");
+  // The imported model drawn as cards: two inputs, the shared DepthwiseConv2D's second call as
+  // a call card, two heads; CreateModel over the drawn cards gives Keras's parameter count again.
+  await page.getByTestId("draw-model").click();
+  await page.locator('[data-card-id="score_head"]').getByTestId("output-shape").waitFor({ timeout: 60_000 });
+  check((await page.locator(".react-flow__node").count()) === 9 && (await page.locator('[data-kind="call"]').count()) === 1,
+    "an imported Keras model is drawn as 9 cards with its shared layer's call");
+  await page.getByTestId("create-model-button").click();
+  await page.getByTestId("status-bar").filter({ hasText: "Created model functional: 239 parameters" }).waitFor();
+  check(true, "CreateModel over the drawn cards: 239 parameters, as imported");
 
   // A reload keeps the canvas: the cards come back and are built again in the new session.
   await page.reload();
-  await page.locator('[data-card-id="classes"]').getByTestId("param-count").filter({ hasText: "1,290" }).waitFor({ timeout: 60_000 });
-  check((await page.locator(".react-flow__node").count()) === 25, "a reload keeps the canvas and builds it again in a new session");
+  await page.locator('[data-card-id="score_head"]').getByTestId("output-shape").waitFor({ timeout: 60_000 });
+  check((await page.locator(".react-flow__node").count()) === 9, "a reload keeps the canvas and builds it again in a new session");
   page.once("dialog", (d) => void d.accept());
   await page.getByTestId("clear-canvas").click();
   await page.locator(".react-flow__node").first().waitFor({ state: "detached" });

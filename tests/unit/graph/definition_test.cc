@@ -1,5 +1,5 @@
 // BuildModel: a whole graph from one ModelDefinition - node references, shared layers, the
-// default inputs and outputs, and errors with field paths.
+// default inputs and outputs, and errors with field paths; DefinitionOf, its inverse.
 #include "core/graph/definition.h"
 
 #include "absl/strings/ascii.h"
@@ -83,6 +83,64 @@ TEST(DefinitionTest, CallNodesShareTheLayer) {
   EXPECT_THAT(LayerNames(**model), ElementsAre("dense"));
   EXPECT_EQ((*model)->CountParams(), 4 * 2 + 2);
   EXPECT_EQ((*model)->name(), "model");
+}
+
+TEST(DefinitionTest, DefinitionOfBuildsTheSameModelAgain) {
+  // Two inputs, a shared layer called on both, auto-named layers and an explicit output order.
+  const auto d = Parse(R"pb(
+    name: "twin"
+    nodes {
+      id: "a"
+      input { shape: [ 6, 6, 2 ] }
+    }
+    nodes {
+      id: "b"
+      input { shape: [ 6, 6, 2 ] }
+    }
+    nodes {
+      id: "dw"
+      layer { depthwise_conv2d { kernel_size: 3 depth_multiplier: 2 use_bias: false } }
+      inputs: "a"
+    }
+    nodes { id: "dw_again" call: "dw" inputs: "b" }
+    nodes {
+      id: "sum"
+      layer { add {} }
+      inputs: [ "dw", "dw_again" ]
+    }
+    nodes {
+      id: "flat"
+      layer { flatten {} }
+      inputs: "sum"
+    }
+    inputs: [ "b", "a" ]
+    outputs: [ "flat", "dw" ]
+  )pb");
+  Graph graph;
+  auto model = BuildModel(d, graph, 1);
+  ASSERT_TRUE(model.ok()) << model.status();
+
+  const v1::ModelDefinition again = DefinitionOf(**model);
+  EXPECT_EQ(again.name(), "twin");
+  std::vector<std::string> ids;
+  for (const v1::GraphNode& node : again.nodes()) ids.push_back(node.id());
+  EXPECT_THAT(ids, ElementsAre("b", "a", "dw", "dw#1", "sum", "flat"));
+  EXPECT_EQ(again.nodes(3).call(), "dw");
+  EXPECT_THAT(again.nodes(3).inputs(), ElementsAre("b"));
+  EXPECT_THAT(again.nodes(1).input().shape(), ElementsAre(6, 6, 2));
+  EXPECT_EQ(again.nodes(2).layer().depthwise_conv2d().depth_multiplier(), 2);
+  EXPECT_THAT(again.inputs(), ElementsAre("b", "a"));
+  EXPECT_THAT(again.outputs(), ElementsAre("flat", "dw"));
+
+  Graph rebuilt_graph;
+  auto rebuilt = BuildModel(again, rebuilt_graph, 1);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_THAT(LayerNames(**rebuilt), ElementsAre("dw", "sum", "flat"));
+  EXPECT_EQ((*rebuilt)->CountParams(), (*model)->CountParams());
+  EXPECT_EQ(OutputShape(**rebuilt, 0), OutputShape(**model, 0));
+  EXPECT_EQ(OutputShape(**rebuilt, 1), OutputShape(**model, 1));
+  // A fixed point: the rebuilt model's definition is the same message.
+  EXPECT_EQ(DefinitionOf(**rebuilt).SerializeAsString(), again.SerializeAsString());
 }
 
 TEST(DefinitionTest, UnlistedInputsAndOutputsAreTheOpenEnds) {

@@ -1,7 +1,7 @@
 // The model panel: which cards are the model's inputs and outputs, CreateModel over the live
 // graph or DefineModel from the definition, and the session's models.
 import { useState } from "react";
-import { createModel, defineModel, fail } from "../actions";
+import { createModel, defineModel, drawModel, fail } from "../actions";
 import { kiln } from "../client";
 import { modelInputs, modelOutputs, openEnds, outputsOf, portName } from "../graph";
 import { getState, setState, useAppState } from "../store";
@@ -132,6 +132,9 @@ export function ModelPanel() {
           })}
         >
           Delete
+        </button>
+        <button type="button" disabled={!model || busy} data-testid="draw-model" title="Replace the canvas with the current model's cards (GetModel's definition)" onClick={run(drawModel)}>
+          Draw
         </button>
       </div>
       {info && (
