@@ -4,6 +4,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "core/base/status.h"
 #include "core/layers/registry.h"
@@ -27,6 +28,16 @@ void NameAfterNode(v1::LayerSpec& spec, const std::string& id) {
   if (name != nullptr && message->GetReflection()->GetString(*message, name).empty()) {
     message->GetReflection()->SetString(message, name, id);
   }
+}
+
+// A node id for a layer or input called `name`: ':' marks an output index in references, so
+// it becomes '_', and an id taken already gets a suffix. The name itself stays in the spec.
+std::string NodeIdFor(const std::string& name, absl::flat_hash_set<std::string>& used) {
+  const std::string base = absl::StrReplaceAll(name, {{":", "_"}});
+  std::string id = base;
+  for (int n = 1; used.contains(id); ++n) id = absl::StrCat(base, "_", n);
+  used.insert(id);
+  return id;
 }
 
 }  // namespace
@@ -152,26 +163,32 @@ v1::ModelDefinition DefinitionOf(const Model& model) {
   v1::ModelDefinition definition;
   definition.set_name(model.name());
   std::vector<std::string> refs(model.value_shapes().size());  // value -> "id" or "id:k"
+  absl::flat_hash_set<std::string> used;
   for (size_t i = 0; i < model.input_values().size(); ++i) {
     const int value = model.input_values()[i];
+    const std::string& name = model.input_names()[i];
     v1::GraphNode& node = *definition.add_nodes();
-    node.set_id(model.input_names()[i]);
+    node.set_id(NodeIdFor(name, used));
+    if (node.id() != name) node.mutable_input()->set_name(name);
     const Shape sample = model.value_shapes()[value].WithoutBatch();
     for (int64_t d : sample.dims()) node.mutable_input()->add_shape(d);
     definition.add_inputs(node.id());
     refs[value] = node.id();
   }
   absl::flat_hash_map<const Layer*, int> calls;
+  absl::flat_hash_map<const Layer*, std::string> first_node;
   for (const Model::Node& step : model.nodes()) {
     const Layer& layer = *step.layer;
     const int call = calls[&layer]++;
     v1::GraphNode& node = *definition.add_nodes();
     if (call == 0) {
-      node.set_id(layer.name());
+      node.set_id(NodeIdFor(layer.name(), used));
       *node.mutable_layer() = layer.spec();
+      NameAfterNode(*node.mutable_layer(), layer.name());
+      first_node[&layer] = node.id();
     } else {
-      node.set_id(absl::StrCat(layer.name(), "#", call));
-      node.set_call(layer.name());
+      node.set_id(NodeIdFor(absl::StrCat(layer.name(), "#", call), used));
+      node.set_call(first_node[&layer]);
     }
     for (int value : step.inputs) node.add_inputs(refs[value]);
     for (size_t k = 0; k < step.outputs.size(); ++k) {

@@ -22,8 +22,10 @@ absl::StatusOr<std::unique_ptr<Model>> BuildModel(const v1::ModelDefinition& def
 
 // The inverse of BuildModel: a definition that builds `model` again - the same layers with the
 // same specs, wiring, inputs and outputs (not its weights, nor its compile config). Inputs and
-// layers keep their names as node ids; a layer's k-th call (k > 0) is node "<name>#<k>",
-// calling it again, as Keras model files name them.
+// layers take their names as node ids; a layer's k-th call (k > 0) is node "<name>#<k>",
+// calling it again, as Keras model files name them. A ':' in a name (it marks an output index
+// in references) becomes '_' in the id and a taken id gets a suffix "_<n>"; the names stay
+// in the specs, so the rebuilt layers and inputs keep them.
 v1::ModelDefinition DefinitionOf(const Model& model);
 
 }  // namespace kiln

@@ -338,8 +338,9 @@ class Session:
         while True:
             request = service_pb2.WatchJobRequest(session_id=self.id, job_id=job_id,
                                                   from_sequence=last)
-            call = BackgroundStream(self.client._jobs.WatchJob(request))
+            call = None
             try:
+                call = BackgroundStream(self.client._jobs.WatchJob(request))
                 ended_interrupted = False
                 for event in call:
                     last, retries = event.sequence, 0
@@ -356,7 +357,8 @@ class Session:
                 time.sleep(0.25 * 2 ** min(retries, 4))
                 retries += 1
             finally:
-                call.close()  # a watcher that stops early (Ctrl-C, break) ends the stream
+                if call is not None:
+                    call.close()  # a watcher that stops early (Ctrl-C, break) ends the stream
 
     def wait(self, job_id: str, on_event=None, cancel_on_interrupt: bool = True,
              queued_notice=None, from_sequence: int = 0) -> jobs_pb2.Finished:

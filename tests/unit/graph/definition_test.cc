@@ -143,6 +143,46 @@ TEST(DefinitionTest, DefinitionOfBuildsTheSameModelAgain) {
   EXPECT_EQ(DefinitionOf(**rebuilt).SerializeAsString(), again.SerializeAsString());
 }
 
+TEST(DefinitionTest, DefinitionOfMakesIdsOfNamesThatAreNoIds) {
+  // ':' in a name would read as an output index, and a layer may be named like another
+  // layer's second call.
+  const auto d = Parse(R"pb(
+    nodes {
+      id: "in"
+      input {
+        shape: [ 4 ]
+        name: "img:0"
+      }
+    }
+    nodes {
+      id: "d"
+      layer { dense { units: 4 name: "head:1" } }
+      inputs: "in"
+    }
+    nodes { id: "again" call: "d" inputs: "d" }
+    nodes {
+      id: "z"
+      layer { relu { name: "head_1#1" } }
+      inputs: "again"
+    }
+  )pb");
+  Graph graph;
+  auto model = BuildModel(d, graph, 1);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const v1::ModelDefinition again = DefinitionOf(**model);
+  std::vector<std::string> ids;
+  for (const v1::GraphNode& node : again.nodes()) ids.push_back(node.id());
+  EXPECT_THAT(ids, ElementsAre("img_0", "head_1", "head_1#1", "head_1#1_1"));
+  EXPECT_EQ(again.nodes(0).input().name(), "img:0");
+  EXPECT_EQ(again.nodes(2).call(), "head_1");
+  Graph rebuilt_graph;
+  auto rebuilt = BuildModel(again, rebuilt_graph, 1);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_THAT(LayerNames(**rebuilt), ElementsAre("head:1", "head_1#1"));
+  EXPECT_THAT((*rebuilt)->input_names(), ElementsAre("img:0"));
+  EXPECT_EQ((*rebuilt)->CountParams(), (*model)->CountParams());
+}
+
 TEST(DefinitionTest, UnlistedInputsAndOutputsAreTheOpenEnds) {
   // Two inputs; "left" is read by "sum", "right_only" is read by nobody: outputs are the two
   // tensors no node reads, in node order.
