@@ -12,7 +12,9 @@ export interface ObjectValue {
 }
 export type Values = Record<string, FieldValue>;
 
-export type ObjectKind = "initializers" | "regularizers" | "constraints";
+// The catalogue lists of classes that are arguments of layers, not layers.
+export const OBJECT_KINDS = ["initializers", "regularizers", "constraints"] as const;
+export type ObjectKind = (typeof OBJECT_KINDS)[number];
 
 export function objectKind(arg: ArgumentInfo): ObjectKind | undefined {
   switch (arg.type) {

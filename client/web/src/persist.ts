@@ -1,6 +1,7 @@
 // Keeps the canvas (cards, wires, the model's name, inputs, outputs and compile choices) in the
 // browser's localStorage, so that a reload or a closed tab loses no work. The server session is
 // new after a reload: sync.ts sends every card to it again.
+import { OBJECT_KINDS } from "./catalogue";
 import { getState, setState, subscribe, type AppState, type Card } from "./store";
 
 const KEY = "kiln.editor.canvas.v1";
@@ -12,7 +13,6 @@ function kept(s: AppState): Kept {
 }
 
 const KINDS = new Set(["input", "layer", "call", "object"]);
-const OBJECT_KINDS = new Set(["initializers", "regularizers", "constraints"]);
 
 // Whether a stored card has the shape the editor renders (a build with other fields may have
 // written it): a card that does not is dropped rather than breaking the page on every reload.
@@ -30,7 +30,7 @@ function wellFormed(c: unknown): c is Card {
     card.inputs.every((p) => typeof p?.card === "string" && Number.isInteger(p.output)) &&
     Number.isFinite(card.position?.x) &&
     Number.isFinite(card.position?.y) &&
-    (card.kind !== "object" || OBJECT_KINDS.has(card.objectKind ?? "")) &&
+    (card.kind !== "object" || OBJECT_KINDS.some((k) => k === card.objectKind)) &&
     (card.links === undefined || (typeof card.links === "object" && card.links !== null))
   );
 }
