@@ -15,15 +15,16 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-
       libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libabsl-dev libdnnl-dev ocl-icd-opencl-dev zlib1g-dev \
       nlohmann-json3-dev libsqlite3-dev libssl-dev libcpp-httplib-dev libhdf5-dev libzip-dev \
+      libseccomp-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_TESTS=OFF \
       -DKILN_BUILD_BENCH=OFF >/dev/null \
-    && ninja -C /build kiln-server kiln \
-    && strip /build/server/kiln-server /build/client/kiln
+    && ninja -C /build kiln-server kiln-file-reader kiln \
+    && strip /build/server/kiln-server /build/server/kiln-file-reader /build/client/kiln
 # The runtime packages are the ones that hold the libraries the binaries load.
-RUN ldd /build/server/kiln-server /build/client/kiln | awk '$2 == "=>" && $3 ~ /^\// {print $3}' \
+RUN ldd /build/server/kiln-server /build/server/kiln-file-reader /build/client/kiln | awk '$2 == "=>" && $3 ~ /^\// {print $3}' \
     | sort -u | xargs readlink -f | xargs dpkg -S | cut -d: -f1 | sort -u > /build/runtime-packages
 
 FROM debian:bookworm-slim
@@ -35,7 +36,8 @@ RUN apt-get update \
     && groupadd --system --gid 10001 kiln \
     && useradd --system --uid 10001 --gid kiln --home-dir /var/lib/kiln --no-create-home kiln \
     && mkdir -p /var/lib/kiln /etc/kiln && chown kiln:kiln /var/lib/kiln
-COPY --from=build /build/server/kiln-server /build/client/kiln /usr/local/bin/
+COPY --from=build /build/server/kiln-server /build/server/kiln-file-reader /build/client/kiln \
+     /usr/local/bin/
 COPY client/web/dist /usr/share/kiln/web
 ENV KILN_LISTEN=0.0.0.0:50051 \
     KILN_HTTP_LISTEN=0.0.0.0:8080 \

@@ -60,3 +60,54 @@ definition = {
 }
 write("model_definition_fuzz", "tiny",
       json_format.ParseDict(definition, model_pb2.ModelDefinition()).SerializeToString())
+
+
+# Keras files, by the server's import path (fuzz/keras_file_fuzz.cc). The .keras and
+# .weights.h5 seeds are kiln-server's own exports of keras_file_fuzz.cc's kWeightsModel:
+#   KILN_SEED_SERVER=127.0.0.1:50051 /usr/bin/python3 fuzz/make_seeds.py
+# (any running kiln-server; build/python on PYTHONPATH). The full-model .h5 seed is written
+# here with h5py in Keras 2's layout (model_config attribute, model_weights group).
+SEED_MODEL = {"class_name": "Sequential", "config": {"name": "seed", "layers": [
+    {"class_name": "InputLayer", "config": {"batch_shape": [None, 4], "name": "x"}},
+    {"class_name": "Dense", "config": {"units": 3, "name": "dense"}},
+    {"class_name": "Dense", "config": {"units": 2, "name": "dense_1"}}]}}
+
+
+def keras2_full_model_h5():
+    import json
+    import h5py
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(0)
+    keras2 = {"class_name": "Sequential", "config": {"name": "seed", "layers": [
+        {"class_name": "Dense", "config": {"name": "dense", "units": 3,
+                                           "batch_input_shape": [None, 4]}},
+        {"class_name": "Dense", "config": {"name": "dense_1", "units": 2}}]},
+        "keras_version": "2.12.0", "backend": "tensorflow"}
+    with h5py.File(buffer, "w") as f:
+        f.attrs["keras_version"] = "2.12.0"
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["model_config"] = json.dumps(keras2)
+        weights = f.create_group("model_weights")
+        weights.attrs["layer_names"] = np.array([b"dense", b"dense_1"])
+        weights.attrs["backend"] = b"tensorflow"
+        weights.attrs["keras_version"] = b"2.12.0"
+        for name, shape in (("dense", (4, 3)), ("dense_1", (3, 2))):
+            group = weights.create_group(name)
+            group.attrs["weight_names"] = np.array([f"{name}/kernel:0".encode(),
+                                                    f"{name}/bias:0".encode()])
+            inner = group.create_group(name)
+            inner["kernel:0"] = rng.standard_normal(shape).astype(np.float32)
+            inner["bias:0"] = np.zeros(shape[1], np.float32)
+    return buffer.getvalue()
+
+
+write("keras_h5_fuzz", "keras2_full_model", keras2_full_model_h5())
+
+if os.environ.get("KILN_SEED_SERVER"):
+    import json
+    from kiln_client import Client
+    session = Client(os.environ["KILN_SEED_SERVER"]).create_session()
+    session.import_model(json.dumps(SEED_MODEL).encode(), name="seed")
+    for target, kind in (("keras_archive_fuzz", "keras"), ("keras_weights_fuzz", "weights")):
+        write(target, "kiln_export", session.export_model("seed", format=kind))
+    session.delete()

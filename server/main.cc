@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -72,6 +73,14 @@ ABSL_FLAG(int64_t, max_request_elements, kDefaults.max_request_elements,
           "elements of one tensor in a request (Predict inputs, weights, inline data)");
 ABSL_FLAG(absl::Duration, shutdown_grace, kDefaults.shutdown_grace,
           "time in-flight RPCs get to finish after SIGINT/SIGTERM");
+ABSL_FLAG(std::string, file_reader, kDefaults.file_reader,
+          "the kiln-file-reader program that unpacks Keras files (.keras, .weights.h5) in a "
+          "sandbox; default: beside kiln-server");
+ABSL_FLAG(int64_t, file_reader_memory, kDefaults.file_reader_memory,
+          "address space one file reader may use; each import reserves it from its session's "
+          "bytes while the reader runs");
+ABSL_FLAG(absl::Duration, file_reader_timeout, kDefaults.file_reader_timeout,
+          "time (wall and CPU) one file reader may take");
 ABSL_FLAG(std::string, auth_tokens_file, kDefaults.auth_tokens_file,
           "file of 'tenant:sha256-hex-of-token' lines (see --hash_token), re-read on SIGHUP; "
           "with it every RPC but health and reflection needs 'authorization: Bearer <token>'");
@@ -91,6 +100,15 @@ ABSL_FLAG(std::string, http_listen, kDefaults.http_listen,
 ABSL_FLAG(int, http_threads, kDefaults.http_threads,
           "threads of the HTTP listener; each open stream holds one, and 4 are kept for other "
           "calls");
+ABSL_FLAG(int, http_max_connections, kDefaults.http_max_connections,
+          "connections the HTTP listener serves at once: beyond --http_threads, on extra "
+          "threads while those are busy");
+ABSL_FLAG(int, http_max_connections_per_client, kDefaults.http_max_connections_per_client,
+          "HTTP connections one client address may hold; a new one past that closes the "
+          "client's oldest connection that is still sending its request");
+ABSL_FLAG(absl::Duration, http_read_timeout, kDefaults.http_read_timeout,
+          "time an HTTP request (headers and body) may take to arrive; a slower one's "
+          "connection is closed");
 ABSL_FLAG(int, http_max_streams_per_tenant, kDefaults.http_max_streams_per_tenant,
           "streams (job events, Connect server streams) one tenant may hold open over HTTP");
 ABSL_FLAG(absl::Duration, http_keepalive, kDefaults.http_keepalive,
@@ -195,6 +213,27 @@ int PrintTokenLine(const std::string& tenant) {
 
 }  // namespace
 
+// `port` into STATE_DIR/port, whole or not at all.
+absl::Status WritePortFile(const std::string& state_dir, int port) {
+  const std::string port_file = absl::StrCat(state_dir, "/port");
+  const std::string temporary = absl::StrCat(port_file, ".tmp");
+  std::error_code error;
+  std::filesystem::create_directories(state_dir, error);
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << port << "\n";
+    out.flush();
+    if (out.good() && std::rename(temporary.c_str(), port_file.c_str()) == 0) {
+      return absl::OkStatus();
+    }
+  }
+  const int cause = errno;
+  std::filesystem::remove(temporary, error);
+  return absl::UnavailableError(absl::StrCat("cannot write the port file ", port_file, ": ",
+                                             std::strerror(cause),
+                                             " (is the state directory's disk full?)"));
+}
+
 int main(int argc, char** argv) {
   bool state_dir_given = false;
   for (int i = 1; i < argc; ++i) {
@@ -242,6 +281,9 @@ int main(int argc, char** argv) {
   options.max_model_parameters = absl::GetFlag(FLAGS_max_model_parameters);
   options.max_request_elements = absl::GetFlag(FLAGS_max_request_elements);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.file_reader = absl::GetFlag(FLAGS_file_reader);
+  options.file_reader_memory = absl::GetFlag(FLAGS_file_reader_memory);
+  options.file_reader_timeout = absl::GetFlag(FLAGS_file_reader_timeout);
   options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
   options.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key = absl::GetFlag(FLAGS_tls_key);
@@ -250,6 +292,9 @@ int main(int argc, char** argv) {
   options.http_listen = absl::GetFlag(FLAGS_http_listen);
   options.http_threads = absl::GetFlag(FLAGS_http_threads);
   options.http_max_streams_per_tenant = absl::GetFlag(FLAGS_http_max_streams_per_tenant);
+  options.http_max_connections = absl::GetFlag(FLAGS_http_max_connections);
+  options.http_max_connections_per_client = absl::GetFlag(FLAGS_http_max_connections_per_client);
+  options.http_read_timeout = absl::GetFlag(FLAGS_http_read_timeout);
   options.http_keepalive = absl::GetFlag(FLAGS_http_keepalive);
   options.http_max_stream_time = absl::GetFlag(FLAGS_http_max_stream_time);
   options.http_cors_origins = absl::GetFlag(FLAGS_http_cors_origins);
@@ -272,11 +317,14 @@ int main(int argc, char** argv) {
                           options.web_root.empty() ? "" : ", the card editor at /"));
   }
   if (!options.ephemeral || state_dir_given) {
-    // Written then renamed, so that a watcher never reads a half-written port.
-    const std::string port_file = absl::StrCat(options.state_dir, "/port");
-    std::filesystem::create_directories(options.state_dir);
-    std::ofstream(absl::StrCat(port_file, ".tmp")) << server.port() << "\n";
-    std::rename(absl::StrCat(port_file, ".tmp").c_str(), port_file.c_str());
+    // Written then renamed, so that a watcher never reads a half-written port. A port that
+    // cannot be written (a full disk) stops the server: whoever waits for the file would
+    // otherwise read an empty one, or an old port.
+    if (absl::Status written = WritePortFile(options.state_dir, server.port()); !written.ok()) {
+      log.Error(std::string(written.message()));
+      server.Shutdown(absl::ZeroDuration());
+      return 1;
+    }
   }
 
   int signal = 0;

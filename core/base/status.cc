@@ -50,14 +50,22 @@ std::optional<std::string> FieldPathOf(const absl::Status& status) {
   return std::string(*payload);
 }
 
-std::string Quoted(absl::string_view text) {
-  constexpr size_t kMaxEcho = 64;
-  if (text.size() <= kMaxEcho) return absl::StrCat("\"", text, "\"");
+std::string Shortened(absl::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
   // Never inside a UTF-8 character: messages travel in protobuf strings and JSON, which must
   // stay valid UTF-8.
-  size_t cut = kMaxEcho;
+  size_t cut = max_bytes;
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return absl::StrCat("\"", text.substr(0, cut), "...\" (", text.size(), " characters)");
+  return absl::StrCat(text.substr(0, cut), "... (", text.size(), " characters)");
+}
+
+std::string Quoted(absl::string_view text) {
+  constexpr size_t kMaxEcho = 64;
+  const std::string shown = Shortened(text, kMaxEcho);
+  if (shown.size() == text.size()) return absl::StrCat("\"", text, "\"");
+  // '"abc..." (N characters)': the quote closes before the length.
+  const size_t dots = shown.rfind("... (");
+  return absl::StrCat("\"", shown.substr(0, dots), "...\"", shown.substr(dots + 3));
 }
 
 }  // namespace kiln

@@ -34,6 +34,10 @@ absl::Status WithFieldPath(const absl::Status& status, absl::string_view path);
 // cut and its length given, so that a huge id cannot make an error too large to send.
 std::string Quoted(absl::string_view text);
 
+// `text` itself when it has at most `max_bytes` bytes; else its first bytes (never part of a
+// UTF-8 character) and "... (N characters)". What an error may carry to a client.
+std::string Shortened(absl::string_view text, size_t max_bytes);
+
 // The field path recorded by FieldError/WithFieldPrefix, if any.
 std::optional<std::string> FieldPathOf(const absl::Status& status);
 

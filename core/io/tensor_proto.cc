@@ -86,10 +86,14 @@ absl::StatusOr<Tensor> DecodeTensor(const v1::TensorProto& proto, absl::string_v
 }
 
 v1::TensorProto EncodeTensor(const Tensor& tensor, bool float_values) {
-  if (!float_values || tensor.dtype() != DType::kFloat32) {
-    return EncodeRows(tensor, 0, tensor.shape()[0]);
-  }
   v1::TensorProto p;
+  if (!float_values || tensor.dtype() != DType::kFloat32) {
+    // Whole, not by rows: a scalar has none, and an empty tensor's rows have no size.
+    p.set_dtype(ToProtoDType(tensor.dtype()));
+    for (int64_t d : tensor.shape().dims()) p.add_shape(d);
+    p.set_data(static_cast<const char*>(tensor.raw_data()), tensor.byte_size());
+    return p;
+  }
   p.set_dtype(v1::FLOAT32);
   for (int64_t d : tensor.shape().dims()) p.add_shape(d);
   p.mutable_float_values()->Add(tensor.data<float>(), tensor.data<float>() + tensor.num_elements());

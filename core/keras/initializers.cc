@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/base/cancellation.h"
 #include "core/base/check.h"
 #include "core/base/status.h"
 #include "core/keras/keras_class.h"
@@ -83,7 +84,8 @@ void FillUniform(double low, double high, uint64_t seed, Tensor& out) {
 
 // Keras Orthogonal: QR of a (max, min) normal sample with Q's columns sign-fixed so R has a
 // positive diagonal (modified Gram-Schmidt yields exactly that Q), transposed for wide shapes.
-void FillOrthogonal(double gain, uint64_t seed, Tensor& out) {
+// A 4096x4096 kernel takes tens of seconds: the work stops when its call is cancelled.
+absl::Status FillOrthogonal(double gain, uint64_t seed, Tensor& out) {
   const Shape& shape = out.shape();
   int64_t rows = 1;
   for (int i = 0; i + 1 < shape.rank(); ++i) rows *= shape[i];
@@ -94,6 +96,7 @@ void FillOrthogonal(double gain, uint64_t seed, Tensor& out) {
   std::vector<double> a(m * n);  // column-major: column j at a[j*m]
   for (double& v : a) v = normal(gen);
   for (int64_t j = 0; j < n; ++j) {
+    if (j % 16 == 0 && ScopedCancellation::Requested()) return ScopedCancellation::Stopped();
     double* qj = &a[j * m];
     for (int64_t i = 0; i < j; ++i) {
       const double* qi = &a[i * m];
@@ -114,6 +117,7 @@ void FillOrthogonal(double gain, uint64_t seed, Tensor& out) {
       w[r * cols + c] = static_cast<float>(gain * q);
     }
   }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -166,7 +170,7 @@ absl::Status CheckInitializerShape(const v1::Initializer& resolved, const Shape&
   return absl::OkStatus();
 }
 
-void RunInitializer(const v1::Initializer& init, uint64_t fallback_seed, Tensor& out) {
+absl::Status RunInitializer(const v1::Initializer& init, uint64_t fallback_seed, Tensor& out) {
   auto values = out.values<float>();
   const google::protobuf::Message* held = KerasObjectClass(init);
   const SpecArgs args(held != nullptr ? *held : init, "");
@@ -178,30 +182,29 @@ void RunInitializer(const v1::Initializer& init, uint64_t fallback_seed, Tensor&
     case Kind::KIND_NOT_SET:
     case Kind::kName:
       std::fill(values.begin(), values.end(), 0.0f);
-      return;
+      return absl::OkStatus();
     case Kind::kOnes:
       std::fill(values.begin(), values.end(), 1.0f);
-      return;
+      return absl::OkStatus();
     case Kind::kConstant:
       std::fill(values.begin(), values.end(), float(args.Float("value")));
-      return;
+      return absl::OkStatus();
     case Kind::kRandomNormal:
     case Kind::kTruncatedNormal:
       FillNormal(args.Float("mean"), args.Float("stddev"),
                  init.kind_case() == Kind::kTruncatedNormal, seed, out);
-      return;
+      return absl::OkStatus();
     case Kind::kRandomUniform:
       FillUniform(args.Float("minval"), args.Float("maxval"), seed, out);
-      return;
+      return absl::OkStatus();
     case Kind::kOrthogonal:
-      FillOrthogonal(args.Float("gain"), seed, out);
-      return;
+      return FillOrthogonal(args.Float("gain"), seed, out);
     case Kind::kIdentity: {
       const double gain = args.Float("gain");
       const int64_t rows = out.shape()[0], cols = out.shape()[1];
       std::fill(values.begin(), values.end(), 0.0f);
       for (int64_t i = 0; i < std::min(rows, cols); ++i) values[i * cols + i] = float(gain);
-      return;
+      return absl::OkStatus();
     }
     default:
       break;
@@ -225,6 +228,7 @@ void RunInitializer(const v1::Initializer& init, uint64_t fallback_seed, Tensor&
     const double limit = std::sqrt(3.0 * scale);
     FillUniform(-limit, limit, seed, out);
   }
+  return absl::OkStatus();
 }
 
 absl::string_view InitializerClassName(const v1::Initializer& init) {

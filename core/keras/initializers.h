@@ -32,8 +32,9 @@ std::pair<double, double> ComputeFans(const Shape& shape);
 absl::Status CheckInitializerShape(const v1::Initializer& resolved, const Shape& shape,
                                    absl::string_view path);
 
-// Fills `out` (a float32 weight in Keras layout) from `resolved`.
-void RunInitializer(const v1::Initializer& resolved, uint64_t fallback_seed, Tensor& out);
+// Fills `out` (a float32 weight in Keras layout) from `resolved`. CANCELLED (`out` then half
+// filled) when the thread's call was cancelled during a long initialisation (cancellation.h).
+absl::Status RunInitializer(const v1::Initializer& resolved, uint64_t fallback_seed, Tensor& out);
 
 // Keras's class name of a resolved initializer ("GlorotUniform").
 absl::string_view InitializerClassName(const v1::Initializer& resolved);

@@ -9,6 +9,7 @@
 #include "core/keras/initializers.h"
 #include "core/keras/keras_class.h"
 #include "core/keras/regularizers.h"
+#include "core/layers/parameter_budget.h"
 
 namespace kiln {
 namespace {
@@ -217,11 +218,15 @@ absl::StatusOr<KernelAndBias> Layer::KernelAndBiasArgs(absl::string_view kernel_
 
 absl::StatusOr<Variable*> Layer::AddWeight(std::string name, Shape shape, const WeightSpec& spec,
                                            bool trainable) {
-  if (!CheckedProduct(shape.dims(), kMaxWeightElements).has_value()) {
+  const std::optional<int64_t> elements = CheckedProduct(shape.dims(), kMaxWeightElements);
+  if (!elements.has_value()) {
     return absl::ResourceExhaustedError(
         absl::StrCat("weight \"", name, "\" of layer \"", name_, "\" would have shape ",
                      shape.ToString(), ", more than ", kMaxWeightElements, " elements"));
   }
+  KILN_RETURN_IF_ERROR(ScopedParameterBudget::Take(
+      *elements, absl::StrCat("weight \"", name, "\" of layer \"", name_, "\" (shape ",
+                              shape.ToString(), ")")));
   KILN_RETURN_IF_ERROR(CheckInitializerShape(spec.initializer, shape,
                                              FieldPath(absl::StrCat(spec.prefix, "_initializer"))));
   if (spec.regularizer.has_value()) {
@@ -236,8 +241,8 @@ absl::StatusOr<Variable*> Layer::AddWeight(std::string name, Shape shape, const 
   variable->name = std::move(name);
   variable->value = Tensor(DType::kFloat32, shape);
   // Each weight without an explicit seed gets its own stream from the layer's seed.
-  RunInitializer(spec.initializer, seed_ + 0x9E3779B97F4A7C15ull * (variables_.size() + 1),
-                 variable->value);
+  KILN_RETURN_IF_ERROR(RunInitializer(
+      spec.initializer, seed_ + 0x9E3779B97F4A7C15ull * (variables_.size() + 1), variable->value));
   variable->trainable = trainable && trainable_;
   if (variable->trainable) variable->grad = Tensor(DType::kFloat32, shape);
   variable->regularizer = spec.regularizer;

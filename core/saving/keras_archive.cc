@@ -2,6 +2,8 @@
 
 #include <zip.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 
 #include "absl/strings/match.h"
@@ -30,7 +32,10 @@ absl::Status AddMember(zip_t* zip, const char* name, const std::string& data) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadMember(zip_t* zip, const char* name, int64_t max_bytes) {
+// Inflates `name`, counting what comes out against `budget` (the bytes all members may still
+// take) and the member's compression ratio, so that a bomb stops after a bounded amount of work.
+absl::StatusOr<std::string> ReadMember(zip_t* zip, const char* name, const ArchiveLimits& limits,
+                                       int64_t& budget) {
   const zip_int64_t index = zip_name_locate(zip, name, 0);
   if (index < 0) {
     return FieldError(name, absl::StrCat("the archive has no ", name,
@@ -39,23 +44,43 @@ absl::StatusOr<std::string> ReadMember(zip_t* zip, const char* name, int64_t max
   }
   zip_stat_t stat;
   zip_stat_init(&stat);
-  if (zip_stat_index(zip, zip_uint64_t(index), 0, &stat) < 0 || !(stat.valid & ZIP_STAT_SIZE)) {
+  if (zip_stat_index(zip, zip_uint64_t(index), 0, &stat) < 0 || !(stat.valid & ZIP_STAT_SIZE) ||
+      !(stat.valid & ZIP_STAT_COMP_SIZE)) {
     return FieldError(name, "the archive's directory is damaged");
   }
-  if (stat.size > zip_uint64_t(max_bytes)) {
+  // What inflating may produce: the budget, and the ratio's share of the compressed size (a
+  // small member may shrink further: the first MiB is free of the ratio).
+  const int64_t compressed = int64_t(std::min<zip_uint64_t>(stat.comp_size, INT64_MAX / 128));
+  const int64_t by_ratio = compressed * limits.max_ratio + (int64_t{1} << 20);
+  const int64_t allowed = std::min(budget, by_ratio);
+  auto too_large = [&](const std::string& what) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        name, " is ", stat.size, " bytes uncompressed, more than the ", max_bytes, " allowed"));
+        name, " ", what, ", more than ",
+        allowed == budget
+            ? absl::StrCat("the ", budget, " bytes the archive may hold")
+            : absl::StrCat(limits.max_ratio, " times its ", compressed, " compressed bytes")));
+  };
+  if (stat.size > zip_uint64_t(allowed)) {
+    return too_large(absl::StrCat("is ", stat.size, " bytes uncompressed"));
   }
   std::unique_ptr<zip_file_t, int (*)(zip_file_t*)> file(
       zip_fopen_index(zip, zip_uint64_t(index), 0), zip_fclose);
   if (file == nullptr) return FieldError(name, absl::StrCat("libzip: ", zip_strerror(zip)));
-  std::string data(stat.size, '\0');
-  zip_uint64_t done = 0;
-  while (done < stat.size) {
-    const zip_int64_t n = zip_fread(file.get(), data.data() + done, stat.size - done);
-    if (n <= 0) return FieldError(name, "the member is damaged (it ends early or fails its CRC)");
-    done += zip_uint64_t(n);
+  std::string data;
+  char chunk[1 << 16];
+  for (;;) {
+    const zip_int64_t n = zip_fread(file.get(), chunk, sizeof(chunk));
+    if (n < 0) return FieldError(name, "the member is damaged (it ends early or fails its CRC)");
+    if (n == 0) break;
+    if (int64_t(data.size()) + n > allowed) {
+      return too_large(absl::StrCat("inflates to more than ", allowed, " bytes"));
+    }
+    data.append(chunk, size_t(n));
   }
+  if (data.size() != stat.size) {
+    return FieldError(name, "the member is damaged (its size is not the directory's)");
+  }
+  budget -= int64_t(data.size());
   return data;
 }
 
@@ -98,7 +123,8 @@ absl::StatusOr<std::string> WriteKerasArchive(const KerasArchive& archive) {
   return bytes;
 }
 
-absl::StatusOr<KerasArchive> ReadKerasArchive(absl::string_view bytes, int64_t max_member_bytes) {
+absl::StatusOr<KerasArchive> ReadKerasArchive(absl::string_view bytes,
+                                              const ArchiveLimits& limits) {
   if (!IsZip(bytes)) return FieldError("", "not a zip file (a .keras file is one)");
   zip_error_t error;
   zip_error_init(&error);
@@ -110,12 +136,17 @@ absl::StatusOr<KerasArchive> ReadKerasArchive(absl::string_view bytes, int64_t m
     return FieldError("", absl::StrCat("not a readable zip archive: ", ZipError(&error)));
   }
   std::unique_ptr<zip_t, void (*)(zip_t*)> close(zip, zip_discard);
+  const zip_int64_t members = zip_get_num_entries(zip, 0);
+  if (members > limits.max_members) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the archive holds ", members, " members, more than the ", limits.max_members, " allowed"));
+  }
+  int64_t budget = limits.max_total_bytes;
   KerasArchive archive;
-  KILN_ASSIGN_OR_RETURN(archive.config_json, ReadMember(zip, "config.json", max_member_bytes));
-  KILN_ASSIGN_OR_RETURN(archive.weights_h5, ReadMember(zip, "model.weights.h5", max_member_bytes));
+  KILN_ASSIGN_OR_RETURN(archive.config_json, ReadMember(zip, "config.json", limits, budget));
+  KILN_ASSIGN_OR_RETURN(archive.weights_h5, ReadMember(zip, "model.weights.h5", limits, budget));
   if (zip_name_locate(zip, "metadata.json", 0) >= 0) {
-    KILN_ASSIGN_OR_RETURN(archive.metadata_json,
-                          ReadMember(zip, "metadata.json", max_member_bytes));
+    KILN_ASSIGN_OR_RETURN(archive.metadata_json, ReadMember(zip, "metadata.json", limits, budget));
   }
   return archive;
 }

@@ -1,7 +1,7 @@
 // The .keras archive (Keras 3's saving_lib): a zip of metadata.json, config.json and
 // model.weights.h5, stored uncompressed, in that order, as Keras writes it. Read and written in
 // memory with libzip (Debian libzip); reading accepts deflated members too, as Python's zipfile
-// does, and refuses members larger than a bound.
+// does, within limits (ArchiveLimits) that a zip bomb meets before it is inflated far.
 #ifndef KILN_CORE_SAVING_KERAS_ARCHIVE_H_
 #define KILN_CORE_SAVING_KERAS_ARCHIVE_H_
 
@@ -20,9 +20,19 @@ struct KerasArchive {
 
 absl::StatusOr<std::string> WriteKerasArchive(const KerasArchive& archive);
 
-// Members larger than `max_member_bytes` uncompressed are RESOURCE_EXHAUSTED; a missing
-// config.json or model.weights.h5 is INVALID_ARGUMENT naming it.
-absl::StatusOr<KerasArchive> ReadKerasArchive(absl::string_view bytes, int64_t max_member_bytes);
+// What reading an archive may cost. Keras writes three members, stored; a deflated member may
+// shrink a few times, never a hundred.
+struct ArchiveLimits {
+  int64_t max_members = 64;
+  int64_t max_total_bytes = int64_t{1} << 31;  // the members read, uncompressed, together
+  int64_t max_ratio = 100;                     // uncompressed / compressed, per member
+};
+
+// Counted while inflating, not taken from the directory (which may lie): a member past a
+// limit is RESOURCE_EXHAUSTED naming the member and the limit, before more is inflated; more
+// members than allowed likewise. A missing config.json or model.weights.h5 is
+// INVALID_ARGUMENT naming it.
+absl::StatusOr<KerasArchive> ReadKerasArchive(absl::string_view bytes, const ArchiveLimits& limits);
 
 // Whether `bytes` start like a zip file.
 bool IsZip(absl::string_view bytes);

@@ -42,43 +42,26 @@ double LearningRate(const Optimizer& optimizer) {
 
 }  // namespace
 
-absl::Status InMember(const absl::Status& status, absl::string_view member) {
-  return WithFieldPath(status, absl::StrCat(member, ":", FieldPathOf(status).value_or("")));
-}
-
-v1::KerasFormat DetectKerasFormat(absl::string_view bytes) {
-  if (IsZip(bytes)) return v1::KERAS_FORMAT_KERAS;
-  if (IsHdf5(bytes)) return v1::KERAS_FORMAT_WEIGHTS;
-  return v1::KERAS_FORMAT_JSON;
+absl::StatusOr<KerasFile> InterpretKerasFile(KerasFileContents contents,
+                                             const KerasReadOptions& options) {
+  KerasFile file;
+  file.format = contents.format;
+  file.weights = std::move(contents.weights);
+  if (file.format == v1::KERAS_FORMAT_JSON || file.format == v1::KERAS_FORMAT_KERAS) {
+    absl::StatusOr<KerasModel> model = ParseKerasModel(contents.config_json, options.compile);
+    if (!model.ok()) {
+      return file.format == v1::KERAS_FORMAT_KERAS ? InMember(model.status(), "config.json")
+                                                   : model.status();
+    }
+    file.model = *std::move(model);
+  }
+  return file;
 }
 
 absl::StatusOr<KerasFile> ReadKerasFile(absl::string_view bytes, v1::KerasFormat format,
                                         const KerasReadOptions& options) {
-  KerasFile file;
-  file.format = format == v1::KERAS_FORMAT_UNSPECIFIED ? DetectKerasFormat(bytes) : format;
-  switch (file.format) {
-    case v1::KERAS_FORMAT_JSON: {
-      KILN_ASSIGN_OR_RETURN(file.model, ParseKerasModel(bytes, options.compile));
-      return file;
-    }
-    case v1::KERAS_FORMAT_KERAS: {
-      KILN_ASSIGN_OR_RETURN(KerasArchive archive, ReadKerasArchive(bytes, options.max_bytes));
-      absl::StatusOr<KerasModel> model = ParseKerasModel(archive.config_json, options.compile);
-      if (!model.ok()) return InMember(model.status(), "config.json");
-      file.model = *std::move(model);
-      absl::StatusOr<WeightsFile> weights =
-          ReadWeightsFile(archive.weights_h5, options.max_elements);
-      if (!weights.ok()) return InMember(weights.status(), "model.weights.h5");
-      file.weights = *std::move(weights);
-      return file;
-    }
-    case v1::KERAS_FORMAT_WEIGHTS: {
-      KILN_ASSIGN_OR_RETURN(file.weights, ReadWeightsFile(bytes, options.max_elements));
-      return file;
-    }
-    default:
-      return FieldError("format", "unknown Keras file format");
-  }
+  KILN_ASSIGN_OR_RETURN(KerasFileContents contents, UnpackKerasFile(bytes, format, options));
+  return InterpretKerasFile(std::move(contents), options);
 }
 
 absl::StatusOr<std::vector<MatchedWeights>> MatchKerasWeights(

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/saving/keras_contents.h"
 #include "core/saving/keras_model.h"
 #include "core/saving/keras_weights.h"
 #include "core/train/optimizer.h"
@@ -22,9 +23,6 @@ namespace kiln {
 class Model;
 class Layer;
 
-// JSON, KERAS or WEIGHTS from the first bytes (zip, HDF5, else JSON).
-v1::KerasFormat DetectKerasFormat(absl::string_view bytes);
-
 // What a file holds: a model (JSON and .keras) and weights (.keras and .weights.h5).
 struct KerasFile {
   v1::KerasFormat format = v1::KERAS_FORMAT_UNSPECIFIED;
@@ -32,18 +30,15 @@ struct KerasFile {
   std::optional<WeightsFile> weights;
 };
 
-struct KerasReadOptions {
-  bool compile = true;               // read the compile_config
-  int64_t max_bytes = 1LL << 31;     // an archive member's size, uncompressed
-  int64_t max_elements = 1LL << 28;  // all the weights' elements together
-};
-
 // `format` UNSPECIFIED: detected. Errors carry paths into the file: "config.layers[2]..." for
 // the JSON, "layers/dense/vars/0" for weights; inside an archive, after the member's name
 // ("config.json:config.layers[2]...", "model.weights.h5:layers/dense/vars/0").
-absl::Status InMember(const absl::Status& status, absl::string_view member);
 absl::StatusOr<KerasFile> ReadKerasFile(absl::string_view bytes, v1::KerasFormat format,
                                         const KerasReadOptions& options);
+
+// ReadKerasFile's second step, after UnpackKerasFile (keras_contents.h): the model's JSON.
+absl::StatusOr<KerasFile> InterpretKerasFile(KerasFileContents contents,
+                                             const KerasReadOptions& options);
 
 // One layer's new weights, checked against it.
 struct MatchedWeights {

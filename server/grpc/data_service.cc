@@ -23,6 +23,7 @@ class UploadReactor : public CollectReactor<v1::UploadDatasetRequest, v1::Datase
       if (!request.has_header()) {
         return FieldError("header", "the first message of an upload must be its header");
       }
+      KILN_RETURN_IF_ERROR(CheckRequestBounds(request));
       absl::StatusOr<std::shared_ptr<Session>> session =
           sessions_->Get(caller, request.header().session_id());
       if (!session.ok()) return WithFieldPrefix(session.status(), "header");
@@ -65,6 +66,7 @@ grpc::ServerUnaryReactor* DataServiceImpl::BeginUpload(grpc::CallbackServerConte
                                                        const v1::BeginUploadRequest* request,
                                                        v1::BeginUploadResponse* response) {
   return Respond(context, backend_, [&](const Caller& caller) -> absl::Status {
+    KILN_RETURN_IF_ERROR(CheckRequestBounds(*request));
     absl::StatusOr<std::shared_ptr<Session>> session =
         backend_.sessions->Get(caller, request->header().session_id());
     if (!session.ok()) return WithFieldPrefix(session.status(), "header");

@@ -6,11 +6,23 @@
 
 namespace kiln::server {
 
+namespace {
+
+// The message goes out twice (grpc-message, percent-encoded, and in the details, base64), the
+// field path once: at most about 6 KiB together.
+constexpr size_t kMaxMessageBytes = 768;
+constexpr size_t kMaxFieldBytes = 256;
+
+}  // namespace
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   const auto code = static_cast<grpc::StatusCode>(status.code());
-  const std::string message(status.message());
-  const std::optional<std::string> field = FieldPathOf(status);
+  // gRPC refuses trailers over its metadata limit (8 KiB by default) and the client then sees
+  // RESOURCE_EXHAUSTED instead of the error: whatever a request echoed, the error fits.
+  const std::string message = Shortened(status.message(), kMaxMessageBytes);
+  std::optional<std::string> field = FieldPathOf(status);
+  if (field.has_value()) field = Shortened(*field, kMaxFieldBytes);
   if (!field.has_value()) return grpc::Status(code, message);
   google::rpc::Status details;
   details.set_code(static_cast<int>(code));

@@ -15,6 +15,7 @@
 #include "server/service/authenticator.h"
 #include "server/service/call_scope.h"
 #include "server/service/caller.h"
+#include "server/service/request_bounds.h"
 #include "server/service/session_manager.h"
 #include "server/service/worker_pool.h"
 
@@ -31,8 +32,7 @@ struct Backend {
 
 // Who calls: the tenant named by the request's bearer token or by its verified client
 // certificate; UNAUTHENTICATED when the server requires one and it is missing or wrong.
-absl::StatusOr<Caller> CallerOf(const grpc::ServerContextBase& context,
-                                const Authenticator& auth);
+absl::StatusOr<Caller> CallerOf(const grpc::ServerContextBase& context, const Authenticator& auth);
 
 // Answers a unary callback RPC with the status of `handler(caller)` (which fills the
 // response), run on the gRPC thread: for handlers that only read memory. An unauthenticated
@@ -81,6 +81,7 @@ template <typename Request, typename Response, typename Method>
 auto SessionHandler(SessionManager* sessions, const Request* request, Response* response,
                     Method method) {
   return [sessions, request, response, method](const Caller& caller) -> absl::Status {
+    KILN_RETURN_IF_ERROR(CheckRequestBounds(*request));
     absl::StatusOr<std::shared_ptr<Session>> session = sessions->Get(caller, request->session_id());
     if (!session.ok()) return session.status();
     auto result = (*session)->Charged([&] { return ((**session).*method)(*request); });

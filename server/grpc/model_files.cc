@@ -49,6 +49,7 @@ class ImportReactor : public CollectReactor<v1::ImportModelChunk, v1::ModelInfo>
 
   absl::Status Complete(const Caller&, v1::ModelInfo* response) override {
     if (session_ == nullptr) return FieldError("request", "the import sent no request");
+    KILN_RETURN_IF_ERROR(WithFieldPrefix(CheckRequestBounds(request_), "request"));
     KILN_ASSIGN_OR_RETURN(*response,
                           session_->Charged([&] { return session_->ImportModel(request_); }));
     return absl::OkStatus();

@@ -14,6 +14,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::CreateSession(grpc::CallbackServer
   return RespondFromPool(
       context, backend_, /*session_id=*/"",
       [sessions = backend_.sessions, request, response](const Caller& caller) -> absl::Status {
+        KILN_RETURN_IF_ERROR(CheckRequestBounds(*request));
         KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, sessions->Create(caller, *request));
         *response = session->Describe(true);
         return absl::OkStatus();

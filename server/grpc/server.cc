@@ -213,6 +213,9 @@ absl::Status KilnServer::StartHttp() {
   HttpListener::Options http;
   http.address = options_.http_listen;
   http.threads = options_.http_threads;
+  http.max_threads = options_.http_max_connections;
+  http.max_connections_per_client = options_.http_max_connections_per_client;
+  http.read_timeout = options_.http_read_timeout;
   http.tls_cert = options_.tls_cert;
   http.tls_key = options_.tls_key;
   http.tls_client_ca = options_.tls_client_ca;

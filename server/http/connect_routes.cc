@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/http/connect_protocol.h"
+#include "server/http/connection_guard.h"
 
 namespace kiln::server {
 namespace {
@@ -193,6 +194,8 @@ void InstallConnectRoutes(const std::vector<const google::protobuf::ServiceDescr
   }
   server.Post(R"(/[A-Za-z_][A-Za-z0-9_.]*/[A-Za-z_][A-Za-z0-9_]*)",
               [methods, gateway](const httplib::Request& request, httplib::Response& response) {
+                // The body has arrived: a stream may now take its time.
+                ConnectionGuard::RequestReceived();
                 const auto found = methods->find(request.path);
                 if (found == methods->end()) {
                   SendError(absl::UnimplementedError(

@@ -1,9 +1,12 @@
 #include "server/http/gateway.h"
 
+#include <arpa/inet.h>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "core/base/status.h"
 #include "server/http/connect_protocol.h"
 
 namespace kiln::server {
@@ -64,27 +67,33 @@ bool IsApiRequest(const httplib::Request& request) {
          (request.method == "GET" && absl::StartsWith(request.path, "/v1/"));
 }
 
+// Literal loopback addresses (127.0.0.0/8 as a dotted quad, ::1) and "localhost": a name a
+// DNS-rebinding page could own ("127.attacker.example") is not one.
 bool IsLoopbackHost(absl::string_view host) {
   // Host is name[:port] or [v6]:port.
   if (absl::ConsumePrefix(&host, "[")) {
-    host = host.substr(0, host.find(']'));
-  } else {
-    host = host.substr(0, host.find(':'));
+    const size_t close = host.find(']');
+    if (close == absl::string_view::npos) return false;
+    in6_addr v6;
+    return inet_pton(AF_INET6, std::string(host.substr(0, close)).c_str(), &v6) == 1 &&
+           IN6_IS_ADDR_LOOPBACK(&v6);
   }
-  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+  host = host.substr(0, host.find(':'));
+  if (absl::EqualsIgnoreCase(host, "localhost")) return true;
+  in_addr v4;  // inet_pton takes only the four-part dotted quad
+  return inet_pton(AF_INET, std::string(host).c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
 }
 
 }  // namespace
 
-void InstallGuard(std::shared_ptr<const Gateway> gateway, httplib::Server& server) {
-  server.set_pre_routing_handler([gateway](const httplib::Request& request,
-                                           httplib::Response& response) {
+httplib::Server::HandlerWithResponse GatewayGuard(std::shared_ptr<const Gateway> gateway) {
+  return [gateway](const httplib::Request& request, httplib::Response& response) {
     using Handled = httplib::Server::HandlerResponse;
     if (!IsApiRequest(request)) return Handled::Unhandled;
     if (gateway->loopback_hosts_only && !IsLoopbackHost(request.get_header_value("Host"))) {
       SendError(absl::PermissionDeniedError(absl::StrCat(
-                    "Host '", request.get_header_value("Host"),
-                    "' is not a loopback name: a door on loopback without authentication answers "
+                    "Host ", Quoted(request.get_header_value("Host")),
+                    " is not a loopback name: a door on loopback without authentication answers "
                     "only localhost, 127.0.0.1 and [::1]")),
                 response);
       return Handled::Handled;
@@ -98,7 +107,7 @@ void InstallGuard(std::shared_ptr<const Gateway> gateway, httplib::Server& serve
       }
     }
     return Handled::Unhandled;
-  });
+  };
 }
 
 BridgeResult ResultOf(const absl::Status& status) {

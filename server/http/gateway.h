@@ -55,8 +55,9 @@ std::vector<std::pair<std::string, std::string>> ForwardedMetadata(
 std::optional<std::string> Authorization(const httplib::Request& request);
 
 // Checks, before the body is read, what every API request must pass: its Host (see
-// loopback_hosts_only) and its token (see authentication_required).
-void InstallGuard(std::shared_ptr<const Gateway> gateway, httplib::Server& server);
+// loopback_hosts_only) and its token (see authentication_required). The listener runs it as
+// (part of) its pre-routing handler.
+httplib::Server::HandlerWithResponse GatewayGuard(std::shared_ptr<const Gateway> gateway);
 
 // The tenant that owns a stream `request` opens ("" when it has none).
 std::string StreamOwner(const Gateway& gateway, const httplib::Request& request);

@@ -40,8 +40,8 @@ absl::StatusOr<std::pair<std::string, int>> SplitAddress(const std::string& addr
 }
 
 absl::StatusOr<std::unique_ptr<httplib::Server>> NewServer(const HttpListener::Options& options) {
-  if (options.tls_cert.empty()) return std::make_unique<httplib::Server>();
-  auto server = std::make_unique<httplib::SSLServer>(
+  if (options.tls_cert.empty()) return std::make_unique<RouteServer<httplib::Server>>();
+  auto server = std::make_unique<RouteServer<httplib::SSLServer>>(
       options.tls_cert.c_str(), options.tls_key.c_str(),
       options.tls_client_ca.empty() ? nullptr : options.tls_client_ca.c_str());
   if (!server->is_valid()) {
@@ -55,18 +55,29 @@ absl::StatusOr<std::unique_ptr<httplib::Server>> NewServer(const HttpListener::O
 }  // namespace
 
 absl::Status HttpListener::Install(const Options& options, Handlers handlers) {
-  httplib::Server& server = *server_;
-  server.new_task_queue = [threads = options.threads] { return new httplib::ThreadPool(threads); };
+  guard_ = std::make_shared<ConnectionGuard>(ConnectionGuard::Options{
+      .max_per_client = options.max_connections_per_client, .read_timeout = options.read_timeout});
+  server_ = NewGuardedServer(*routes_, guard_);
+  server_->new_task_queue = [threads = options.threads, max = options.max_threads] {
+    return new ElasticThreadPool(threads, max);
+  };
   // cpp-httplib's default adds SO_REUSEPORT, with which a second server on the port would
   // silently take half its connections; a port in use must fail to bind instead.
-  server.set_socket_options([](socket_t socket) {
+  server_->set_socket_options([](socket_t socket) {
     const int yes = 1;
     setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
+  httplib::Server& server = *routes_;
   server.set_payload_max_length(options.max_body_bytes);
   // A connection holds a thread while it is open: idle and slow ones give theirs back soon.
   server.set_keep_alive_timeout(2);
   server.set_read_timeout(5);
+  // Where each connection is, for its guard: a request without a body has arrived when its
+  // headers have (a request with one, when its handler starts), and one answered leaves the
+  // connection waiting for the next.
+  httplib::Server::HandlerWithResponse api_guard;
+  server.set_logger(
+      [](const httplib::Request&, const httplib::Response&) { ConnectionGuard::ResponseSent(); });
   server.Get("/metrics",
              [metrics = handlers.metrics](const httplib::Request&, httplib::Response& response) {
                response.set_content(metrics(), "text/plain; version=0.0.4; charset=utf-8");
@@ -85,11 +96,22 @@ absl::Status HttpListener::Install(const Options& options, Handlers handlers) {
                                               std::max(1, options.threads - kThreadsNotForStreams));
     auto gateway = std::make_shared<Gateway>(options.gateway);
     gateway->streams = streams_.get();
-    InstallGuard(gateway, server);
+    api_guard = GatewayGuard(gateway);
     InstallConnectRoutes(options.services, gateway, server);
     InstallJobEventRoutes(gateway, server);
     InstallCors(options.cors_origins, server);
   }
+  server.set_pre_routing_handler([api_guard](const httplib::Request& request,
+                                             httplib::Response& response) {
+    const std::string length = request.get_header_value("Content-Length");
+    const bool body = (!length.empty() && length != "0") || request.has_header("Transfer-Encoding");
+    if (body) {
+      ConnectionGuard::BodyFollows();
+    } else {
+      ConnectionGuard::RequestReceived();
+    }
+    return api_guard ? api_guard(request, response) : httplib::Server::HandlerResponse::Unhandled;
+  });
   if (!options.web_root.empty()) {
     if (!std::filesystem::is_directory(options.web_root) ||
         !server.set_mount_point("/", options.web_root)) {
@@ -113,7 +135,7 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Start(Options option
   std::unique_ptr<HttpListener> listener(new HttpListener());
   absl::StatusOr<std::unique_ptr<httplib::Server>> server = NewServer(options);
   if (!server.ok()) return server.status();
-  listener->server_ = *std::move(server);
+  listener->routes_ = *std::move(server);
   if (absl::Status installed = listener->Install(options, std::move(handlers)); !installed.ok()) {
     return installed;
   }
@@ -125,6 +147,7 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Start(Options option
         absl::StrCat("--http_listen: cannot listen on ", options.address,
                      ": the port is in use or the host is not an address of this machine"));
   }
+  dynamic_cast<RouteServerControl&>(*listener->routes_).SetOpen(true);
   listener->thread_ = std::thread([&bound] { bound.listen_after_bind(); });
   // stop() ends only a server that runs: wait for it, so that a listener destroyed at once
   // still stops.
@@ -135,6 +158,8 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Start(Options option
 }
 
 HttpListener::~HttpListener() {
+  // Connections kept alive end after their current request.
+  if (routes_ != nullptr) dynamic_cast<RouteServerControl&>(*routes_).SetOpen(false);
   if (server_ != nullptr) server_->stop();
   if (thread_.joinable()) thread_.join();
 }

@@ -4,7 +4,8 @@
 // state and once it drains). With a gateway it is also the door for browsers: every RPC by the
 // Connect protocol (connect_routes.h), job events as Server-Sent Events (job_events.h), CORS
 // (cors.h) and, with a web root, the card editor's files at /. It answers on its own threads,
-// never gRPC's or the compute threads; with a certificate it speaks HTTPS.
+// never gRPC's or the compute threads; with a certificate it speaks HTTPS. Connections pass a
+// ConnectionGuard (read deadlines, a per-client bound) before a thread reads them.
 #ifndef KILN_SERVER_HTTP_HTTP_LISTENER_H_
 #define KILN_SERVER_HTTP_HTTP_LISTENER_H_
 
@@ -15,6 +16,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/http/connection_guard.h"
 #include "server/http/gateway.h"
 
 namespace google::protobuf {
@@ -31,9 +34,12 @@ class HttpListener {
   };
 
   struct Options {
-    std::string address;  // host:port; port 0 picks a free one
-    int threads = 16;     // each open stream holds one; a few stay for other calls
-    std::string tls_cert, tls_key, tls_client_ca;  // PEM files; no cert: plain HTTP
+    std::string address;    // host:port; port 0 picks a free one
+    int threads = 16;       // kept; each open stream holds one; a few stay for other calls
+    int max_threads = 256;  // with extra threads while the kept ones are busy (connections)
+    int max_connections_per_client = 8;
+    absl::Duration read_timeout = absl::Seconds(30);  // a whole request, headers and body
+    std::string tls_cert, tls_key, tls_client_ca;     // PEM files; no cert: plain HTTP
     int64_t max_body_bytes = int64_t{64} << 20;
     // The API: the services served by Connect, and how (no gateway bridge: no API).
     std::vector<const google::protobuf::ServiceDescriptor*> services;
@@ -50,6 +56,9 @@ class HttpListener {
   ~HttpListener();
 
   int port() const { return port_; }
+  // Connections open now, and those the guard shut down (slow, or over a client's limit).
+  int open_connections() const { return guard_->open(); }
+  int64_t shut_connections() const { return guard_->shut(); }
   // Streams open now.
   int open_streams() const { return streams_ == nullptr ? 0 : streams_->open(); }
 
@@ -58,7 +67,9 @@ class HttpListener {
   absl::Status Install(const Options& options, Handlers handlers);
 
   std::unique_ptr<StreamLimits> streams_;
-  std::unique_ptr<httplib::Server> server_;
+  std::shared_ptr<ConnectionGuard> guard_;
+  std::unique_ptr<httplib::Server> routes_;  // serves the admitted connections
+  std::unique_ptr<httplib::Server> server_;  // accepts them
   std::thread thread_;
   int port_ = 0;
 };

@@ -1,22 +1,11 @@
 #include "server/service/call_scope.h"
 
 namespace kiln::server {
-namespace {
 
-thread_local std::function<bool()> current_call;
+CallScope::CallScope(std::function<bool()> cancelled) : scope_(std::move(cancelled)) {}
 
-}  // namespace
+bool CallScope::Cancelled() { return ScopedCancellation::Requested(); }
 
-CallScope::CallScope(std::function<bool()> cancelled) : previous_(std::move(current_call)) {
-  current_call = std::move(cancelled);
-}
-
-CallScope::~CallScope() { current_call = std::move(previous_); }
-
-bool CallScope::Cancelled() { return current_call && current_call(); }
-
-absl::Status CallScope::Stopped() {
-  return absl::CancelledError("stopped: the client cancelled the call or its deadline passed");
-}
+absl::Status CallScope::Stopped() { return ScopedCancellation::Stopped(); }
 
 }  // namespace kiln::server

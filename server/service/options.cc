@@ -1,5 +1,7 @@
 #include "server/service/options.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <limits>
 
@@ -72,6 +74,17 @@ absl::Status ValidateOptions(const ServerOptions& options) {
   if (options.shutdown_grace < absl::ZeroDuration()) {
     return OutOfRange("shutdown_grace", "must not be negative");
   }
+  if (access(options.file_reader.c_str(), X_OK) != 0) {
+    return OutOfRange("file_reader",
+                      absl::StrCat("must name the kiln-file-reader program (", options.file_reader,
+                                   " cannot be run); it is installed beside kiln-server"));
+  }
+  if (options.file_reader_memory < (int64_t{64} << 20)) {
+    return OutOfRange("file_reader_memory", "must be >= 64 MiB");
+  }
+  if (options.file_reader_timeout < absl::Seconds(1)) {
+    return OutOfRange("file_reader_timeout", "must be >= 1s");
+  }
   if (options.tls_cert.empty() != options.tls_key.empty()) {
     return OutOfRange(options.tls_cert.empty() ? "tls_cert" : "tls_key",
                       "must be given with --tls_cert and --tls_key together");
@@ -84,6 +97,15 @@ absl::Status ValidateOptions(const ServerOptions& options) {
   }
   if (absl::Status rpcs = ParseLogRpcs(options.log_rpcs).status(); !rpcs.ok()) return rpcs;
   if (options.http_threads < 2) return OutOfRange("http_threads", "must be >= 2");
+  if (options.http_max_connections < options.http_threads) {
+    return OutOfRange("http_max_connections", "must be >= --http_threads");
+  }
+  if (options.http_max_connections_per_client < 1) {
+    return OutOfRange("http_max_connections_per_client", "must be >= 1");
+  }
+  if (options.http_read_timeout < absl::Milliseconds(100)) {
+    return OutOfRange("http_read_timeout", "must be >= 100ms");
+  }
   if (options.http_max_streams_per_tenant < 1) {
     return OutOfRange("http_max_streams_per_tenant", "must be >= 1");
   }

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/reader/file_reader.h"
 
 namespace kiln::server {
 
@@ -46,6 +47,12 @@ struct ServerOptions {
   int64_t max_request_elements = int64_t{1} << 26;
   absl::Duration shutdown_grace = absl::Seconds(10);
 
+  // Keras files' containers are unpacked by this helper in a sandbox (server/reader); each
+  // import reserves `file_reader_memory` of its session's memory while its reader runs.
+  std::string file_reader = DefaultFileReaderPath();
+  int64_t file_reader_memory = int64_t{2} << 30;
+  absl::Duration file_reader_timeout = absl::Seconds(60);
+
   // Who may call (README "Security and reliability").
   std::string auth_tokens_file;   // `tenant:sha256-hex-of-token` lines; "": no tokens
   std::string tls_cert, tls_key;  // PEM files: serve TLS (both or neither)
@@ -58,7 +65,11 @@ struct ServerOptions {
   std::string http_listen;
   int http_threads = 16;  // each open stream holds one
   int http_max_streams_per_tenant = 4;
-  absl::Duration http_keepalive = absl::Seconds(15);  // comment lines on idle event streams
+  // Connections: extra threads serve them while the kept ones are busy, up to this many in all.
+  int http_max_connections = 256;
+  int http_max_connections_per_client = 8;  // a client address's; a new one closes its slowest
+  absl::Duration http_read_timeout = absl::Seconds(30);  // a whole request, headers and body
+  absl::Duration http_keepalive = absl::Seconds(15);     // comment lines on idle event streams
   // A stream open this long is ended (clients resume it), so none holds a thread for good.
   absl::Duration http_max_stream_time = absl::Minutes(30);
   std::string http_cors_origins;    // comma-separated origins that may call; "*": any

@@ -35,6 +35,7 @@
 #include "core/graph/graph.h"
 #include "core/graph/model.h"
 #include "core/io/dataset.h"
+#include "core/layers/parameter_budget.h"
 #include "core/saving/keras_files.h"
 #include "core/tensor/memory_account.h"
 #include "core/train/trainer.h"
@@ -84,6 +85,9 @@ class Session : public std::enable_shared_from_this<Session> {
   template <typename Fn>
   auto Charged(Fn&& fn) -> decltype(fn()) {
     ScopedMemoryAccount scope(memory_);
+    // Weights are counted from their shapes before they are allocated.
+    ScopedParameterBudget parameters(runtime_.options->max_model_parameters,
+                                     "--max_model_parameters");
     try {
       return fn();
     } catch (const std::bad_alloc& e) {
@@ -216,6 +220,9 @@ class Session : public std::enable_shared_from_this<Session> {
   v1::ModelInfo CommitModel(PreparedModel prepared) ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
 
   // --- Keras files (session_keras.cc) ---
+  // A Keras file from a client: JSON read here, containers unpacked by kiln-file-reader.
+  absl::StatusOr<KerasFile> ReadUntrustedKerasFile(absl::string_view bytes, v1::KerasFormat format,
+                                                   const KerasReadOptions& read);
   absl::StatusOr<v1::ModelInfo> ImportWeights(const v1::ImportModelRequest& request,
                                               const WeightsFile& weights,
                                               const std::string& source);

@@ -7,6 +7,7 @@
 #include "core/graph/definition.h"
 #include "core/keras/spec_args.h"
 #include "core/layers/registry.h"
+#include "server/service/call_scope.h"
 #include "server/service/session.h"
 #include "server/service/session_internal.h"
 
@@ -77,6 +78,8 @@ absl::StatusOr<v1::AddLayerResponse> Session::AddLayer(const v1::AddLayerRequest
     return absl::IsAlreadyExists(prepared.status()) ? WithFieldPrefix(prepared.status(), "spec")
                                                     : prepared.status();
   }
+  // The build may have outlived the call: one answered with an error commits nothing.
+  if (CallScope::Cancelled()) return CallScope::Stopped();
   store::OpRecord op;
   *op.mutable_add_layer() = request;
   op.set_seed(seed);
@@ -109,6 +112,7 @@ absl::StatusOr<v1::CallLayerResponse> Session::CallLayer(const v1::CallLayerRequ
     twin->set_name(layer->name());
   }
   KILN_RETURN_IF_ERROR(graph_.CheckCall(twin ? *twin : *layer, inputs).status());
+  if (CallScope::Cancelled()) return CallScope::Stopped();
   store::OpRecord op;
   *op.mutable_call_layer() = request;
   KILN_RETURN_IF_ERROR(runtime_.store->AppendOp(Record(), op));
@@ -251,6 +255,7 @@ v1::ModelInfo Session::CommitModel(PreparedModel prepared) {
 absl::StatusOr<v1::ModelInfo> Session::DefineModel(const v1::DefineModelRequest& request) {
   absl::MutexLock writer(&writer_mu_);
   KILN_ASSIGN_OR_RETURN(PreparedModel prepared, PrepareModel(request));
+  if (CallScope::Cancelled()) return CallScope::Stopped();
   KILN_RETURN_IF_ERROR(runtime_.store->PutModel(prepared.record, prepared.entry->name, prepared.op,
                                                 /*own_scope=*/true, nullptr));
   return CommitModel(std::move(prepared));

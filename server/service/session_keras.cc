@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "core/base/status.h"
+#include "server/reader/file_reader.h"
+#include "server/service/call_scope.h"
 #include "server/service/data_root.h"
 #include "server/service/model_state.h"
 #include "server/service/session.h"
@@ -78,6 +80,28 @@ KerasReadOptions Session::ModelFileLimits() const {
   return limits;
 }
 
+absl::StatusOr<KerasFile> Session::ReadUntrustedKerasFile(absl::string_view bytes,
+                                                          v1::KerasFormat format,
+                                                          const KerasReadOptions& read) {
+  if (format == v1::KERAS_FORMAT_UNSPECIFIED) format = DetectKerasFormat(bytes);
+  if (format == v1::KERAS_FORMAT_JSON) return ReadKerasFile(bytes, format, read);
+  // The reader's memory is the session's while it runs: the machine's, however it is spent.
+  const ServerOptions& options = *runtime_.options;
+  if (absl::Status reserved = memory_->Charge(options.file_reader_memory); !reserved.ok()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(reserved.message(), " (reading a .keras or .weights.h5 file reserves ",
+                     options.file_reader_memory, " bytes, --file_reader_memory, while it runs)"));
+  }
+  absl::Cleanup release = [&] { memory_->Release(options.file_reader_memory); };
+  KILN_ASSIGN_OR_RETURN(KerasFileContents contents,
+                        UnpackInReader(bytes, format, read,
+                                       FileReaderOptions{.path = options.file_reader,
+                                                         .memory_bytes = options.file_reader_memory,
+                                                         .timeout = options.file_reader_timeout},
+                                       &CallScope::Cancelled));
+  return InterpretKerasFile(std::move(contents), read);
+}
+
 absl::StatusOr<v1::ModelInfo> Session::ImportModel(const v1::ImportModelRequest& request) {
   const ServerOptions& options = *runtime_.options;
   KerasReadOptions read = ModelFileLimits();
@@ -108,7 +132,7 @@ absl::StatusOr<v1::ModelInfo> Session::ImportModel(const v1::ImportModelRequest&
                         "server's --data_root in `path`");
   }
   const absl::string_view file_bytes = source == "data" ? request.data() : bytes;
-  absl::StatusOr<KerasFile> file = ReadKerasFile(file_bytes, request.format(), read);
+  absl::StatusOr<KerasFile> file = ReadUntrustedKerasFile(file_bytes, request.format(), read);
   if (!file.ok()) return WithFieldPrefix(file.status(), source);
   if (file->format == v1::KERAS_FORMAT_WEIGHTS) {
     return ImportWeights(request, *file->weights, source);
@@ -136,6 +160,7 @@ absl::StatusOr<v1::ModelInfo> Session::ImportModel(const v1::ImportModelRequest&
     }
     stored.layers = ModelLayerWeights(model, prepared->entry->name);
   }
+  if (CallScope::Cancelled()) return CallScope::Stopped();
   KILN_RETURN_IF_ERROR(runtime_.store->PutModel(prepared->record, prepared->entry->name,
                                                 prepared->op, /*own_scope=*/true,
                                                 file->weights.has_value() ? &stored : nullptr));
@@ -178,6 +203,7 @@ absl::StatusOr<v1::ModelInfo> Session::ImportWeights(const v1::ImportModelReques
   const std::optional<Optimizer::State> state =
       OptimizerStateOf(file, KerasWeightGroups(model), model, *entry->trainer);
   if (state.has_value()) AppendOptimizerState(model, *entry->trainer, *state, optimizer);
+  if (CallScope::Cancelled()) return CallScope::Stopped();
   KILN_RETURN_IF_ERROR(runtime_.store->PutWeights(id_, stored, entry->name,
                                                   state.has_value() ? &optimizer : nullptr));
   absl::MutexLock lock(&mu_);  // GetLayer and Describe read weights' shapes, not values

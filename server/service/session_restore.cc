@@ -197,7 +197,12 @@ absl::StatusOr<std::shared_ptr<Session>> Session::Restore(const store::StoredSes
     absl::MutexLock writer(&session->writer_mu_);
     absl::MutexLock lock(&session->mu_);
     // What it held counts again (a limit lowered since leaves it damaged, not half loaded).
-    status = session->Charged([&] { return Replayer(*session, stored).Run(); });
+    status = session->Charged([&] {
+      // What was accepted is rebuilt whole: a session's graph may hold more parameters than
+      // one model may (the limit is per request).
+      ScopedParameterBudget accepted(INT64_MAX, "");
+      return Replayer(*session, stored).Run();
+    });
   }
   if (!status.ok()) {
     return store::Damaged(absl::StrCat("session ", stored.record.id()), status.message());

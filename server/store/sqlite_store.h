@@ -42,6 +42,8 @@ class SqliteStore final : public SessionStore {
   absl::Status CreateSession(const SessionRecord& session) override;
   absl::Status UpdateSession(const SessionRecord& session) override;
   absl::Status DeleteSession(const std::string& session_id) override;
+  // DeleteSession's transaction.
+  absl::Status DeleteSessionRows(const std::string& session_id) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status AppendOp(const SessionRecord& session, const OpRecord& op) override;
   absl::Status PutModel(const SessionRecord& session, const std::string& model, const OpRecord& op,
                         bool own_scope, const ModelWeights* weights) override;

@@ -25,21 +25,29 @@ absl::Status SqliteStore::UpdateSession(const SessionRecord& session) {
 }
 
 absl::Status SqliteStore::DeleteSession(const std::string& session_id) {
-  {
-    absl::MutexLock lock(&mu_);
-    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
-    KILN_RETURN_IF_ERROR(DeleteRows("events", "job_id IN (SELECT id FROM jobs WHERE session_id=?1)",
-                                    session_id, "", nullptr));
-    for (const char* table : {"ops", "weights", "optimizers", "datasets", "jobs", "checkpoints"}) {
-      KILN_RETURN_IF_ERROR(DeleteRows(table, "session_id=?1", session_id, "", nullptr));
-    }
-    KILN_RETURN_IF_ERROR(DeleteRows("sessions", "id=?1", session_id, "", nullptr));
-    KILN_RETURN_IF_ERROR(Commit(transaction, "delete_session", session_id, {}));
-    // Free the pages the rows held, so deleting a session gives its disk space back.
-    db_->Exec("PRAGMA incremental_vacuum").IgnoreError();
-  }
+  absl::Status deleted = DeleteSessionRows(session_id);
+  // A full disk cannot take the deletion's own writes: the reserve makes room for them, and
+  // the session's files, once gone, give more back.
+  if (!deleted.ok() && dir_->ReleaseReserve()) deleted = DeleteSessionRows(session_id);
+  if (!deleted.ok()) return deleted;
   std::error_code error;
   std::filesystem::remove_all(dir_->SessionDir(session_id), error);
+  dir_->KeepReserve();
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::DeleteSessionRows(const std::string& session_id) {
+  absl::MutexLock lock(&mu_);
+  KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+  KILN_RETURN_IF_ERROR(DeleteRows("events", "job_id IN (SELECT id FROM jobs WHERE session_id=?1)",
+                                  session_id, "", nullptr));
+  for (const char* table : {"ops", "weights", "optimizers", "datasets", "jobs", "checkpoints"}) {
+    KILN_RETURN_IF_ERROR(DeleteRows(table, "session_id=?1", session_id, "", nullptr));
+  }
+  KILN_RETURN_IF_ERROR(DeleteRows("sessions", "id=?1", session_id, "", nullptr));
+  KILN_RETURN_IF_ERROR(Commit(transaction, "delete_session", session_id, {}));
+  // Free the pages the rows held, so deleting a session gives its disk space back.
+  db_->Exec("PRAGMA incremental_vacuum").IgnoreError();
   return absl::OkStatus();
 }
 

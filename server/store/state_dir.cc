@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -58,9 +59,32 @@ absl::StatusOr<std::unique_ptr<StateDir>> StateDir::Open(const std::string& path
     ::close(fd);
     return IoError(write_error, absl::StrCat("writing ", lock_path));
   }
-  return std::unique_ptr<StateDir>(new StateDir(path, fd));
+  auto dir = std::unique_ptr<StateDir>(new StateDir(path, fd));
+  dir->KeepReserve();
+  return dir;
 }
 
 StateDir::~StateDir() { ::close(lock_fd_); }
+
+namespace {
+
+constexpr off_t kReserveBytes = off_t{8} << 20;
+
+}  // namespace
+
+bool StateDir::ReleaseReserve() { return ::unlink((path_ + "/RESERVE").c_str()) == 0; }
+
+void StateDir::KeepReserve() {
+  const std::string reserve = path_ + "/RESERVE";
+  struct stat st;
+  if (::stat(reserve.c_str(), &st) == 0 && st.st_size == kReserveBytes) return;
+  const std::string temporary = reserve + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  // Blocks really allocated (a sparse file would free nothing).
+  const bool kept = ::posix_fallocate(fd, 0, kReserveBytes) == 0 && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!kept || ::rename(temporary.c_str(), reserve.c_str()) != 0) ::unlink(temporary.c_str());
+}
 
 }  // namespace kiln::store

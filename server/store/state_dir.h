@@ -3,6 +3,8 @@
 //   LOCK                 flock()ed by the owning process, which writes its pid into it
 //   kiln.db (-wal -shm)  the SQLite database (SqliteStore)
 //   tensors/SESSION/     the tensor files of a session (tensor_file.h)
+//   RESERVE              8 MiB kept free for a full disk: deleting a session (which writes to
+//                        the database before it frees files) releases it and retries
 // The lock is released when the owner exits, however it exits (a SIGKILL too).
 #ifndef KILN_SERVER_STORE_STATE_DIR_H_
 #define KILN_SERVER_STORE_STATE_DIR_H_
@@ -28,6 +30,11 @@ class StateDir {
   std::string SessionDir(const std::string& session_id) const {
     return tensors() + "/" + session_id;
   }
+
+  // Frees the reserve; false when there was none to free.
+  bool ReleaseReserve();
+  // Writes the reserve again where it is missing, when the disk has room (else later).
+  void KeepReserve();
 
  private:
   StateDir(std::string path, int lock_fd) : path_(std::move(path)), lock_fd_(lock_fd) {}

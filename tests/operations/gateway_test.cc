@@ -563,8 +563,17 @@ TEST_F(GatewayTest, AnUnauthenticatedLoopbackDoorAnswersLoopbackNamesOnly) {
       PostJson("/kiln.v1.SessionService/CreateSession", "{}", {{"Host", "attacker.example"}});
   EXPECT_EQ(rebound->status, 403);
   EXPECT_EQ(nlohmann::json::parse(rebound->body)["code"], "permission_denied");
+  // Names that only look like loopback addresses are names an attacker can own.
+  for (const char* host :
+       {"127.attacker.example", "127.0.0.1.attacker.example:8080", "localhost.attacker.example",
+        "127.1", "[::1.attacker]", "[::2]:80", "0x7f.0.0.1"}) {
+    EXPECT_EQ(PostJson("/kiln.v1.SessionService/CreateSession", "{}", {{"Host", host}})->status,
+              403)
+        << host;
+  }
   EXPECT_TRUE(bridge_->calls().empty());
-  for (const char* host : {"localhost:8080", "127.0.0.1:8080", "[::1]:8080"}) {
+  for (const char* host : {"localhost:8080", "LocalHost", "127.0.0.1:8080", "127.45.6.7",
+                           "[::1]:8080", "[0:0:0:0:0:0:0:1]"}) {
     EXPECT_EQ(PostJson("/kiln.v1.SessionService/CreateSession", "{}", {{"Host", host}})->status,
               200)
         << host;

@@ -321,5 +321,45 @@ TEST_F(KerasServiceTest, ImportedWeightsSurviveARestart) {
   EXPECT_EQ(Predictions(s, "a", info), expected);
 }
 
+// Hostile files (tests/fixtures/keras/hostile: mutated Kiln exports that a fuzzer found) were
+// read inside the server, and one crashed it for every tenant (SIGSEGV in libhdf5's H5HG_read
+// from H5Aread), another looped in libhdf5 holding its process-wide lock. Now each costs its
+// own call an INVALID_ARGUMENT at `data`, and the server answers the next call.
+class HostileKerasFilesTest : public KerasServiceTest {
+ protected:
+  void Configure(server::ServerOptions& options) override {
+    options.file_reader_timeout = absl::Seconds(5);
+  }
+};
+
+TEST_F(HostileKerasFilesTest, AFileThatCrashesLibhdf5CostsOnlyItsCall) {
+  const std::string s = CreateSession();
+  v1::ModelInfo info;
+  ASSERT_TRUE(Import(ImportRequest(s, Fixture("keras2_sequential.json"), "m"), &info).ok());
+  const std::string weights = Export(s, "m", v1::KERAS_FORMAT_WEIGHTS);
+  for (const char* file :
+       {"hostile/crashes_libhdf5.weights.h5", "hostile/exhausts_libhdf5.weights.h5"}) {
+    const grpc::Status status = Import(ImportRequest(s, Fixture(file), "m"), &info);
+    EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT) << file;
+    EXPECT_EQ(BadRequestField(status), "data") << file;
+    EXPECT_THAT(status.error_message(), HasSubstr("the file is damaged or not a Keras file"))
+        << file;
+  }
+  // The server lives on, and the model is as it was: a valid file still loads into it.
+  EXPECT_TRUE(Import(ImportRequest(s, weights, "m"), &info).ok());
+}
+
+TEST_F(HostileKerasFilesTest, TheReadersMemoryIsReservedFromTheSession) {
+  options_.max_session_bytes = int64_t{1} << 30;  // less than --file_reader_memory's 2 GiB
+  RestartServer();
+  const std::string s = CreateSession();
+  v1::ModelInfo info;
+  ASSERT_TRUE(Import(ImportRequest(s, Fixture("keras2_sequential.json"), "m"), &info).ok());
+  const grpc::Status status =
+      Import(ImportRequest(s, Export(s, "m", v1::KERAS_FORMAT_WEIGHTS), "m"), &info);
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("--file_reader_memory"));
+}
+
 }  // namespace
 }  // namespace kiln::testing

@@ -49,9 +49,13 @@ TEST_F(LimitsTest, AHugeLayerIsRefusedBeforeItIsAllocated) {
   const int64_t before = Get(s).bytes_held();
   // Dense(2**25) on 8 features: a 1 GiB kernel and its gradient, from a 32-byte request. The
   // probe's server died on the 4th; each is refused at once now.
+  // With the default limits the memory account would have let it through (2.4 GB, 8-10 s
+  // of initialisation); --max_model_parameters refuses it from its shapes first.
   for (int i = 0; i < 6; ++i) {
     ExpectError(AddDense(s, input, int64_t{1} << 25), StatusCode::RESOURCE_EXHAUSTED, "",
-                "over its limit of 50331648 (--max_session_bytes)");
+                "weight \"kernel\" of layer \"dense\" (shape (8, 33554432)) would have "
+                "268435456 parameters, more than the 10000 left of the 10000 a model may have "
+                "(--max_model_parameters)");
   }
   const v1::Session after = Get(s);
   EXPECT_EQ(after.layers_size(), 0);  // the failed calls changed nothing
@@ -60,7 +64,16 @@ TEST_F(LimitsTest, AHugeLayerIsRefusedBeforeItIsAllocated) {
   EXPECT_GT(Get(s).bytes_held(), before);
 }
 
-TEST_F(LimitsTest, SessionsOfATenantShareItsBytes) {
+// Layers large enough to meet the byte limits, within the parameter limit.
+class TenantBytesTest : public LimitsTest {
+ protected:
+  void Configure(server::ServerOptions& options) override {
+    LimitsTest::Configure(options);
+    options.max_model_parameters = int64_t{100} << 20;
+  }
+};
+
+TEST_F(TenantBytesTest, SessionsOfATenantShareItsBytes) {
   // Each session may hold 48 MiB; together they may hold 64 MiB.
   const std::string a = CreateSession(), b = CreateSession();
   const int64_t in_a = AddInput(a, {1024}).id(), in_b = AddInput(b, {1024}).id();
@@ -80,10 +93,19 @@ TEST_F(LimitsTest, ModelsLayersAndParametersAreBounded) {
   const int64_t input = AddInput(s, {8}).id();
   v1::AddLayerRequest add;
   add.set_session_id(s);
-  add.mutable_spec()->mutable_dense()->set_units(2000);  // 18,000 parameters
+  add.mutable_spec()->mutable_dense()->set_units(2000);  // 18,000 parameters: refused at once
   add.add_inputs(input);
   v1::AddLayerResponse big;
+  ExpectError(models_->AddLayer(Context().get(), add, &big), StatusCode::RESOURCE_EXHAUSTED, "",
+              "would have 16000 parameters, more than the 10000 left of the 10000 a model may "
+              "have (--max_model_parameters)");
+  // Two layers within the limit, a model over it.
+  add.mutable_spec()->mutable_dense()->set_units(1000);  // 9,000
   ASSERT_TRUE(models_->AddLayer(Context().get(), add, &big).ok());
+  v1::AddLayerRequest head = add;
+  head.set_inputs(0, big.outputs(0).id());
+  head.mutable_spec()->mutable_dense()->set_units(2);  // 2,002
+  ASSERT_TRUE(models_->AddLayer(Context().get(), head, &big).ok());
   v1::CreateModelRequest create;
   create.set_session_id(s);
   create.add_inputs(input);
@@ -91,7 +113,7 @@ TEST_F(LimitsTest, ModelsLayersAndParametersAreBounded) {
   v1::ModelInfo model;
   ExpectError(models_->CreateModel(Context().get(), create, &model), StatusCode::RESOURCE_EXHAUSTED,
               "",
-              "the model has 18000 parameters, over the limit of 10000 (--max_model_parameters)");
+              "the model has 11002 parameters, over the limit of 10000 (--max_model_parameters)");
 
   add.mutable_spec()->mutable_dense()->set_units(2);
   v1::AddLayerResponse small;
@@ -258,6 +280,41 @@ TEST_F(DeadlineTest, APredictPastItsDeadlineStopsAndFreesItsThread) {
   v1::TensorInfo info;
   const grpc::Status status = models_->AddInput(Context(5).get(), add, &info);
   EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+// An Orthogonal initialisation of a large kernel took 40 s past a 2 s deadline, the session's
+// next change waited behind it, and the layer the client was told had failed was committed
+// anyway (a retry added it twice). Now the initialisation stops with its call, and a call
+// answered with an error commits nothing.
+TEST_F(DeadlineTest, ASlowInitialisationStopsWithItsCallAndCommitsNothing) {
+  const std::string s = CreateSession();
+  const int64_t input = AddInput(s, {2048}).id();
+  v1::AddLayerRequest add_layer;
+  add_layer.set_session_id(s);
+  add_layer.add_inputs(input);
+  add_layer.mutable_spec()->mutable_dense()->set_units(2048);
+  add_layer.mutable_spec()->mutable_dense()->mutable_kernel_initializer()->set_name("orthogonal");
+  grpc::ClientContext short_call;
+  short_call.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+  v1::AddLayerResponse added;
+  EXPECT_EQ(models_->AddLayer(&short_call, add_layer, &added).error_code(),
+            StatusCode::DEADLINE_EXCEEDED);
+  // The next change waits for the session (and the single RPC thread) behind it.
+  v1::AddInputRequest add;
+  add.set_session_id(s);
+  add.mutable_input()->add_shape(4);
+  v1::TensorInfo info;
+  const grpc::Status status = models_->AddInput(Context(120).get(), add, &info);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  v1::GetSessionRequest get;
+  get.set_session_id(s);
+  v1::Session session;
+  ASSERT_TRUE(sessions_->GetSession(Context().get(), get, &session).ok());
+  EXPECT_EQ(session.layers_size(), 0) << "the layer of a call that failed was committed";
+  // The same layer, with time to finish, is added once.
+  EXPECT_TRUE(models_->AddLayer(Context(120).get(), add_layer, &added).ok());
+  ASSERT_TRUE(sessions_->GetSession(Context().get(), get, &session).ok());
+  EXPECT_EQ(session.layers_size(), 1);
 }
 
 }  // namespace

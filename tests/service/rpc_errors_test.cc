@@ -1,6 +1,7 @@
 // Every RPC's answer to an unknown session and to unknown names, with the field at fault; and
 // the model and dataset calls that the other service tests only use for setup.
 #include "core/io/npy_writer.h"
+#include "gmock/gmock.h"
 #include "tests/service/service_fixture.h"
 
 namespace kiln::testing {
@@ -213,6 +214,64 @@ TEST_F(RpcErrorsTest, UnknownNamesAreNotFoundAtTheirField) {
   v1::ListModelsResponse models;
   ASSERT_TRUE(models_->ListModels(Context().get(), For<v1::ListModelsRequest>(s), &models).ok());
   EXPECT_EQ(models.models_size(), 1);
+}
+
+// A name of 100,000 characters echoed whole made the trailers too large to send: the client
+// saw RESOURCE_EXHAUSTED ("received initial metadata size exceeds limit") instead of the
+// error. Every error now fits, with its real code and field.
+TEST_F(RpcErrorsTest, ErrorsAboutHugeValuesKeepTheirCode) {
+  const std::string s = CreateSession();
+  const std::string huge(100000, 'n');
+  using MS = v1::ModelService::Stub;
+  auto get_layer = For<v1::GetLayerRequest>(s);
+  get_layer.set_layer(huge);
+  auto get_weights = For<v1::GetWeightsRequest>(s);
+  get_weights.set_model(huge);
+  auto compile = For<v1::CompileRequest>(s);
+  compile.set_model(huge);
+  auto add = For<v1::AddLayerRequest>(s);
+  add.mutable_spec()->mutable_activation()->set_activation(huge);
+  for (const auto& [status, field] : std::vector<std::pair<grpc::Status, std::string>>{
+           {Call(&MS::GetLayer, *models_, get_layer), "layer"},
+           {Call(&MS::GetWeights, *models_, get_weights), "model"},
+           {Call(&MS::Compile, *models_, compile), "model"},
+           {Call(&MS::AddLayer, *models_, add), "spec.activation.activation"},
+           {Call(&v1::SessionService::Stub::GetSession, *sessions_,
+                 For<v1::GetSessionRequest>(huge)),
+            ""}}) {
+    EXPECT_NE(status.error_code(), StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+    EXPECT_LT(status.error_message().size(), 1024u);
+    if (!field.empty()) {
+      EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT) << status.error_message();
+      EXPECT_EQ(BadRequestField(status), field);
+      EXPECT_THAT(status.error_message(), ::testing::HasSubstr("(100000 characters)"));
+    }
+  }
+}
+
+// A 1 MB session name and a 100,000-character layer name were stored; a compile config took a
+// million metrics. Names now have at most 256 bytes, metrics lists 32 entries.
+TEST_F(RpcErrorsTest, NamesAndMetricsListsAreBounded) {
+  v1::CreateSessionRequest create;
+  create.set_name(std::string(1 << 20, 's'));
+  v1::Session session;
+  grpc::Status status = sessions_->CreateSession(Context().get(), create, &session);
+  ExpectError(status, StatusCode::INVALID_ARGUMENT, "name", "a name may have at most 256 bytes");
+  const std::string s = CreateSession();
+  const int64_t input = AddInput(s, {4}).id();
+  auto add = For<v1::AddLayerRequest>(s);
+  add.add_inputs(input);
+  add.mutable_spec()->mutable_dense()->set_units(2);
+  add.mutable_spec()->mutable_dense()->set_name(std::string(257, 'n'));
+  ExpectError(Call(&v1::ModelService::Stub::AddLayer, *models_, add), StatusCode::INVALID_ARGUMENT,
+              "spec.dense.name", "a name may have at most 256 bytes");
+  add.mutable_spec()->mutable_dense()->set_name(std::string(256, 'n'));
+  EXPECT_TRUE(Call(&v1::ModelService::Stub::AddLayer, *models_, add).ok());
+  auto compile = For<v1::CompileRequest>(s);
+  compile.set_model("m");
+  for (int i = 0; i < 1000; ++i) compile.mutable_config()->add_metrics("accuracy");
+  ExpectError(Call(&v1::ModelService::Stub::Compile, *models_, compile),
+              StatusCode::INVALID_ARGUMENT, "config.metrics", "at most 32 metrics");
 }
 
 TEST_F(RpcErrorsTest, InvalidInputCards) {

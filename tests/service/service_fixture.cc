@@ -25,6 +25,7 @@ void ServiceTest::SetUp() {
   options_.data_root = data_root_;
   options_.state_dir = data_root_ + "/state";
   options_.compute_threads = 2;
+  options_.file_reader = KILN_FILE_READER;
   Configure(options_);
   StartServer();
 }

@@ -1,7 +1,10 @@
 // The store below the service: tensor files (round trip, and damage reported rather than
 // loaded), the state directory's lock, the schema version, and files that no row names.
+#include <sys/mount.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -200,6 +203,44 @@ TEST_F(StoreTest, ChangesToADeletedSessionStoreNothing) {
     files += f.is_regular_file();
   }
   EXPECT_EQ(files, 0);
+}
+
+// With the state directory's disk full, DeleteSession failed too, so nobody could free space
+// through the API. The reserve the state directory keeps makes room for the deletion's writes.
+TEST_F(StoreTest, ASessionCanBeDeletedOnAFullDisk) {
+  const std::string disk = dir_ + "/disk";
+  std::filesystem::create_directories(disk);
+  if (mount("tmpfs", disk.c_str(), "tmpfs", 0, "size=24m") != 0) {
+    GTEST_SKIP() << "cannot mount a small disk here (needs root): " << std::strerror(errno);
+  }
+  {
+    absl::StatusOr<std::unique_ptr<StateDir>> state = StateDir::Open(disk + "/state");
+    ASSERT_TRUE(state.ok());
+    ASSERT_TRUE(std::filesystem::exists(disk + "/state/RESERVE"));
+    absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(*std::move(state));
+    ASSERT_TRUE(store.ok()) << store.status();
+    SessionRecord session;
+    session.set_id("s-full");
+    ASSERT_TRUE((*store)->CreateSession(session).ok());
+    // Datasets of 1 MiB until the disk takes no more.
+    Tensor x(DType::kFloat32, Shape{256, 1024});
+    int stored = 0;
+    for (; stored < 100; ++stored) {
+      DatasetRecord dataset;
+      dataset.mutable_info()->set_name(absl::StrCat("d", stored));
+      const std::vector<NamedTensor> arrays = {{"x", x}};
+      if (!(*store)->PutDataset("s-full", dataset, &arrays).ok()) break;
+    }
+    ASSERT_LT(stored, 100) << "the disk never filled";
+    EXPECT_TRUE((*store)->DeleteSession("s-full").ok());
+    absl::StatusOr<std::vector<StoredSession>> sessions = (*store)->LoadSessions();
+    ASSERT_TRUE(sessions.ok());
+    EXPECT_TRUE(sessions->empty());
+    // The space came back, and the reserve with it.
+    EXPECT_TRUE(std::filesystem::exists(disk + "/state/RESERVE"));
+    EXPECT_TRUE((*store)->CreateSession(session).ok());
+  }
+  umount(disk.c_str());
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ v1::Initializer Resolve(const std::string& text, const std::string& default_name
 
 Tensor Fill(const v1::Initializer& init, const Shape& shape, uint64_t seed = 42) {
   Tensor t(DType::kFloat32, shape);
-  RunInitializer(init, seed, t);
+  EXPECT_TRUE(RunInitializer(init, seed, t).ok());
   return t;
 }
 

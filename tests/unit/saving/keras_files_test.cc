@@ -5,8 +5,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <zip.h>
 
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "core/base/status.h"
@@ -329,13 +331,73 @@ TEST(KerasFilesTest, ArchiveHoldsKerasMembersInOrderUncompressed) {
   EXPECT_LT(meta, config);
   EXPECT_LT(config, weights);
   EXPECT_NE(bytes->find(std::string(1000, 'w')), std::string::npos);
-  auto read = ReadKerasArchive(*bytes, 1 << 20);
+  auto read = ReadKerasArchive(*bytes, ArchiveLimits{});
   ASSERT_TRUE(read.ok());
   EXPECT_EQ(read->weights_h5, archive.weights_h5);
-  EXPECT_EQ(ReadKerasArchive(*bytes, 100).status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_FALSE(ReadKerasArchive("PK\x03\x04 damaged", 100).ok());
+  EXPECT_EQ(ReadKerasArchive(*bytes, ArchiveLimits{.max_total_bytes = 100}).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(ReadKerasArchive("PK\x03\x04 damaged", ArchiveLimits{}).ok());
   // The same model gives the same archive, byte for byte.
   EXPECT_EQ(*WriteKerasArchive(archive), *bytes);
+}
+
+std::string RandomBytes(std::size_t size) {
+  std::mt19937 random(7);
+  std::string bytes(size, '\0');
+  for (char& c : bytes) c = char(random());
+  return bytes;
+}
+
+// An archive of `members` (name, bytes), deflated, as a zip tool would write a bomb.
+std::string DeflatedArchive(const std::vector<std::pair<std::string, std::string>>& members) {
+  zip_error_t error;
+  zip_error_init(&error);
+  zip_source_t* buffer = zip_source_buffer_create(nullptr, 0, 0, &error);
+  zip_source_keep(buffer);
+  zip_t* zip = zip_open_from_source(buffer, ZIP_TRUNCATE, &error);
+  for (const auto& [name, data] : members) {
+    zip_source_t* source = zip_source_buffer(zip, data.data(), data.size(), 0);
+    const zip_int64_t index = zip_file_add(zip, name.c_str(), source, ZIP_FL_ENC_UTF_8);
+    zip_set_file_compression(zip, zip_uint64_t(index), ZIP_CM_DEFLATE, 9);
+  }
+  EXPECT_EQ(zip_close(zip), 0);
+  zip_stat_t stat;
+  zip_stat_init(&stat);
+  zip_source_stat(buffer, &stat);
+  zip_source_open(buffer);
+  std::string bytes(stat.size, '\0');
+  zip_source_read(buffer, bytes.data(), bytes.size());
+  zip_source_close(buffer);
+  zip_source_free(buffer);
+  return bytes;
+}
+
+// A zip bomb: 1.5 MB that inflate to 1.7 GB drove the server to 5 GB. Now inflating stops
+// at the first limit it meets: the compression ratio, the bytes the archive may hold, the
+// number of members.
+TEST(KerasFilesTest, ArchiveLimitsStopAZipBombWhileItInflates) {
+  const std::string zeros(std::size_t{64} << 20, '\0');
+  const std::string bomb = DeflatedArchive({{"config.json", "{}"}, {"model.weights.h5", zeros}});
+  ASSERT_LT(bomb.size(), std::size_t{1} << 20);
+  absl::StatusOr<KerasArchive> read = ReadKerasArchive(bomb, ArchiveLimits{});
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(
+      std::string(read.status().message()),
+      HasSubstr("model.weights.h5 is 67108864 bytes uncompressed, more than 100 times its "));
+  // Within the ratio, the archive's total bound.
+  const std::string random = RandomBytes(std::size_t{3} << 20);
+  const std::string big = DeflatedArchive({{"config.json", "{}"}, {"model.weights.h5", random}});
+  read = ReadKerasArchive(big, ArchiveLimits{.max_total_bytes = 2 << 20});
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(read.status().message()), HasSubstr("the archive may hold"));
+  EXPECT_TRUE(ReadKerasArchive(big, ArchiveLimits{}).ok());
+  // Members.
+  std::vector<std::pair<std::string, std::string>> many = {{"config.json", "{}"},
+                                                           {"model.weights.h5", "w"}};
+  for (int i = 0; i < 70; ++i) many.emplace_back(absl::StrCat("assets/", i), "a");
+  read = ReadKerasArchive(DeflatedArchive(many), ArchiveLimits{});
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(read.status().message()), HasSubstr("72 members, more than the 64"));
 }
 
 }  // namespace
