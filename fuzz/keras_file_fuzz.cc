@@ -1,13 +1,14 @@
-// A Keras file's import as kiln-server does it (Session::ReadUntrustedKerasFile, then the
-// model and its weights): the container unpacked by a sandboxed kiln-file-reader, the JSON
-// interpreted here, the model built and the weights matched to it. Built three times, one per
-// kind of file (KILN_FUZZ_FORMAT): keras_archive_fuzz (.keras), keras_weights_fuzz
+// A Keras file's import as kiln-server does it (ReadUntrustedKerasFile, then the model and its
+// weights): the container unpacked by a sandboxed kiln-file-reader, the JSON interpreted here, the
+// model built and the weights matched to it. Built three times, one per kind of file
+// (KILN_FUZZ_FORMAT): keras_archive_fuzz (.keras), keras_weights_fuzz
 // (.weights.h5, matched to the model its seeds were exported from) and keras_h5_fuzz (Keras 2
 // full-model .h5 files, which the reader refuses today after opening them). What must hold:
 // nothing in this process crashes, leaks or reads out of bounds, whatever the reader did with
 // the bytes (crashing, looping, allocating) - that costs the call an error and nothing else.
 #include <cstdint>
 
+#include "core/base/check.h"
 #include "core/graph/definition.h"
 #include "core/graph/model.h"
 #include "core/saving/keras_files.h"
@@ -28,14 +29,13 @@ void Import(absl::string_view bytes) {
   read.max_bytes = int64_t{16} << 20;
   const kiln::server::FileReaderOptions reader{
       .path = KILN_FILE_READER, .memory_bytes = int64_t{512} << 20, .timeout = absl::Seconds(10)};
-  absl::StatusOr<kiln::KerasFileContents> contents =
-      kiln::server::UnpackInReader(bytes, KILN_FUZZ_FORMAT, read, reader, nullptr);
-  if (!contents.ok()) {
-    KILN_CHECK(!contents.status().message().empty());
+  absl::StatusOr<kiln::KerasFile> file =
+      kiln::server::ReadUntrustedKerasFile(bytes, KILN_FUZZ_FORMAT, read, reader, nullptr);
+  if (!file.ok()) {
+    KILN_CHECK(!file.status().message().empty());
     return;
   }
-  absl::StatusOr<kiln::KerasFile> file = kiln::InterpretKerasFile(*std::move(contents), read);
-  if (!file.ok() || !file->weights.has_value()) return;
+  if (!file->weights.has_value()) return;
   if (!file->model.has_value()) {
     file->model = *kiln::ParseKerasModel(kWeightsModel, /*compile=*/false);
   }

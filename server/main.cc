@@ -66,6 +66,9 @@ ABSL_FLAG(int, max_tenant_jobs, kDefaults.max_tenant_jobs,
           "jobs one tenant may have queued or running");
 ABSL_FLAG(int64_t, max_tenant_bytes, kDefaults.max_tenant_bytes,
           "bytes one tenant's sessions may hold together (as --max_session_bytes counts them)");
+ABSL_FLAG(int64_t, max_server_bytes, kDefaults.max_server_bytes,
+          "bytes all sessions may hold together (as --max_session_bytes counts them); 0: three "
+          "quarters of the memory the process may use (its cgroup's limit, else physical)");
 ABSL_FLAG(int, max_model_layers, kDefaults.max_model_layers,
           "layers of one model, and of a session's graph");
 ABSL_FLAG(int64_t, max_model_parameters, kDefaults.max_model_parameters, "parameters of one model");
@@ -277,6 +280,7 @@ int main(int argc, char** argv) {
   options.max_tenant_sessions = absl::GetFlag(FLAGS_max_tenant_sessions);
   options.max_tenant_jobs = absl::GetFlag(FLAGS_max_tenant_jobs);
   options.max_tenant_bytes = absl::GetFlag(FLAGS_max_tenant_bytes);
+  options.max_server_bytes = absl::GetFlag(FLAGS_max_server_bytes);
   options.max_model_layers = absl::GetFlag(FLAGS_max_model_layers);
   options.max_model_parameters = absl::GetFlag(FLAGS_max_model_parameters);
   options.max_request_elements = absl::GetFlag(FLAGS_max_request_elements);

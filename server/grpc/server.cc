@@ -137,7 +137,10 @@ absl::Status KilnServer::Start() {
   job_compute_ = std::make_unique<ComputeShares>(compute_threads);
   rpc_compute_ = std::make_unique<ComputeShares>(compute_threads);
   builtins_ = std::make_unique<BuiltinDatasets>();
-  tenants_ = std::make_unique<Tenants>(&options_);
+  memory_budget_ = ReadMemoryBudget();
+  server_bytes_ = options_.max_server_bytes > 0 ? options_.max_server_bytes
+                                                : DefaultServerBytes(memory_budget_);
+  tenants_ = std::make_unique<Tenants>(&options_, server_bytes_);
   scheduler_ = std::make_unique<JobScheduler>(options_.max_concurrent_jobs, job_compute_.get());
   rpc_workers_ = std::make_unique<WorkerPool>(options_.rpc_worker_threads, options_.max_queued_rpcs,
                                               rpc_compute_.get());
@@ -285,7 +288,12 @@ std::string KilnServer::compute_summary() const {
       threads, threads == 1 ? " compute thread" : " compute threads",
       options_.compute_threads > 0
           ? " (--worker_threads)"
-          : absl::StrCat(", one per CPU the process may use: ", cpu_budget_.Describe()));
+          : absl::StrCat(", one per CPU the process may use: ", cpu_budget_.Describe()),
+      "; sessions may hold ", server_bytes_ >> 20, " MiB together",
+      options_.max_server_bytes > 0
+          ? " (--max_server_bytes)"
+          : absl::StrCat(" (three quarters of ", memory_budget_.bytes >> 20, " MiB, ",
+                         memory_budget_.source, ")"));
 }
 
 void KilnServer::Shutdown(absl::Duration deadline) {

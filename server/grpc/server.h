@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "server/service/cpu_budget.h"
 #include "server/service/logger.h"
+#include "server/service/memory_budget.h"
 #include "server/service/metrics.h"
 #include "server/service/options.h"
 
@@ -89,6 +90,8 @@ class KilnServer {
   std::unique_ptr<Logger> logger_;
   std::unique_ptr<Metrics> metrics_;
   CpuBudget cpu_budget_;
+  MemoryBudget memory_budget_;
+  int64_t server_bytes_ = 0;  // --max_server_bytes, resolved
   int port_ = 0;
   std::atomic<bool> ready_{false};
   std::string state_summary_;

@@ -17,6 +17,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/base/status.h"
 #include "server/reader/contents.h"
 
 namespace kiln::server {
@@ -191,6 +192,17 @@ absl::StatusOr<KerasFileContents> UnpackInReader(absl::string_view bytes, v1::Ke
                                                    "stopped (exit ", code, "); ", kDamaged));
   }
   return FromReadResult(result, read);
+}
+
+absl::StatusOr<KerasFile> ReadUntrustedKerasFile(absl::string_view bytes, v1::KerasFormat format,
+                                                 const KerasReadOptions& read,
+                                                 const FileReaderOptions& options,
+                                                 const std::function<bool()>& cancelled) {
+  if (format == v1::KERAS_FORMAT_UNSPECIFIED) format = DetectKerasFormat(bytes);
+  if (format == v1::KERAS_FORMAT_JSON) return ReadKerasFile(bytes, format, read);
+  KILN_ASSIGN_OR_RETURN(KerasFileContents contents,
+                        UnpackInReader(bytes, format, read, options, cancelled));
+  return InterpretKerasFile(std::move(contents), read);
 }
 
 }  // namespace kiln::server

@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "core/saving/keras_contents.h"
+#include "core/saving/keras_files.h"
 
 namespace kiln::server {
 
@@ -35,6 +35,13 @@ std::string DefaultFileReaderPath();
 // memory: RESOURCE_EXHAUSTED naming --file_reader_memory; `cancelled()` true: CANCELLED; a
 // reader that cannot be started: INTERNAL.
 absl::StatusOr<KerasFileContents> UnpackInReader(absl::string_view bytes, v1::KerasFormat format,
+                                                 const KerasReadOptions& read,
+                                                 const FileReaderOptions& options,
+                                                 const std::function<bool()>& cancelled);
+
+// A Keras file from a client, as ImportModel reads it: JSON interpreted here (no container to
+// unpack), a .keras archive or .weights.h5 file unpacked by UnpackInReader first.
+absl::StatusOr<KerasFile> ReadUntrustedKerasFile(absl::string_view bytes, v1::KerasFormat format,
                                                  const KerasReadOptions& read,
                                                  const FileReaderOptions& options,
                                                  const std::function<bool()>& cancelled);

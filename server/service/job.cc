@@ -97,6 +97,7 @@ void Job::Apply(v1::JobEvent event) {
       break;
     }
     case v1::JobEvent::kTrainBegin:
+      initial_epoch_ = event.train_begin().initial_epoch();
       snapshot_.set_epochs(event.train_begin().epochs());
       snapshot_.set_steps_per_epoch(event.train_begin().steps_per_epoch());
       break;
@@ -108,6 +109,14 @@ void Job::Apply(v1::JobEvent event) {
       *snapshot_.mutable_logs() = event.batch_end().logs();
       snapshot_.set_batch(event.batch_end().batch() + 1);
       if (kind_ != v1::FIT) snapshot_.set_steps_per_epoch(event.batch_end().steps());
+      // The log has a batch's position, not the running count SetProgress keeps; a job read
+      // back after a crash (INTERRUPTED) reports the batches its log saw done.
+      if (kind_ == v1::FIT) {
+        snapshot_.set_batches_done(
+            std::max(snapshot_.batches_done(),
+                     (event.batch_end().epoch() - initial_epoch_) * event.batch_end().steps() +
+                         event.batch_end().batch() + 1));
+      }
       break;
     case v1::JobEvent::kEpochEnd: {
       *snapshot_.mutable_logs() = event.epoch_end().logs();

@@ -118,6 +118,7 @@ class Job {
   mutable absl::Mutex mu_;
   absl::Status storage_error_ ABSL_GUARDED_BY(mu_);
   v1::Job snapshot_ ABSL_GUARDED_BY(mu_);
+  int initial_epoch_ ABSL_GUARDED_BY(mu_) = 0;  // the fit's, from its TrainBegin
   std::vector<v1::JobEvent> events_ ABSL_GUARDED_BY(mu_);
   std::vector<std::weak_ptr<JobSubscription>> subscribers_ ABSL_GUARDED_BY(mu_);
 };

@@ -41,6 +41,9 @@ struct ServerOptions {
   int max_tenant_sessions = 64;
   int max_tenant_jobs = 16;  // queued and running
   int64_t max_tenant_bytes = int64_t{8} << 30;
+  // What all sessions hold together; 0: three quarters of the memory the process may use (its
+  // cgroup's limit, else physical memory).
+  int64_t max_server_bytes = 0;
   // Per model (and per session graph), per request tensor.
   int max_model_layers = 1024;
   int64_t max_model_parameters = int64_t{100} << 20;

@@ -220,9 +220,9 @@ class Session : public std::enable_shared_from_this<Session> {
   v1::ModelInfo CommitModel(PreparedModel prepared) ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
 
   // --- Keras files (session_keras.cc) ---
-  // A Keras file from a client: JSON read here, containers unpacked by kiln-file-reader.
-  absl::StatusOr<KerasFile> ReadUntrustedKerasFile(absl::string_view bytes, v1::KerasFormat format,
-                                                   const KerasReadOptions& read);
+  // ReadUntrustedKerasFile (server/reader) with its reader's memory reserved in the session.
+  absl::StatusOr<KerasFile> ReadKerasFileReserved(absl::string_view bytes, v1::KerasFormat format,
+                                                  const KerasReadOptions& read);
   absl::StatusOr<v1::ModelInfo> ImportWeights(const v1::ImportModelRequest& request,
                                               const WeightsFile& weights,
                                               const std::string& source);

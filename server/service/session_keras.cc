@@ -80,26 +80,25 @@ KerasReadOptions Session::ModelFileLimits() const {
   return limits;
 }
 
-absl::StatusOr<KerasFile> Session::ReadUntrustedKerasFile(absl::string_view bytes,
-                                                          v1::KerasFormat format,
-                                                          const KerasReadOptions& read) {
+absl::StatusOr<KerasFile> Session::ReadKerasFileReserved(absl::string_view bytes,
+                                                         v1::KerasFormat format,
+                                                         const KerasReadOptions& read) {
   if (format == v1::KERAS_FORMAT_UNSPECIFIED) format = DetectKerasFormat(bytes);
-  if (format == v1::KERAS_FORMAT_JSON) return ReadKerasFile(bytes, format, read);
-  // The reader's memory is the session's while it runs: the machine's, however it is spent.
   const ServerOptions& options = *runtime_.options;
+  const FileReaderOptions reader{.path = options.file_reader,
+                                 .memory_bytes = options.file_reader_memory,
+                                 .timeout = options.file_reader_timeout};
+  if (format == v1::KERAS_FORMAT_JSON) {
+    return ReadUntrustedKerasFile(bytes, format, read, reader, &CallScope::Cancelled);
+  }
+  // The reader's memory is the session's while it runs: the machine's, however it is spent.
   if (absl::Status reserved = memory_->Charge(options.file_reader_memory); !reserved.ok()) {
     return absl::ResourceExhaustedError(
         absl::StrCat(reserved.message(), " (reading a .keras or .weights.h5 file reserves ",
                      options.file_reader_memory, " bytes, --file_reader_memory, while it runs)"));
   }
   absl::Cleanup release = [&] { memory_->Release(options.file_reader_memory); };
-  KILN_ASSIGN_OR_RETURN(KerasFileContents contents,
-                        UnpackInReader(bytes, format, read,
-                                       FileReaderOptions{.path = options.file_reader,
-                                                         .memory_bytes = options.file_reader_memory,
-                                                         .timeout = options.file_reader_timeout},
-                                       &CallScope::Cancelled));
-  return InterpretKerasFile(std::move(contents), read);
+  return ReadUntrustedKerasFile(bytes, format, read, reader, &CallScope::Cancelled);
 }
 
 absl::StatusOr<v1::ModelInfo> Session::ImportModel(const v1::ImportModelRequest& request) {
@@ -132,7 +131,7 @@ absl::StatusOr<v1::ModelInfo> Session::ImportModel(const v1::ImportModelRequest&
                         "server's --data_root in `path`");
   }
   const absl::string_view file_bytes = source == "data" ? request.data() : bytes;
-  absl::StatusOr<KerasFile> file = ReadUntrustedKerasFile(file_bytes, request.format(), read);
+  absl::StatusOr<KerasFile> file = ReadKerasFileReserved(file_bytes, request.format(), read);
   if (!file.ok()) return WithFieldPrefix(file.status(), source);
   if (file->format == v1::KERAS_FORMAT_WEIGHTS) {
     return ImportWeights(request, *file->weights, source);

@@ -12,7 +12,7 @@ Tenants::State& Tenants::StateOf(const std::string& tenant) {
   State& state = tenants_[tenant];
   if (state.memory == nullptr) {
     state.memory = std::make_shared<MemoryAccount>(TenantName(tenant), "--max_tenant_bytes",
-                                                   options_->max_tenant_bytes);
+                                                   options_->max_tenant_bytes, server_);
   }
   return state;
 }

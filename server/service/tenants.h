@@ -1,7 +1,7 @@
 // Tenants: what each tenant (a Caller id; "" for the anonymous one) holds across its sessions,
 // against the per-tenant limits: bytes (a MemoryAccount that every session account of the
-// tenant charges too) and jobs queued or running. Sessions per tenant are counted by the
-// SessionManager, which knows them.
+// tenant charges too, inside the server's) and jobs queued or running. Sessions per tenant are
+// counted by the SessionManager, which knows them.
 //
 // Thread-safety: every method may be called from any thread.
 #ifndef KILN_SERVER_SERVICE_TENANTS_H_
@@ -20,7 +20,11 @@ namespace kiln::server {
 
 class Tenants {
  public:
-  explicit Tenants(const ServerOptions* options) : options_(options) {}
+  // `server_bytes`: what all tenants hold together (--max_server_bytes, resolved).
+  Tenants(const ServerOptions* options, int64_t server_bytes)
+      : options_(options),
+        server_(std::make_shared<MemoryAccount>("the server", "--max_server_bytes", server_bytes)) {
+  }
 
   // The account of `tenant`'s bytes, made on first use.
   std::shared_ptr<MemoryAccount> Memory(const std::string& tenant) ABSL_LOCKS_EXCLUDED(mu_);
@@ -43,6 +47,7 @@ class Tenants {
   State& StateOf(const std::string& tenant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ServerOptions* const options_;
+  const std::shared_ptr<MemoryAccount> server_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, State> tenants_ ABSL_GUARDED_BY(mu_);
 };

@@ -73,6 +73,28 @@ class TenantBytesTest : public LimitsTest {
   }
 };
 
+// Tenants within their own limits could together exceed the machine: all sessions together
+// are bounded by --max_server_bytes too (by default three quarters of the memory the process
+// may use).
+class ServerBytesTest : public LimitsTest {
+ protected:
+  void Configure(server::ServerOptions& options) override {
+    LimitsTest::Configure(options);
+    options.max_model_parameters = int64_t{100} << 20;
+    options.max_server_bytes = int64_t{32} << 20;
+  }
+};
+
+TEST_F(ServerBytesTest, AllSessionsTogetherAreBounded) {
+  const std::string s = CreateSession();
+  const int64_t input = AddInput(s, {1024}).id();
+  ExpectError(AddDense(s, input, 5000), StatusCode::RESOURCE_EXHAUSTED, "",
+              "the server would hold");
+  ExpectError(AddDense(s, input, 5000), StatusCode::RESOURCE_EXHAUSTED, "",
+              "(--max_server_bytes)");
+  EXPECT_TRUE(AddDense(s, input, 100).ok());
+}
+
 TEST_F(TenantBytesTest, SessionsOfATenantShareItsBytes) {
   // Each session may hold 48 MiB; together they may hold 64 MiB.
   const std::string a = CreateSession(), b = CreateSession();
