@@ -9,28 +9,33 @@ namespace {
 // WatchJob: writes the job's events from `from_sequence + 1` on, one write at a time, waking
 // up when the job appends more, and finishes once it has written the last event of a job that
 // has ended (a job resumed meanwhile goes on). The job never waits for this reactor: a slow
-// client only falls behind in the log.
+// client only falls behind in the log. A token revoked while it streams (SIGHUP) ends it
+// UNAUTHENTICATED.
 class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
  public:
-  WatchReactor(std::shared_ptr<Job> job, int64_t from_sequence)
+  WatchReactor(std::shared_ptr<Job> job, int64_t from_sequence, const Authenticator& auth,
+               std::optional<std::string> authorization, const std::string& tenant)
       : job_(std::move(job)), next_(std::max<int64_t>(from_sequence, 0) + 1) {
+    revocation_ = auth.WatchRevocation(std::move(authorization), tenant, [this] { Revoke(); });
     subscription_ = job_->Subscribe([this] { Pump(); });
     Pump();
   }
 
   void OnWriteDone(bool ok) override {
-    bool finish = false;
+    bool finish = false, revoked = false;
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
-      if (!ok || cancelled_) {  // the client went away
+      revoked = revoked_;
+      if (!ok || cancelled_ || revoked_) {  // the client went away, or may no longer watch
         finish = TakeFinish();
       } else {
         ++next_;
       }
     }
     if (finish) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the watcher went away"));
+      Finish(revoked ? Revoked()
+                     : grpc::Status(grpc::StatusCode::CANCELLED, "the watcher went away"));
     } else {
       Pump();
     }
@@ -48,7 +53,8 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
   }
 
   void OnDone() override {
-    subscription_->Reset();  // no Pump runs or will run after this
+    subscription_->Reset();                             // no Pump runs or will run after this
+    if (revocation_ != nullptr) revocation_->Cancel();  // nor Revoke
     delete this;
   }
 
@@ -59,7 +65,7 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
     bool write = false, finish = false;
     {
       absl::MutexLock lock(&mu_);
-      if (writing_ || finished_ || cancelled_) return;
+      if (writing_ || finished_ || cancelled_ || revoked_) return;
       if (std::optional<v1::JobEvent> event = job_->EventAt(next_)) {
         current_ = *std::move(event);  // not touched again until OnWriteDone
         writing_ = write = true;
@@ -76,6 +82,22 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
     }
   }
 
+  void Revoke() {
+    bool finish = false;
+    {
+      absl::MutexLock lock(&mu_);
+      revoked_ = true;
+      // With a write in flight, OnWriteDone finishes the stream.
+      finish = !writing_ && TakeFinish();
+    }
+    if (finish) Finish(Revoked());
+  }
+
+  static grpc::Status Revoked() {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "the token this stream was opened with was revoked");
+  }
+
   // True the first time: the caller then finishes the stream.
   bool TakeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_) return false;
@@ -85,12 +107,14 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::JobEvent> {
 
   const std::shared_ptr<Job> job_;
   std::shared_ptr<JobSubscription> subscription_;
+  std::shared_ptr<RevocationWatch> revocation_;
   absl::Mutex mu_;
   int64_t next_ ABSL_GUARDED_BY(mu_);
   v1::JobEvent current_;  // written only while no write is in flight
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool revoked_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Finishes a write reactor immediately with an error (unknown session or job).
@@ -185,7 +209,13 @@ grpc::ServerWriteReactor<v1::JobEvent>* JobServiceImpl::WatchJob(
   }
   absl::StatusOr<std::shared_ptr<Job>> job = (*session)->FindJob(request->job_id());
   if (!job.ok()) return new FailedWatch(job.status());
-  return new WatchReactor(*std::move(job), request->from_sequence());
+  std::optional<std::string> authorization;
+  const auto& metadata = context->client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    authorization.emplace(it->second.data(), it->second.size());
+  }
+  return new WatchReactor(*std::move(job), request->from_sequence(), *backend_.auth,
+                          std::move(authorization), caller->id);
 }
 
 }  // namespace kiln::server

@@ -51,6 +51,22 @@ absl::StatusOr<std::string> TokenFileLine(absl::string_view tenant, absl::string
 Authenticator::Authenticator(std::string tokens_file, bool certificates_name_tenants)
     : tokens_file_(std::move(tokens_file)), certificates_name_tenants_(certificates_name_tenants) {}
 
+void RevocationWatch::Cancel() {
+  absl::MutexLock lock(&mu_);
+  revoked_ = nullptr;
+}
+
+std::shared_ptr<RevocationWatch> Authenticator::WatchRevocation(
+    std::optional<std::string> authorization, std::string tenant,
+    std::function<void()> revoked) const {
+  if (tokens_file_.empty()) return nullptr;
+  auto watch = std::make_shared<RevocationWatch>(std::move(authorization), std::move(tenant),
+                                                 std::move(revoked));
+  absl::MutexLock lock(&watches_mu_);
+  watches_.push_back(watch);
+  return watch;
+}
+
 absl::Status Authenticator::Reload() {
   if (tokens_file_.empty()) return absl::OkStatus();
   std::ifstream in(tokens_file_);
@@ -79,8 +95,33 @@ absl::Status Authenticator::Reload() {
       return absl::InvalidArgumentError(absl::StrCat(where(), "the same token appears twice"));
     }
   }
-  absl::MutexLock lock(&mu_);
-  tenant_of_digest_ = std::move(table);
+  {
+    absl::MutexLock lock(&mu_);
+    tenant_of_digest_ = std::move(table);
+  }
+  // Streams opened with a token that no longer names their tenant end now.
+  std::vector<std::shared_ptr<RevocationWatch>> live;
+  {
+    absl::MutexLock lock(&watches_mu_);
+    std::vector<std::weak_ptr<RevocationWatch>> kept;
+    for (const std::weak_ptr<RevocationWatch>& weak : watches_) {
+      if (std::shared_ptr<RevocationWatch> watch = weak.lock()) {
+        live.push_back(watch);
+        kept.push_back(weak);
+      }
+    }
+    watches_ = std::move(kept);
+  }
+  for (const std::shared_ptr<RevocationWatch>& watch : live) {
+    absl::StatusOr<Caller> caller = Authenticate(watch->authorization_, "");
+    if (caller.ok() && caller->id == watch->tenant_) continue;
+    absl::MutexLock lock(&watch->mu_);
+    if (watch->revoked_) {
+      std::function<void()> revoked = std::move(watch->revoked_);
+      watch->revoked_ = nullptr;
+      revoked();
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -7,8 +7,11 @@
 #ifndef KILN_SERVER_SERVICE_AUTHENTICATOR_H_
 #define KILN_SERVER_SERVICE_AUTHENTICATOR_H_
 
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -23,6 +26,26 @@ std::string TokenDigest(absl::string_view token);
 // The tokens-file line for `tenant` and `token`; INVALID_ARGUMENT for a tenant name that is not
 // 1-64 of [A-Za-z0-9._-] or an empty token.
 absl::StatusOr<std::string> TokenFileLine(absl::string_view tenant, absl::string_view token);
+
+// A stream's hold on its credentials (Authenticator::WatchRevocation): `revoked` runs at most
+// once, on the thread of the Reload that revoked them. Cancel() waits for a call in flight and
+// makes sure none comes after it; the stream calls it before it goes away.
+class RevocationWatch {
+ public:
+  RevocationWatch(std::optional<std::string> authorization, std::string tenant,
+                  std::function<void()> revoked)
+      : authorization_(std::move(authorization)),
+        tenant_(std::move(tenant)),
+        revoked_(std::move(revoked)) {}
+  void Cancel() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  friend class Authenticator;
+  const std::optional<std::string> authorization_;
+  const std::string tenant_;
+  absl::Mutex mu_;
+  std::function<void()> revoked_ ABSL_GUARDED_BY(mu_);
+};
 
 class Authenticator {
  public:
@@ -44,11 +67,21 @@ class Authenticator {
                                       absl::string_view certificate_name) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // A long stream (WatchJob, and so the HTTP door's event streams) opened with
+  // `authorization` as `tenant` ends when a Reload stops that token naming that tenant: the
+  // watch's `revoked` runs then. Null when tokens are not in use (nothing to revoke).
+  std::shared_ptr<RevocationWatch> WatchRevocation(std::optional<std::string> authorization,
+                                                   std::string tenant,
+                                                   std::function<void()> revoked) const
+      ABSL_LOCKS_EXCLUDED(watches_mu_);
+
  private:
   const std::string tokens_file_;
   const bool certificates_name_tenants_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::string> tenant_of_digest_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Mutex watches_mu_;
+  mutable std::vector<std::weak_ptr<RevocationWatch>> watches_ ABSL_GUARDED_BY(watches_mu_);
 };
 
 }  // namespace kiln::server

@@ -16,7 +16,7 @@ import grpc
 from kiln_client import Client, KilnError
 from kiln_client.session import Session
 from kiln.v1 import service_pb2
-from kiln_e2e import CLI_BIN, SERVER_BIN, KilnServer, make_data
+from kiln_e2e import CLI_BIN, MODEL, SERVER_BIN, KilnServer, make_data
 
 ALICE, BOB, CAROL = "alice-token-0123456789", "bob-token-9876543210", "carol-token-5555"
 
@@ -165,6 +165,34 @@ class TokenTest(unittest.TestCase):
         with open(self.tokens, "w") as f:
             f.write(good)
         self.server.process.send_signal(signal.SIGHUP)
+
+
+class RevocationTest(unittest.TestCase):
+    def test_revoking_a_token_ends_the_streams_it_opened(self):
+        """A token revoked by SIGHUP kept its tenant's open WatchJob streams running."""
+        with tempfile.TemporaryDirectory() as directory:
+            tokens = os.path.join(directory, "tokens")
+            with open(tokens, "w") as f:
+                f.write(token_line("alice", ALICE) + token_line("dave", "dave-token-4444"))
+            server = KilnServer(f"--auth_tokens_file={tokens}", "--worker_threads=1").start()
+            try:
+                session = Client(server.address, token="dave-token-4444").create_session()
+                session.define_model(MODEL)
+                session.compile("tiny")
+                session.upload_dataset("train", *make_data())
+                job = session.start_fit("tiny", dataset="train", epochs=100000, batch_size=8)
+                events = session.watch(job.id)
+                next(events)  # the stream is open
+                with open(tokens, "w") as f:
+                    f.write(token_line("alice", ALICE))
+                server.process.send_signal(signal.SIGHUP)
+                with self.assertRaises(KilnError) as ended:
+                    for _ in events:
+                        pass
+                self.assertEqual(ended.exception.code, grpc.StatusCode.UNAUTHENTICATED)
+                self.assertIn("revoked", ended.exception.message)
+            finally:
+                server.cleanup()
 
 
 class StartupTest(unittest.TestCase):
