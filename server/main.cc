@@ -315,6 +315,7 @@ int main(int argc, char** argv) {
   log.Info(absl::StrCat("listening on port ", server.port(), "; ", server.security_summary(), "; ",
                         server.state_summary()));
   log.Info(server.compute_summary());
+  log.Info(server.memory_summary());
   if (server.http_port() != 0) {
     log.Info(absl::StrCat("HTTP on port ", server.http_port(),
                           ": the API by Connect, job events, /metrics, /healthz, /readyz",

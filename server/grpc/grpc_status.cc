@@ -1,5 +1,6 @@
 #include "server/grpc/grpc_status.h"
 
+#include "absl/strings/match.h"
 #include "core/base/status.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -51,7 +52,11 @@ absl::StatusOr<Caller> CallerOf(const grpc::ServerContextBase& context, const Au
       certificate_name.assign(name.data(), name.size());
     }
   }
-  return auth.Authenticate(authorization, certificate_name);
+  // The HTTP door's calls come through the in-process channel, their tokens checked (and
+  // their failures counted) at the door.
+  const std::string peer = context.peer();
+  const std::string client = absl::StartsWith(peer, "inproc") ? "" : ClientAddress(peer);
+  return auth.Authenticate(authorization, certificate_name, client);
 }
 
 }  // namespace kiln::server

@@ -229,9 +229,9 @@ absl::Status KilnServer::StartHttp() {
   http.gateway.bridge = bridge_.get();
   http.gateway.keepalive = options_.http_keepalive;
   http.gateway.max_stream_time = options_.http_max_stream_time;
-  http.gateway.tenant_of =
-      [this](std::optional<absl::string_view> authorization) -> absl::StatusOr<std::string> {
-    absl::StatusOr<Caller> caller = auth_->Authenticate(authorization, "");
+  http.gateway.tenant_of = [this](std::optional<absl::string_view> authorization,
+                                  absl::string_view client) -> absl::StatusOr<std::string> {
+    absl::StatusOr<Caller> caller = auth_->Authenticate(authorization, "", client);
     if (!caller.ok()) return caller.status();
     return caller->id;
   };
@@ -288,12 +288,15 @@ std::string KilnServer::compute_summary() const {
       threads, threads == 1 ? " compute thread" : " compute threads",
       options_.compute_threads > 0
           ? " (--worker_threads)"
-          : absl::StrCat(", one per CPU the process may use: ", cpu_budget_.Describe()),
-      "; sessions may hold ", server_bytes_ >> 20, " MiB together",
-      options_.max_server_bytes > 0
-          ? " (--max_server_bytes)"
-          : absl::StrCat(" (three quarters of ", memory_budget_.bytes >> 20, " MiB, ",
-                         memory_budget_.source, ")"));
+          : absl::StrCat(", one per CPU the process may use: ", cpu_budget_.Describe()));
+}
+
+std::string KilnServer::memory_summary() const {
+  return absl::StrCat("sessions may hold ", server_bytes_ >> 20, " MiB together",
+                      options_.max_server_bytes > 0
+                          ? " (--max_server_bytes)"
+                          : absl::StrCat(" (three quarters of ", memory_budget_.bytes >> 20,
+                                         " MiB, ", memory_budget_.source, ")"));
 }
 
 void KilnServer::Shutdown(absl::Duration deadline) {

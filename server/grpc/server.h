@@ -63,6 +63,8 @@ class KilnServer {
   int http_port() const;
   // One line on the compute threads and where their number comes from.
   std::string compute_summary() const;
+  // "sessions may hold N MiB together (...)": the server-wide memory bound and its source.
+  std::string memory_summary() const;
   // Whether the server takes calls: started, not draining (/readyz).
   bool ready() const { return ready_.load(); }
   Logger& logger() { return *logger_; }

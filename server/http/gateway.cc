@@ -56,7 +56,7 @@ std::optional<std::string> Authorization(const httplib::Request& request) {
 
 std::string StreamOwner(const Gateway& gateway, const httplib::Request& request) {
   const std::optional<std::string> authorization = Authorization(request);
-  return gateway.tenant_of(authorization).value_or("");
+  return gateway.tenant_of(authorization, request.remote_addr).value_or("");
 }
 
 namespace {
@@ -100,7 +100,7 @@ httplib::Server::HandlerWithResponse GatewayGuard(std::shared_ptr<const Gateway>
     }
     if (gateway->authentication_required) {
       const std::optional<std::string> authorization = Authorization(request);
-      absl::StatusOr<std::string> tenant = gateway->tenant_of(authorization);
+      absl::StatusOr<std::string> tenant = gateway->tenant_of(authorization, request.remote_addr);
       if (!tenant.ok()) {
         SendError(tenant.status(), response);
         return Handled::Handled;

@@ -26,9 +26,11 @@ namespace kiln::server {
 struct Gateway {
   BridgeSlot* bridge = nullptr;
   StreamLimits* streams = nullptr;
-  // The tenant of a request with this authorization header ("" for the anonymous caller), or
-  // UNAUTHENTICATED when the server needs a token and this is none of its.
-  std::function<absl::StatusOr<std::string>(std::optional<absl::string_view> authorization)>
+  // The tenant of a request with this authorization header from this client address ("" for
+  // the anonymous caller), or UNAUTHENTICATED when the server needs a token and this is none
+  // of its (RESOURCE_EXHAUSTED when the address has failed too often lately).
+  std::function<absl::StatusOr<std::string>(std::optional<absl::string_view> authorization,
+                                            absl::string_view client)>
       tenant_of;
   // Whether calls must prove who they are: then API requests without a valid token are refused
   // before their body is read.

@@ -9,6 +9,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "core/base/status.h"
 
 namespace kiln::server {
 namespace {
@@ -133,7 +135,18 @@ int Authenticator::tenants() const {
 }
 
 absl::StatusOr<Caller> Authenticator::Authenticate(std::optional<absl::string_view> authorization,
-                                                   absl::string_view certificate_name) const {
+                                                   absl::string_view certificate_name,
+                                                   absl::string_view client) const {
+  if (tokens_file_.empty() || client.empty()) return Check(authorization, certificate_name);
+  const absl::Time now = absl::Now();
+  KILN_RETURN_IF_ERROR(failures_.Admit(client, now));
+  absl::StatusOr<Caller> caller = Check(authorization, certificate_name);
+  if (!caller.ok()) failures_.Failed(client, now);
+  return caller;
+}
+
+absl::StatusOr<Caller> Authenticator::Check(std::optional<absl::string_view> authorization,
+                                            absl::string_view certificate_name) const {
   if (tokens_file_.empty()) {
     if (!certificates_name_tenants_) return Caller{};
     // The transport refuses connections without a verified certificate; this is a guard.

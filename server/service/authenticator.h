@@ -18,6 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "server/service/caller.h"
+#include "server/service/failed_auth_limiter.h"
 
 namespace kiln::server {
 
@@ -61,11 +62,13 @@ class Authenticator {
   int tenants() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // `authorization`: the request's authorization header, if any; `certificate_name`: the
-  // common name of its verified client certificate ("" without one). UNAUTHENTICATED when a
-  // token is required and missing or unknown.
+  // common name of its verified client certificate ("" without one); `client`: its address
+  // (ClientAddress; "" for calls from inside the server). UNAUTHENTICATED when a token is
+  // required and missing or unknown; RESOURCE_EXHAUSTED, without looking at the token, when
+  // `client` has failed too often lately (FailedAuthLimiter).
   absl::StatusOr<Caller> Authenticate(std::optional<absl::string_view> authorization,
-                                      absl::string_view certificate_name) const
-      ABSL_LOCKS_EXCLUDED(mu_);
+                                      absl::string_view certificate_name,
+                                      absl::string_view client = "") const ABSL_LOCKS_EXCLUDED(mu_);
 
   // A long stream (WatchJob, and so the HTTP door's event streams) opened with
   // `authorization` as `tenant` ends when a Reload stops that token naming that tenant: the
@@ -76,8 +79,12 @@ class Authenticator {
       ABSL_LOCKS_EXCLUDED(watches_mu_);
 
  private:
+  absl::StatusOr<Caller> Check(std::optional<absl::string_view> authorization,
+                               absl::string_view certificate_name) const ABSL_LOCKS_EXCLUDED(mu_);
+
   const std::string tokens_file_;
   const bool certificates_name_tenants_;
+  mutable FailedAuthLimiter failures_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::string> tenant_of_digest_ ABSL_GUARDED_BY(mu_);
   mutable absl::Mutex watches_mu_;

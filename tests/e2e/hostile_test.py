@@ -1,10 +1,9 @@
-""
-    "End-to-end: what a hostile client or a hostile disk did to a real kiln-server process, and
-    what it does now.A.weights.h5 file that crashed libhdf5 took the whole server down;
-now its import fails alone and the server answers the next call.A port file that
-    could not be written was left empty without a word;
-now the server stops and says why.Memory freed by deleted sessions stayed with the
-process(RSS at its peak); now it comes back."""
+"""End-to-end: what a hostile client or a hostile disk did to a real kiln-server process, and
+what it does now. A .weights.h5 file that crashed libhdf5 took the whole server down; now its
+import fails alone and the server answers the next call. A port file that could not be written
+was left empty without a word; now the server stops and says why. Memory freed by deleted
+sessions stayed with the process (RSS at its peak); now it comes back. A fit read back after a
+SIGKILL said it had done no batch; now it says what its log saw."""
 import os
 import re
 import subprocess
@@ -22,9 +21,7 @@ from kiln_e2e import SERVER_BIN, KilnServer
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "keras")
 SMALL_MODEL = b"""{"class_name": "Sequential", "config": {"name": "m", "layers": [
   {"class_name": "InputLayer", "config": {"batch_shape": [null, 4], "name": "x"}},
-  {"class_name": "Dense", "config": {"units": 3, "name": "dense"}}]
-}
-}"""
+  {"class_name": "Dense", "config": {"units": 3, "name": "dense"}}]}}"""
 
 
 def rss_bytes(pid):
@@ -51,13 +48,13 @@ class HostileTest(unittest.TestCase):
                 session.import_model(hostile, name="m")
             self.assertEqual(raised.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
             self.assertIn("the file is damaged or not a Keras file", str(raised.exception))
-#The same server, the same session : a good file still loads.
+        # The same server, the same session: a good file still loads.
         session.import_model(session.export_model("m", format="weights"), name="m")
         self.assertEqual(self.server.process.poll(), None)
 
     def test_memory_of_deleted_sessions_comes_back(self):
         pid = self.server.process.pid
-#Warm up : libraries, pools and caches a first session brings in stay.
+        # Warm up: libraries, pools and caches a first session brings in stay.
         warm = self.client.create_session()
         warm.upload_dataset("d", np.zeros((1024, 1024), np.float32))
         warm.delete()
@@ -89,7 +86,7 @@ class InterruptedFitTest(unittest.TestCase):
             x = np.random.default_rng(0).random((4096, 4), dtype=np.float32)
             session.upload_dataset("train", x, (x[:, 0] > 0.5).astype(np.int32))
             job = session.start_fit("m", dataset="train", epochs=1000, batch_size=4)
-#A batch event in the log(events are stored before a watcher sees them).
+            # A batch event in the log (events are stored before a watcher sees them).
             seen = None
             for event in session.watch(job.id):
                 if event.HasField("batch_end") and (event.batch_end.epoch > 0 or

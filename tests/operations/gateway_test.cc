@@ -83,8 +83,8 @@ class GatewayTest : public ::testing::Test {
     options.services = Services();
     options.gateway.bridge = &slot_;
     // The token is the tenant; "Bearer bad" is no token of the server's.
-    options.gateway.tenant_of =
-        [](std::optional<absl::string_view> authorization) -> absl::StatusOr<std::string> {
+    options.gateway.tenant_of = [](std::optional<absl::string_view> authorization,
+                                   absl::string_view) -> absl::StatusOr<std::string> {
       if (authorization == "Bearer bad")
         return absl::UnauthenticatedError("the token is not valid");
       return std::string(authorization.value_or(""));

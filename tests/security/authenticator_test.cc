@@ -77,5 +77,29 @@ TEST_F(AuthenticatorTest, CertificatesNameTenantsWithoutATokensFile) {
   EXPECT_EQ(open.Authenticate(std::nullopt, "")->id, "");
 }
 
+// Nothing limited how fast one address could guess tokens. Now 20 failures a minute, then
+// refused without the token being looked at; a good token from that address is refused too
+// until the window ends, and other addresses are not affected.
+TEST(FailedAuthLimiterTest, AnAddressThatFailsTooOftenIsRefusedForAWhile) {
+  FailedAuthLimiter limiter({.max_failures = 3, .window = absl::Seconds(60)});
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(limiter.Admit("10.0.0.7", t0).ok());
+    limiter.Failed("10.0.0.7", t0);
+  }
+  const absl::Status refused = limiter.Admit("10.0.0.7", t0 + absl::Seconds(10));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("try again in 50s"));
+  EXPECT_TRUE(limiter.Admit("10.0.0.8", t0).ok());
+  EXPECT_TRUE(limiter.Admit("10.0.0.7", t0 + absl::Seconds(61)).ok());
+}
+
+TEST(FailedAuthLimiterTest, ClientAddressesDropThePort) {
+  EXPECT_EQ(ClientAddress("ipv4:10.0.0.7:5123"), "10.0.0.7");
+  EXPECT_EQ(ClientAddress("ipv6:[::1]:5123"), "::1");
+  EXPECT_EQ(ClientAddress("10.0.0.7"), "10.0.0.7");
+  EXPECT_EQ(ClientAddress("::1"), "::1");
+}
+
 }  // namespace
 }  // namespace kiln::server
