@@ -1,7 +1,9 @@
 // The confinement kiln-file-reader puts itself in before it reads a byte of the file: every
 // descriptor but its standard three closed, resource limits (address space, CPU time, no file
 // writes, no core dumps, few descriptors), no new privileges, and a seccomp filter that lets it
-// read its input, write its answer, manage memory and exit - anything else kills it (SIGSYS).
+// read its input, write its answer, manage memory, signal itself and exit: opening files finds
+// none, starting programs or processes, sockets and signalling others kill it (SIGSYS), and
+// anything else fails with EPERM.
 // Sanitizer builds keep their shadow memory and reports: they skip the address-space limit and
 // the filter (the server bounds their memory through ASAN_OPTIONS).
 #ifndef KILN_SERVER_READER_SANDBOX_H_
@@ -24,6 +26,9 @@ std::string LimitProcess(const SandboxLimits& limits);
 // The seccomp filter; from here on the process can only compute, read and write its open
 // descriptors, and exit. Returns "" or what failed (a kernel without seccomp).
 std::string EnterSandbox();
+
+// False in sanitizer builds, where EnterSandbox installs no filter.
+bool SandboxFiltersSystemCalls();
 
 }  // namespace kiln::server
 

@@ -4,9 +4,14 @@
 // reader is run on real files; stand-in readers (shell scripts) misbehave on purpose.
 #include "server/reader/file_reader.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -14,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/saving/keras_archive.h"
+#include "server/reader/sandbox.h"
 
 namespace kiln::server {
 namespace {
@@ -162,6 +168,25 @@ TEST_F(FileReaderTest, AMissingReaderIsTheServersFault) {
   FileReaderOptions options = Real();
   options.path = (dir_ / "nowhere").string();
   EXPECT_EQ(Unpack("x", options).status().code(), absl::StatusCode::kInternal);
+}
+
+// What a reader subverted by its input could do: no file opens, and a socket (or a program, a
+// process, a signal to the server) ends it.
+TEST(SandboxTest, ASandboxedProcessOpensNoFileAndDiesOnASocket) {
+  if (!SandboxFiltersSystemCalls()) GTEST_SKIP() << "sanitizer builds install no filter";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (!LimitProcess({.memory_bytes = 0, .cpu_seconds = 10}).empty()) _exit(10);
+    if (!EnterSandbox().empty()) _exit(11);
+    if (open("/etc/passwd", O_RDONLY) >= 0 || errno != ENOENT) _exit(12);
+    socket(AF_INET, SOCK_STREAM, 0);
+    _exit(14);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "exit " << WEXITSTATUS(status);
+  EXPECT_EQ(WTERMSIG(status), SIGSYS);
 }
 
 }  // namespace
