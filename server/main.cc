@@ -66,6 +66,9 @@ ABSL_FLAG(int, max_tenant_jobs, kDefaults.max_tenant_jobs,
           "jobs one tenant may have queued or running");
 ABSL_FLAG(int64_t, max_tenant_bytes, kDefaults.max_tenant_bytes,
           "bytes one tenant's sessions may hold together (as --max_session_bytes counts them)");
+ABSL_FLAG(int64_t, max_tenant_disk_bytes, kDefaults.max_tenant_disk_bytes,
+          "bytes one tenant's sessions may keep in --state_dir together (weights, optimizer "
+          "state, datasets, checkpoints, records and job events); 0: no quota");
 ABSL_FLAG(int64_t, max_server_bytes, kDefaults.max_server_bytes,
           "bytes all sessions may hold together (as --max_session_bytes counts them); 0: three "
           "quarters of the memory the process may use (its cgroup's limit, else physical)");
@@ -281,6 +284,7 @@ int main(int argc, char** argv) {
   options.max_tenant_jobs = absl::GetFlag(FLAGS_max_tenant_jobs);
   options.max_tenant_bytes = absl::GetFlag(FLAGS_max_tenant_bytes);
   options.max_server_bytes = absl::GetFlag(FLAGS_max_server_bytes);
+  options.max_tenant_disk_bytes = absl::GetFlag(FLAGS_max_tenant_disk_bytes);
   options.max_model_layers = absl::GetFlag(FLAGS_max_model_layers);
   options.max_model_parameters = absl::GetFlag(FLAGS_max_model_parameters);
   options.max_request_elements = absl::GetFlag(FLAGS_max_request_elements);

@@ -8,6 +8,7 @@
 #include "core/dnnl/engine.h"
 #include "core/graph/model.h"
 #include "core/keras/regularizers.h"
+#include "core/tensor/memory_account.h"
 
 namespace kiln {
 
@@ -51,11 +52,22 @@ absl::Status ExecutionPlan::CheckSize(const Model& model, int64_t batch,
     }
     estimate += *elements * int64_t(sizeof(float)) * copies;
   }
+  const std::string plan =
+      absl::StrCat(options.backward ? "a training" : "an inference", " plan for batch size ", batch,
+                   " of model \"", model.name(), "\" needs about ", estimate >> 20, " MiB");
   if (estimate > max_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "a ", options.backward ? "training" : "inference", " plan for batch size ", batch,
-        " of model \"", model.name(), "\" needs about ", estimate >> 20, " MiB, more than the ",
-        max_bytes >> 20, " MiB allowed; use a smaller batch_size"));
+    return absl::ResourceExhaustedError(absl::StrCat(plan, ", more than the ", max_bytes >> 20,
+                                                     " MiB allowed; use a smaller batch_size"));
+  }
+  // Refused from its shapes before its arena is allocated, not part way through building it.
+  if (const std::shared_ptr<MemoryAccount>& account = ScopedMemoryAccount::Current();
+      account != nullptr) {
+    const MemoryAccount::Headroom room = account->Available();
+    if (estimate > room.bytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(plan, ", more than the ", room.bytes >> 20, " MiB ", room.holder,
+                       " may still hold (", room.limit_flag, "); use a smaller batch_size"));
+    }
   }
   return absl::OkStatus();
 }

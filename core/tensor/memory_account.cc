@@ -34,6 +34,16 @@ absl::Status MemoryAccount::Charge(int64_t bytes) {
   return absl::OkStatus();
 }
 
+MemoryAccount::Headroom MemoryAccount::Available() const {
+  Headroom room{limit_ - used(), holder_, limit_flag_};
+  if (parent_ != nullptr) {
+    Headroom above = parent_->Available();
+    if (above.bytes < room.bytes) room = std::move(above);
+  }
+  if (room.bytes < 0) room.bytes = 0;
+  return room;
+}
+
 void MemoryAccount::Release(int64_t bytes) {
   used_.fetch_sub(bytes, std::memory_order_relaxed);
   if (parent_ != nullptr) parent_->Release(bytes);

@@ -39,6 +39,14 @@ class MemoryAccount {
   int64_t used() const { return used_.load(std::memory_order_relaxed); }
   int64_t limit() const { return limit_; }
 
+  // What may still be charged before an account in the chain refuses, and which one that is:
+  // sizes estimated from shapes are checked against it before anything is allocated.
+  struct Headroom {
+    int64_t bytes;
+    std::string holder, limit_flag;
+  };
+  Headroom Available() const;
+
  private:
   const std::string holder_, limit_flag_;
   const int64_t limit_;

@@ -108,7 +108,7 @@ absl::Status KilnServer::OpenStore() {
   absl::StatusOr<std::unique_ptr<store::StateDir>> dir = store::StateDir::Open(options_.state_dir);
   if (!dir.ok()) return dir.status();
   absl::StatusOr<std::unique_ptr<store::SqliteStore>> sqlite =
-      store::SqliteStore::Open(*std::move(dir));
+      store::SqliteStore::Open(*std::move(dir), options_.max_tenant_disk_bytes);
   if (!sqlite.ok()) {
     return absl::Status(sqlite.status().code(),
                         absl::StrCat("cannot open the state in ", options_.state_dir, ": ",

@@ -12,10 +12,10 @@ JobScheduler::JobScheduler(int max_concurrent_jobs, ComputeShares* compute) : co
 
 JobScheduler::~JobScheduler() { Shutdown(); }
 
-absl::Status JobScheduler::Submit(std::shared_ptr<Job> job, Work work) {
+absl::Status JobScheduler::Submit(const std::string& session, std::shared_ptr<Job> job, Work work) {
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the server is shutting down");
-  queue_.push_back(Entry{std::move(job), std::move(work)});
+  queue_.push_back(Entry{session, std::move(job), std::move(work)});
   return absl::OkStatus();
 }
 
@@ -65,7 +65,7 @@ void JobScheduler::Shutdown() {
 std::deque<JobScheduler::Entry>::iterator JobScheduler::NextRunnable() {
   return std::find_if(queue_.begin(), queue_.end(), [this](const Entry& e) {
     mu_.AssertHeld();
-    return !busy_sessions_.contains(e.job->session_id());
+    return !busy_sessions_.contains(e.session);
   });
 }
 
@@ -79,7 +79,7 @@ void JobScheduler::WorkerLoop() {
       if (it == queue_.end()) return;  // stopping, nothing to run
       entry = std::move(*it);
       queue_.erase(it);
-      busy_sessions_.insert(entry.job->session_id());
+      busy_sessions_.insert(entry.session);
       running_.push_back(entry.job);
     }
     {
@@ -88,7 +88,7 @@ void JobScheduler::WorkerLoop() {
     }
     {
       absl::MutexLock lock(&mu_);
-      busy_sessions_.erase(entry.job->session_id());
+      busy_sessions_.erase(entry.session);
       running_.erase(std::find(running_.begin(), running_.end(), entry.job));
     }
   }

@@ -31,8 +31,9 @@ class JobScheduler {
   JobScheduler(int max_concurrent_jobs, ComputeShares* compute);
   ~JobScheduler();
 
-  // UNAVAILABLE once shutting down.
-  absl::Status Submit(std::shared_ptr<Job> job, Work work);
+  // UNAVAILABLE once shutting down. `session`: the store key of the job's session (unique
+  // across tenants), whose jobs run one at a time.
+  absl::Status Submit(const std::string& session, std::shared_ptr<Job> job, Work work);
   // False once shutting down: callers check before they store a job they will submit.
   bool accepting() const;
   // A queued job is removed and finishes CANCELLED; a running one is asked to stop.
@@ -41,6 +42,7 @@ class JobScheduler {
 
  private:
   struct Entry {
+    std::string session;
     std::shared_ptr<Job> job;
     Work work;
   };

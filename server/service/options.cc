@@ -64,6 +64,9 @@ absl::Status ValidateOptions(const ServerOptions& options) {
   if (options.max_tenant_sessions < 1) return OutOfRange("max_tenant_sessions", "must be >= 1");
   if (options.max_tenant_jobs < 1) return OutOfRange("max_tenant_jobs", "must be >= 1");
   if (options.max_tenant_bytes < 1) return OutOfRange("max_tenant_bytes", "must be >= 1");
+  if (options.max_tenant_disk_bytes < 0) {
+    return OutOfRange("max_tenant_disk_bytes", "must be >= 0 (0: no quota)");
+  }
   if (options.max_server_bytes < 0) {
     return OutOfRange("max_server_bytes", "must be >= 0 (0: three quarters of memory)");
   }

@@ -41,6 +41,9 @@ struct ServerOptions {
   int max_tenant_sessions = 64;
   int max_tenant_jobs = 16;  // queued and running
   int64_t max_tenant_bytes = int64_t{8} << 30;
+  // What a tenant's sessions may keep in the state directory (tensor files and records);
+  // 0: no quota.
+  int64_t max_tenant_disk_bytes = int64_t{16} << 30;
   // What all sessions hold together; 0: three quarters of the memory the process may use (its
   // cgroup's limit, else physical memory).
   int64_t max_server_bytes = 0;

@@ -11,9 +11,10 @@ namespace kiln::server {
 using internal::SeedStream;
 using internal::ToTimestamp;
 
-Session::Session(std::string id, const Caller& owner, const v1::CreateSessionRequest& request,
-                 absl::Duration ttl, Runtime runtime)
+Session::Session(std::string id, std::string store_key, const Caller& owner,
+                 const v1::CreateSessionRequest& request, absl::Duration ttl, Runtime runtime)
     : id_(std::move(id)),
+      store_key_(std::move(store_key)),
       owner_(owner.id),
       name_(request.name()),
       seed_(request.has_seed() ? std::optional<int64_t>(request.seed()) : std::nullopt),
@@ -65,6 +66,7 @@ store::SessionRecord Session::Record() const {
 store::SessionRecord Session::RecordLocked() const {
   store::SessionRecord r;
   r.set_id(id_);
+  r.set_store_key(store_key_);
   r.set_owner(owner_);
   r.set_name(name_);
   r.set_ttl_seconds(absl::ToInt64Seconds(ttl_));

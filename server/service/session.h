@@ -66,9 +66,10 @@ struct Runtime {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  // A new session (CreateSessionRequest, its owner and id); SessionManager stores its record.
-  Session(std::string id, const Caller& owner, const v1::CreateSessionRequest& request,
-          absl::Duration ttl, Runtime runtime);
+  // A new session (CreateSessionRequest, its owner, its id and the store's key for it, which
+  // unlike the id is unique across tenants); SessionManager stores its record.
+  Session(std::string id, std::string store_key, const Caller& owner,
+          const v1::CreateSessionRequest& request, absl::Duration ttl, Runtime runtime);
   // Rebuilds a stored session: replays its graph and models, loads weights, optimizer states
   // and datasets, and its jobs with their events; jobs that were queued or running end
   // INTERRUPTED. DATA_LOSS naming what is damaged when the stored state does not load.
@@ -76,6 +77,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                                           Runtime runtime);
 
   const std::string& id() const { return id_; }
+  const std::string& store_key() const { return store_key_; }
   const std::string& owner() const { return owner_; }
   // What the session holds, against --max_session_bytes and its tenant's limit.
   const std::shared_ptr<MemoryAccount>& memory() const { return memory_; }
@@ -276,7 +278,7 @@ class Session : public std::enable_shared_from_this<Session> {
   absl::StatusOr<FitState> LoadCheckpoint(const Job& job, const ModelEntry& entry,
                                           const store::CheckpointRecord& record);
 
-  const std::string id_, owner_, name_;
+  const std::string id_, store_key_, owner_, name_;
   const std::optional<int64_t> seed_;
   const absl::Time created_;
   const Runtime runtime_;

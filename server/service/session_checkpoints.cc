@@ -79,7 +79,7 @@ absl::Status Session::SaveCheckpoint(Job& job, const ModelEntry& entry, const st
   info.set_reason(reason);
   info.set_bytes(store::TensorFileSize(tensors));
   *record.mutable_progress() = ProgressOf(state);
-  KILN_RETURN_IF_ERROR(runtime_.store->PutCheckpoint(id_, record, tensors, keep));
+  KILN_RETURN_IF_ERROR(runtime_.store->PutCheckpoint(store_key_, record, tensors, keep));
   runtime_.metrics->Observe(kCheckpointSeconds, {}, absl::ToDoubleSeconds(absl::Now() - start));
   {
     absl::MutexLock lock(&mu_);
@@ -96,8 +96,9 @@ absl::StatusOr<FitState> Session::LoadCheckpoint(const Job& job, const ModelEntr
                                                  const store::CheckpointRecord& record) {
   const std::string what =
       absl::StrCat("checkpoint ", record.info().number(), " of job ", job.id());
-  KILN_ASSIGN_OR_RETURN(std::vector<store::NamedTensor> tensors,
-                        runtime_.store->ReadCheckpoint(id_, job.id(), record.info().number()));
+  KILN_ASSIGN_OR_RETURN(
+      std::vector<store::NamedTensor> tensors,
+      runtime_.store->ReadCheckpoint(store_key_, job.id(), record.info().number()));
   const store::FitProgress& p = record.progress();
   FitState state;
   KILN_ASSIGN_OR_RETURN(state.optimizer, OptimizerStateFrom(*entry.model, *entry.trainer, tensors,
@@ -160,7 +161,7 @@ absl::StatusOr<v1::Checkpoint> Session::RestoreCheckpoint(
   }
   KILN_ASSIGN_OR_RETURN(
       std::vector<store::NamedTensor> tensors,
-      runtime_.store->ReadCheckpoint(id_, request.job_id(), checkpoint.info().number()));
+      runtime_.store->ReadCheckpoint(store_key_, request.job_id(), checkpoint.info().number()));
   const std::string what =
       absl::StrCat("checkpoint ", checkpoint.info().number(), " of job ", request.job_id());
   // Everything is checked before anything is stored or set.
@@ -189,7 +190,7 @@ absl::StatusOr<v1::Checkpoint> Session::RestoreCheckpoint(
   if (optimizer.has_value()) {
     AppendOptimizerState(*entry->model, *entry->trainer, *optimizer, optimizer_tensors);
   }
-  KILN_RETURN_IF_ERROR(runtime_.store->PutWeights(id_, layers, entry->name,
+  KILN_RETURN_IF_ERROR(runtime_.store->PutWeights(store_key_, layers, entry->name,
                                                   optimizer ? &optimizer_tensors : nullptr));
   absl::MutexLock lock(&mu_);
   KILN_RETURN_IF_ERROR(SetModelWeights(*entry->model, tensors, what));
@@ -209,7 +210,8 @@ absl::Status Session::DeleteCheckpoint(const v1::DeleteCheckpointRequest& reques
       return NoCheckpoint(request.job_id(), request.number());
     }
   }
-  KILN_RETURN_IF_ERROR(runtime_.store->DeleteCheckpoint(id_, request.job_id(), request.number()));
+  KILN_RETURN_IF_ERROR(
+      runtime_.store->DeleteCheckpoint(store_key_, request.job_id(), request.number()));
   absl::MutexLock lock(&mu_);
   std::vector<store::CheckpointRecord>& kept = jobs_.at(request.job_id()).checkpoints;
   kept.erase(std::remove_if(kept.begin(), kept.end(),

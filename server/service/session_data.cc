@@ -64,7 +64,7 @@ absl::StatusOr<v1::DatasetInfo> Session::AddDataset(const std::string& name, Dat
   if (reopen != nullptr) *record.mutable_reopen() = *reopen;
   const std::vector<store::NamedTensor> arrays = DatasetArrays(data);
   KILN_RETURN_IF_ERROR(
-      runtime_.store->PutDataset(id_, record, reopen != nullptr ? nullptr : &arrays));
+      runtime_.store->PutDataset(store_key_, record, reopen != nullptr ? nullptr : &arrays));
   absl::MutexLock lock(&mu_);
   datasets_[name] = DatasetEntry{std::make_shared<const Dataset>(std::move(data)), info};
   return info;
@@ -179,7 +179,7 @@ absl::Status Session::DeleteDataset(const v1::DeleteDatasetRequest& request) {
                              "name");
     }
   }
-  KILN_RETURN_IF_ERROR(runtime_.store->DeleteDataset(id_, request.name()));
+  KILN_RETURN_IF_ERROR(runtime_.store->DeleteDataset(store_key_, request.name()));
   absl::MutexLock lock(&mu_);
   datasets_.erase(request.name());  // a job that reads it keeps it alive until it ends
   return absl::OkStatus();

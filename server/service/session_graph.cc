@@ -285,7 +285,7 @@ absl::Status Session::DeleteModel(const v1::DeleteModelRequest& request) {
   absl::MutexLock writer(&writer_mu_);
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(request.name(), "name"));
   KILN_RETURN_IF_ERROR(
-      runtime_.store->DeleteModel(id_, request.name(), entry->own_graph != nullptr));
+      runtime_.store->DeleteModel(store_key_, request.name(), entry->own_graph != nullptr));
   absl::MutexLock lock(&mu_);
   models_.erase(request.name());  // a job that uses it keeps it alive until it ends
   return absl::OkStatus();
@@ -302,7 +302,7 @@ absl::StatusOr<v1::ModelInfo> Session::Compile(const v1::CompileRequest& request
   if (!status.ok()) return WithFieldPrefix(status, "config");
   store::OpRecord op;
   *op.mutable_compile() = request;
-  KILN_RETURN_IF_ERROR(runtime_.store->PutCompile(id_, request.model(), op));
+  KILN_RETURN_IF_ERROR(runtime_.store->PutCompile(store_key_, request.model(), op));
   absl::MutexLock lock(&mu_);
   entry->trainer = std::move(trainer);
   return ModelInfoOf(*entry, false);

@@ -147,8 +147,8 @@ v1::Job Session::NewJob(const std::string& model, v1::JobKind kind) const {
 }
 
 Job::EventSink Session::JobSink() const {
-  return [store = runtime_.store, id = id_](const v1::JobEvent& event) {
-    return store->AppendEvent(id, event);
+  return [store = runtime_.store, key = store_key_](const v1::JobEvent& event) {
+    return store->AppendEvent(key, event);
   };
 }
 
@@ -221,7 +221,7 @@ void Session::Schedule(const std::shared_ptr<Job>& job, const store::JobRecord& 
       });
     };
   }
-  absl::Status submitted = runtime_.scheduler->Submit(job, std::move(work));
+  absl::Status submitted = runtime_.scheduler->Submit(store_key_, job, std::move(work));
   if (!submitted.ok()) {
     // Shutdown began after the job was stored: it ends as every queued job does then.
     job->Finish(v1::INTERRUPTED, absl::UnavailableError("the server stopped before the job "

@@ -203,7 +203,7 @@ absl::StatusOr<v1::ModelInfo> Session::ImportWeights(const v1::ImportModelReques
       OptimizerStateOf(file, KerasWeightGroups(model), model, *entry->trainer);
   if (state.has_value()) AppendOptimizerState(model, *entry->trainer, *state, optimizer);
   if (CallScope::Cancelled()) return CallScope::Stopped();
-  KILN_RETURN_IF_ERROR(runtime_.store->PutWeights(id_, stored, entry->name,
+  KILN_RETURN_IF_ERROR(runtime_.store->PutWeights(store_key_, stored, entry->name,
                                                   state.has_value() ? &optimizer : nullptr));
   absl::MutexLock lock(&mu_);  // GetLayer and Describe read weights' shapes, not values
   for (MatchedWeights& w : *weights) KILN_RETURN_IF_ERROR(w.layer->SetWeights(w.values));

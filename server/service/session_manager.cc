@@ -23,14 +23,16 @@ absl::Status SessionManager::Load(const std::function<void(const std::string&)>&
   absl::MutexLock lock(&mu_);
   for (const store::StoredSession& s : stored) {
     absl::StatusOr<std::shared_ptr<Session>> session = Session::Restore(s, runtime_);
+    const Key key{s.record.owner(), s.record.id()};
     if (session.ok()) {
-      sessions_[s.record.id()] = *std::move(session);
+      sessions_[key] = *std::move(session);
       ++restored_;
       continue;
     }
     log(absl::StrCat("session ", s.record.id(),
                      " could not be restored: ", session.status().message()));
     Damaged d;
+    d.store_key = store::StoreKey(s.record);
     d.status = absl::DataLossError(absl::StrCat(
         session.status().message(), "; DeleteSession removes it (the rest of the server is fine)"));
     d.description.set_id(s.record.id());
@@ -39,7 +41,7 @@ absl::Status SessionManager::Load(const std::function<void(const std::string&)>&
     *d.description.mutable_created() =
         internal::ToTimestamp(absl::FromUnixMicros(s.record.created_micros()));
     d.description.set_damaged(std::string(session.status().message()));
-    damaged_[s.record.id()] = std::move(d);
+    damaged_[key] = std::move(d);
     ++damaged_count_;
   }
   reaper_ = std::thread([this] { ReaperLoop(); });
@@ -86,23 +88,29 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Create(
                        " sessions (--max_sessions); delete one, or wait for idle ones to expire"));
     }
     int held = creating_of_[caller.id];
-    for (const auto& [id, s] : sessions_) held += s->owner() == caller.id;
-    for (const auto& [id, d] : damaged_) held += d.description.owner() == caller.id;
+    for (const auto& [key, s] : sessions_) held += key.first == caller.id;
+    for (const auto& [key, d] : damaged_) held += key.first == caller.id;
     if (held >= options.max_tenant_sessions) {
       return absl::ResourceExhaustedError(absl::StrCat(
           TenantName(caller.id), " holds its maximum of ", options.max_tenant_sessions,
           " sessions (--max_tenant_sessions); delete one, or wait for idle ones to expire"));
     }
-    // 128 bits from the kernel's CSPRNG, or from the client's: not guessable by others.
+    // 128 bits from the kernel's CSPRNG, or from the client's: not guessable by others. A
+    // client's id is checked among its own sessions only, so it learns nothing of others'. The
+    // store keys the session by its id (tensors/ID/ names it for operators) unless another
+    // tenant's session has that key; then by a fresh draw.
     std::string id = request.session_id();
-    if (id.empty()) {
-      id = absl::StrCat("s-", RandomHex(16));
-    } else if (sessions_.contains(id) || damaged_.contains(id) || creating_ids_.contains(id)) {
+    if (id.empty()) id = absl::StrCat("s-", RandomHex(16));
+    const Key key{caller.id, id};
+    if (sessions_.contains(key) || damaged_.contains(key) || creating_keys_.contains(key)) {
       return WithFieldPrefix(
-          absl::AlreadyExistsError("a session with this id exists; draw another id"), "session_id");
+          absl::AlreadyExistsError("you have a session with this id; draw another id"),
+          "session_id");
     }
-    session = std::make_shared<Session>(id, caller, request, ttl, runtime_);
-    creating_ids_.insert(id);
+    std::string store_key = id;
+    while (StoreKeyInUse(store_key)) store_key = absl::StrCat("s-", RandomHex(16));
+    session = std::make_shared<Session>(id, store_key, caller, request, ttl, runtime_);
+    creating_keys_[key] = store_key;
     ++creating_;  // holds its place under the limits while it is stored
     ++creating_of_[caller.id];
   }
@@ -110,10 +118,23 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Create(
   absl::MutexLock lock(&mu_);
   --creating_;
   --creating_of_[caller.id];
-  creating_ids_.erase(session->id());
+  creating_keys_.erase(Key{caller.id, session->id()});
   if (!stored.ok()) return stored;
-  sessions_[session->id()] = session;
+  sessions_[{caller.id, session->id()}] = session;
   return session;
+}
+
+bool SessionManager::StoreKeyInUse(const std::string& key) const {
+  for (const auto& [k, s] : sessions_) {
+    if (s->store_key() == key) return true;
+  }
+  for (const auto& [k, d] : damaged_) {
+    if (d.store_key == key) return true;
+  }
+  for (const auto& [k, creating] : creating_keys_) {
+    if (creating == key) return true;
+  }
+  return false;
 }
 
 absl::StatusOr<std::shared_ptr<Session>> SessionManager::Get(const Caller& caller,
@@ -121,15 +142,12 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Get(const Caller& calle
   std::shared_ptr<Session> session;
   {
     absl::MutexLock lock(&mu_);
-    auto it = sessions_.find(id);
+    auto it = sessions_.find(Key{caller.id, id});
     if (it == sessions_.end()) {
-      auto damaged = damaged_.find(id);
-      if (damaged != damaged_.end() && damaged->second.description.owner() == caller.id) {
-        return WithFieldPrefix(damaged->second.status, "session_id");
-      }
+      auto damaged = damaged_.find(Key{caller.id, id});
+      if (damaged != damaged_.end()) return WithFieldPrefix(damaged->second.status, "session_id");
       return NotFound(id);
     }
-    if (it->second->owner() != caller.id) return NotFound(id);
     session = it->second;
   }
   session->Touch();
@@ -139,10 +157,8 @@ absl::StatusOr<std::shared_ptr<Session>> SessionManager::Get(const Caller& calle
 absl::StatusOr<v1::Session> SessionManager::Describe(const Caller& caller, const std::string& id) {
   {
     absl::MutexLock lock(&mu_);
-    auto damaged = damaged_.find(id);
-    if (damaged != damaged_.end() && damaged->second.description.owner() == caller.id) {
-      return damaged->second.description;
-    }
+    auto damaged = damaged_.find(Key{caller.id, id});
+    if (damaged != damaged_.end()) return damaged->second.description;
   }
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, Get(caller, id));
   return session->Describe(true);
@@ -153,11 +169,11 @@ v1::ListSessionsResponse SessionManager::List(const Caller& caller) const {
   v1::ListSessionsResponse response;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [id, s] : sessions_) {
-      if (s->owner() == caller.id) sessions.push_back(s);
+    for (const auto& [key, s] : sessions_) {
+      if (key.first == caller.id) sessions.push_back(s);
     }
-    for (const auto& [id, d] : damaged_) {
-      if (d.description.owner() == caller.id) *response.add_sessions() = d.description;
+    for (const auto& [key, d] : damaged_) {
+      if (key.first == caller.id) *response.add_sessions() = d.description;
     }
   }
   for (const auto& s : sessions) *response.add_sessions() = s->Describe(false);
@@ -179,23 +195,28 @@ void ReturnFreedMemory() { malloc_trim(0); }
 }  // namespace
 
 absl::Status SessionManager::Delete(const Caller& caller, const std::string& id) {
+  const Key key{caller.id, id};
   std::shared_ptr<Session> session;
+  std::string store_key;
   {
     absl::MutexLock lock(&mu_);
-    auto it = sessions_.find(id);
-    auto damaged = damaged_.find(id);
-    const bool mine =
-        (it != sessions_.end() && it->second->owner() == caller.id) ||
-        (damaged != damaged_.end() && damaged->second.description.owner() == caller.id);
-    if (!mine) return NotFound(id);
-    if (it != sessions_.end()) session = it->second;
+    auto it = sessions_.find(key);
+    auto damaged = damaged_.find(key);
+    if (it != sessions_.end()) {
+      session = it->second;
+      store_key = session->store_key();
+    } else if (damaged != damaged_.end()) {
+      store_key = damaged->second.store_key;
+    } else {
+      return NotFound(id);
+    }
   }
   // Stored first: a session that answered "deleted" does not come back after a restart.
-  KILN_RETURN_IF_ERROR(runtime_.store->DeleteSession(id));
+  KILN_RETURN_IF_ERROR(runtime_.store->DeleteSession(store_key));
   {
     absl::MutexLock lock(&mu_);
-    sessions_.erase(id);
-    damaged_.erase(id);
+    sessions_.erase(key);
+    damaged_.erase(key);
   }
   if (session != nullptr) session->Close();
   session.reset();
@@ -229,10 +250,10 @@ int SessionManager::DeleteExpired(absl::Time now) {
   }
   int deleted = 0;
   for (const auto& s : expired) {
-    if (!runtime_.store->DeleteSession(s->id()).ok()) continue;  // tried again next time
+    if (!runtime_.store->DeleteSession(s->store_key()).ok()) continue;  // tried again next time
     {
       absl::MutexLock lock(&mu_);
-      sessions_.erase(s->id());
+      sessions_.erase(Key{s->owner(), s->id()});
     }
     s->Close();
     ++deleted;

@@ -1,4 +1,6 @@
-// SessionManager: the server's sessions by id, their owners, limits and expiry. At start it
+// SessionManager: the server's sessions by owner and id, their limits and expiry. A session id
+// names a session only among its owner's (two tenants may each have an "s-1234..."); the
+// store keys sessions by a store key that is unique across tenants. At start it
 // restores every session the store kept; a session whose stored state is damaged is kept as a
 // record that answers DATA_LOSS (naming the damage) until it is deleted. A background thread
 // deletes sessions unused for longer than their TTL (a running job keeps its session alive)
@@ -12,7 +14,6 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -54,20 +55,26 @@ class SessionManager {
   void Shutdown();
 
  private:
-  struct Damaged {
-    v1::Session description;
-    absl::Status status;
-  };
   void ReaperLoop();
   absl::Status NotFound(const std::string& id) const;
+  // Whether a session (of any tenant, being created too) has this store key.
+  bool StoreKeyInUse(const std::string& key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  struct Damaged {
+    v1::Session description;
+    std::string store_key;
+    absl::Status status;
+  };
+  // (owner, id)
+  using Key = std::pair<std::string, std::string>;
 
   const Runtime runtime_;
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, Damaged> damaged_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Key, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Key, Damaged> damaged_ ABSL_GUARDED_BY(mu_);
   int creating_ ABSL_GUARDED_BY(mu_) = 0;  // sessions being stored, not listed yet
-  absl::flat_hash_map<std::string, int> creating_of_ ABSL_GUARDED_BY(mu_);  // by tenant
-  absl::flat_hash_set<std::string> creating_ids_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int> creating_of_ ABSL_GUARDED_BY(mu_);    // by tenant
+  absl::flat_hash_map<Key, std::string> creating_keys_ ABSL_GUARDED_BY(mu_);  // store keys
   int restored_ = 0, damaged_count_ = 0;
   absl::Notification stop_;
   std::thread reaper_;

@@ -113,7 +113,7 @@ class Session::Replayer {
     }
     if (layer == nullptr) return absl::InternalError(absl::StrCat(what, " belong to no layer"));
     KILN_ASSIGN_OR_RETURN(std::vector<store::NamedTensor> tensors,
-                          s_.runtime_.store->ReadTensors(s_.id_, w.file));
+                          s_.runtime_.store->ReadTensors(s_.store_key_, w.file));
     return SetLayerWeights(*layer, tensors, what);
   }
 
@@ -124,7 +124,7 @@ class Session::Replayer {
       return absl::InternalError(absl::StrCat(what, " belongs to no compiled model"));
     }
     KILN_ASSIGN_OR_RETURN(std::vector<store::NamedTensor> tensors,
-                          s_.runtime_.store->ReadTensors(s_.id_, o.file));
+                          s_.runtime_.store->ReadTensors(s_.store_key_, o.file));
     const ModelEntry& entry = *it->second;
     KILN_ASSIGN_OR_RETURN(Optimizer::State state,
                           OptimizerStateFrom(*entry.model, *entry.trainer, tensors, 0, what));
@@ -143,7 +143,7 @@ class Session::Replayer {
       KILN_RETURN_IF_ERROR(ApplyTransform(reopen.transform(), data, "transform"));
     } else {
       KILN_ASSIGN_OR_RETURN(std::vector<store::NamedTensor> arrays,
-                            s_.runtime_.store->ReadTensors(s_.id_, d.file));
+                            s_.runtime_.store->ReadTensors(s_.store_key_, d.file));
       KILN_ASSIGN_OR_RETURN(data, DatasetFromArrays(std::move(arrays), what));
     }
     if (data.size() != info.samples()) {
@@ -173,6 +173,7 @@ class Session::Replayer {
 
 Session::Session(const store::SessionRecord& record, Runtime runtime)
     : id_(record.id()),
+      store_key_(store::StoreKey(record)),
       owner_(record.owner()),
       name_(record.name()),
       seed_(record.has_seed() ? std::optional<int64_t>(record.seed()) : std::nullopt),

@@ -77,7 +77,7 @@ absl::Status Session::SetWeights(const v1::SetWeightsRequest& request) {
       if (name == t.name) t.tensor = value;
     }
   }
-  KILN_RETURN_IF_ERROR(runtime_.store->PutWeights(id_, {stored}, "", nullptr));
+  KILN_RETURN_IF_ERROR(runtime_.store->PutWeights(store_key_, {stored}, "", nullptr));
   absl::MutexLock lock(&mu_);  // GetLayer and Describe read weights' shapes, not values
   for (const auto& [name, value] : weights) KILN_RETURN_IF_ERROR(layer->SetWeight(name, value));
   return absl::OkStatus();
@@ -130,7 +130,7 @@ absl::Status Session::StoreModelState(const std::shared_ptr<ModelEntry>& entry) 
     AppendOptimizerState(*entry->model, *entry->trainer, state, optimizer);
     optimizer_state = &optimizer;
   }
-  return runtime_.store->PutWeights(id_, ModelLayerWeights(*entry->model, entry->scope()),
+  return runtime_.store->PutWeights(store_key_, ModelLayerWeights(*entry->model, entry->scope()),
                                     entry->name, optimizer_state);
 }
 

@@ -23,10 +23,15 @@
 
 namespace kiln::store {
 
+// The store's name for a session: every call below that takes a `session_id` takes this.
+inline const std::string& StoreKey(const SessionRecord& record) {
+  return record.store_key().empty() ? record.id() : record.store_key();
+}
+
 // A session as stored, for the service to rebuild at start. Tensors are read on demand with
 // ReadTensors(session, file).
 struct StoredSession {
-  SessionRecord record;
+  SessionRecord record;       // store_key set
   std::vector<OpRecord> ops;  // in the order they were made
   struct Weights {
     std::string scope;  // "" for the session's graph, else the DefineModel model's name

@@ -40,11 +40,36 @@ CREATE TABLE checkpoints(job_id TEXT NOT NULL, number INTEGER NOT NULL, session_
                          PRIMARY KEY(job_id, number));
 CREATE INDEX checkpoints_by_session ON checkpoints(session_id);
 )sql",
+    // 2: sessions.id and every session_id column hold the session's store key
+    // (SessionRecord.store_key), so that session ids are scoped by tenant. A version 1 row's
+    // key is its session id, which was unique across tenants: no row changes, but a version 1
+    // kiln-server would misread a version 2 database.
+    "SELECT 1;",
 };
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion);
 
 // The tables with a file column, which the orphan collector and DeleteSession read.
 constexpr const char* kFileTables[] = {"weights", "optimizers", "datasets", "checkpoints"};
+
+// A table's columns that DeleteRows reads: the file a row names and its record's length,
+// which count towards what the session keeps.
+struct RowColumns {
+  const char* file;
+  const char* record_length;
+};
+RowColumns ColumnsOf(absl::string_view table) {
+  if (table == "weights" || table == "optimizers") return {"file", "0"};
+  if (table == "datasets" || table == "checkpoints") return {"file", "length(record)"};
+  if (table == "events") return {"''", "length(event)"};
+  return {"''", "length(record)"};  // sessions, ops, jobs
+}
+
+// The size of a file, 0 when it cannot be read.
+int64_t FileBytes(const std::string& path) {
+  std::error_code error;
+  const uintmax_t size = std::filesystem::file_size(path, error);
+  return error ? 0 : static_cast<int64_t>(size);
+}
 
 absl::Status SessionGone(const std::string& session_id) {
   return absl::NotFoundError(absl::StrCat("session \"", session_id, "\" was deleted"));
@@ -58,9 +83,11 @@ absl::Status Parse(const std::string& bytes, Message& message, absl::string_view
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(std::unique_ptr<StateDir> dir) {
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(std::unique_ptr<StateDir> dir,
+                                                               int64_t tenant_disk_quota) {
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(dir->database()));
-  std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(dir), std::move(db)));
+  std::unique_ptr<SqliteStore> store(
+      new SqliteStore(std::move(dir), std::move(db), tenant_disk_quota));
   absl::MutexLock lock(&store->mu_);
   // auto_vacuum only takes effect before the first table exists; WAL with FULL sync makes
   // every commit durable before it returns.
@@ -68,7 +95,52 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(std::unique_ptr<S
       "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
   KILN_RETURN_IF_ERROR(store->Migrate());
   KILN_RETURN_IF_ERROR(store->CollectOrphans());
+  KILN_RETURN_IF_ERROR(store->CountUsage());
   return store;
+}
+
+absl::StatusOr<SqliteTransaction> SqliteStore::BeginChange() {
+  pending_row_bytes_ = 0;
+  return SqliteTransaction::Begin(*db_);
+}
+
+absl::Status SqliteStore::CountUsage() {
+  {
+    KILN_ASSIGN_OR_RETURN(SqliteStatement query,
+                          db_->Prepare("SELECT id, record, length(record) FROM sessions"));
+    for (;;) {
+      KILN_ASSIGN_OR_RETURN(bool row, query.Step());
+      if (!row) break;
+      SessionRecord record;
+      record.ParseFromString(query.Blob(1));  // a damaged one counts for no tenant's quota
+      usage_.AddSession(query.Text(0), record.owner());
+      usage_.Add(query.Text(0), query.Int64(2));
+    }
+  }
+  const char* const kRowBytes[] = {
+      "SELECT session_id, SUM(length(record)) FROM ops GROUP BY session_id",
+      "SELECT session_id, SUM(length(record)) FROM datasets GROUP BY session_id",
+      "SELECT session_id, SUM(length(record)) FROM jobs GROUP BY session_id",
+      "SELECT session_id, SUM(length(record)) FROM checkpoints GROUP BY session_id",
+      "SELECT jobs.session_id, SUM(length(events.event)) FROM events JOIN jobs ON "
+      "events.job_id = jobs.id GROUP BY jobs.session_id",
+  };
+  for (const char* sql : kRowBytes) {
+    KILN_ASSIGN_OR_RETURN(SqliteStatement query, db_->Prepare(sql));
+    for (;;) {
+      KILN_ASSIGN_OR_RETURN(bool row, query.Step());
+      if (!row) break;
+      usage_.Add(query.Text(0), query.Int64(1));
+    }
+  }
+  std::error_code error;
+  for (const auto& session_dir : std::filesystem::directory_iterator(dir_->tensors(), error)) {
+    const std::string session = session_dir.path().filename().string();
+    for (const auto& file : std::filesystem::directory_iterator(session_dir.path(), error)) {
+      usage_.Add(session, FileBytes(file.path().string()));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SqliteStore::Migrate() {
@@ -94,7 +166,7 @@ absl::Status SqliteStore::Migrate() {
         kSchemaVersion, "): run the kiln-server that wrote it, or another --state_dir"));
   }
   for (; version < kSchemaVersion; ++version) {
-    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, BeginChange());
     KILN_RETURN_IF_ERROR(db_->Exec(kMigrations[version]));
     KILN_ASSIGN_OR_RETURN(
         SqliteStatement set,
@@ -158,19 +230,26 @@ std::string SqliteStore::FilePath(const std::string& session_id, const std::stri
 absl::StatusOr<std::string> SqliteStore::WriteFile(const std::string& session_id,
                                                    absl::Span<const NamedTensor> tensors,
                                                    absl::string_view kind) {
+  KILN_RETURN_IF_ERROR(usage_.Check(session_id, TensorFileSize(tensors)));
   std::error_code error;
   std::filesystem::create_directories(dir_->SessionDir(session_id), error);
   if (error) {
     return IoError(error.value(), absl::StrCat("creating ", dir_->SessionDir(session_id)));
   }
   const std::string name = absl::StrCat(kind, "-", RandomHex(12), ".kt");
-  KILN_RETURN_IF_ERROR(WriteTensorFile(FilePath(session_id, name), tensors, kind));
+  const std::string path = FilePath(session_id, name);
+  KILN_RETURN_IF_ERROR(WriteTensorFile(path, tensors, kind));
+  usage_.Add(session_id, FileBytes(path));
   return name;
 }
 
 void SqliteStore::RemoveFiles(const std::string& session_id,
                               const std::vector<std::string>& files) {
-  for (const std::string& file : files) ::unlink(FilePath(session_id, file).c_str());
+  for (const std::string& file : files) {
+    const std::string path = FilePath(session_id, file);
+    const int64_t bytes = FileBytes(path);
+    if (::unlink(path.c_str()) == 0) usage_.Add(session_id, -bytes);
+  }
 }
 
 absl::Status SqliteStore::Commit(SqliteTransaction& transaction, absl::string_view kind,
@@ -182,6 +261,8 @@ absl::Status SqliteStore::Commit(SqliteTransaction& transaction, absl::string_vi
     RemoveFiles(session_id, new_files);
     return status;
   }
+  usage_.Add(session_id, pending_row_bytes_);
+  pending_row_bytes_ = 0;
   return Failpoint(absl::StrCat(kind, ".after_commit"));
 }
 
@@ -189,8 +270,8 @@ absl::Status SqliteStore::WriteSession(const SessionRecord& session) {
   KILN_ASSIGN_OR_RETURN(SqliteStatement put,
                         db_->Prepare("UPDATE sessions SET record=?2 WHERE id=?1"));
   KILN_RETURN_IF_ERROR(
-      put.BindText(1, session.id()).BindBlob(2, session.SerializeAsString()).Run());
-  if (db_->changes() == 0) return SessionGone(session.id());
+      put.BindText(1, StoreKey(session)).BindBlob(2, session.SerializeAsString()).Run());
+  if (db_->changes() == 0) return SessionGone(StoreKey(session));
   return absl::OkStatus();
 }
 
@@ -206,25 +287,30 @@ absl::Status SqliteStore::InsertOp(const std::string& session_id, const std::str
   KILN_ASSIGN_OR_RETURN(
       SqliteStatement insert,
       db_->Prepare("INSERT INTO ops(session_id, model, kind, record) VALUES(?1, ?2, ?3, ?4)"));
-  return insert.BindText(1, session_id)
-      .BindText(2, model)
-      .BindText(3, kind)
-      .BindBlob(4, op.SerializeAsString())
-      .Run();
+  const std::string record = op.SerializeAsString();
+  KILN_RETURN_IF_ERROR(insert.BindText(1, session_id)
+                           .BindText(2, model)
+                           .BindText(3, kind)
+                           .BindBlob(4, record)
+                           .Run());
+  pending_row_bytes_ += record.size();
+  return absl::OkStatus();
 }
 
 absl::Status SqliteStore::DeleteRows(absl::string_view table, absl::string_view where,
                                      const std::string& session_id, const std::string& key,
                                      std::vector<std::string>* files, int64_t number) {
-  if (files != nullptr) {
-    KILN_ASSIGN_OR_RETURN(SqliteStatement select,
-                          db_->Prepare(absl::StrCat("SELECT file FROM ", table, " WHERE ", where)));
-    select.BindText(1, session_id).BindText(2, key).Bind(3, number);
-    for (;;) {
-      KILN_ASSIGN_OR_RETURN(bool row, select.Step());
-      if (!row) break;
-      if (!select.Text(0).empty()) files->push_back(select.Text(0));
-    }
+  const RowColumns columns = ColumnsOf(table);
+  KILN_ASSIGN_OR_RETURN(
+      SqliteStatement select,
+      db_->Prepare(absl::StrCat("SELECT ", columns.file, ", ", columns.record_length, " FROM ",
+                                table, " WHERE ", where)));
+  select.BindText(1, session_id).BindText(2, key).Bind(3, number);
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    if (files != nullptr && !select.Text(0).empty()) files->push_back(select.Text(0));
+    pending_row_bytes_ -= select.Int64(1);
   }
   KILN_ASSIGN_OR_RETURN(SqliteStatement remove,
                         db_->Prepare(absl::StrCat("DELETE FROM ", table, " WHERE ", where)));
@@ -232,8 +318,8 @@ absl::Status SqliteStore::DeleteRows(absl::string_view table, absl::string_view 
 }
 
 absl::Status SqliteStore::LoadSessionRows(StoredSession& s) {
-  const std::string& id = s.record.id();
-  const std::string what = absl::StrCat("session ", id);
+  const std::string& id = StoreKey(s.record);
+  const std::string what = absl::StrCat("session ", s.record.id());
   auto keep_first = [&s](absl::Status status) {
     if (s.damage.ok()) s.damage = std::move(status);
   };
@@ -333,7 +419,8 @@ absl::StatusOr<std::vector<StoredSession>> SqliteStore::LoadSessions() {
     if (!row) break;
     StoredSession s;
     s.damage = Parse(query.Blob(1), s.record, absl::StrCat("session ", query.Text(0)));
-    s.record.set_id(query.Text(0));
+    s.record.set_store_key(query.Text(0));
+    if (s.record.id().empty()) s.record.set_id(query.Text(0));
     KILN_RETURN_IF_ERROR(LoadSessionRows(s));
     sessions.push_back(std::move(s));
   }

@@ -8,13 +8,18 @@
 // leaves the old state or the new one, plus files no row names, which Open removes.
 //
 // The database records its schema version; Open migrates an older schema in place and refuses
-// a newer one.
+// a newer one. Sessions are keyed by their store key (StoreKey: unique across tenants, while a
+// session id is unique only within its owner's sessions).
+//
+// It counts what each tenant keeps (DiskUsage) and refuses a tensor file that would take the
+// tenant past its quota, before writing it.
 #ifndef KILN_SERVER_STORE_SQLITE_STORE_H_
 #define KILN_SERVER_STORE_SQLITE_STORE_H_
 
 #include <memory>
 
 #include "absl/synchronization/mutex.h"
+#include "server/store/disk_usage.h"
 #include "server/store/session_store.h"
 #include "server/store/sqlite.h"
 #include "server/store/state_dir.h"
@@ -24,12 +29,17 @@ namespace kiln::store {
 class SqliteStore final : public SessionStore {
  public:
   // The schema this build writes.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
-  // Opens (creating or migrating) the database of `dir` and removes files no row names.
-  // DATA_LOSS when the database file is not a database; FAILED_PRECONDITION for a schema
-  // newer than this build's.
-  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(std::unique_ptr<StateDir> dir);
+  // Opens (creating or migrating) the database of `dir`, removes files no row names and
+  // counts what each session keeps. DATA_LOSS when the database file is not a database;
+  // FAILED_PRECONDITION for a schema newer than this build's. `tenant_disk_quota`: the bytes
+  // a tenant may keep (0: no quota).
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(std::unique_ptr<StateDir> dir,
+                                                           int64_t tenant_disk_quota = 0);
+
+  // What each session and tenant keeps.
+  const DiskUsage& usage() const { return usage_; }
 
   // What Open removed: temporary files and files no row named.
   int orphans_removed() const { return orphans_removed_; }
@@ -80,11 +90,17 @@ class SqliteStore final : public SessionStore {
                              const std::vector<std::string>& files,
                              std::vector<std::string>& old_files)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  SqliteStore(std::unique_ptr<StateDir> dir, std::unique_ptr<SqliteDb> db)
-      : dir_(std::move(dir)), db_(std::move(db)) {}
+  SqliteStore(std::unique_ptr<StateDir> dir, std::unique_ptr<SqliteDb> db,
+              int64_t tenant_disk_quota)
+      : dir_(std::move(dir)), usage_(tenant_disk_quota), db_(std::move(db)) {}
 
   absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CollectOrphans() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts every session's files and rows into usage_.
+  absl::Status CountUsage() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Begins a change's transaction: the row bytes it adds or removes are counted when Commit
+  // succeeds.
+  absl::StatusOr<SqliteTransaction> BeginChange() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string FilePath(const std::string& session_id, const std::string& file) const;
   // Writes `tensors` to a new file of the session; returns its name.
   absl::StatusOr<std::string> WriteFile(const std::string& session_id,
@@ -95,7 +111,8 @@ class SqliteStore final : public SessionStore {
   // Commits `transaction`; on failure removes `new_files`, which no row names then. Failpoints:
   // KIND.commit (the commit fails) and KIND.after_commit (after it succeeded).
   absl::Status Commit(SqliteTransaction& transaction, absl::string_view kind,
-                      const std::string& session_id, const std::vector<std::string>& new_files);
+                      const std::string& session_id, const std::vector<std::string>& new_files)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Updates the session's row; NOT_FOUND when it was deleted.
   absl::Status WriteSession(const SessionRecord& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -105,7 +122,8 @@ class SqliteStore final : public SessionStore {
                         absl::string_view kind, const OpRecord& op)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deletes rows selected by `where` (in which ?1 is the session id, ?2 `key` and ?3 `number`)
-  // from `table`, adding the files they named to `files` when given.
+  // from `table`, adding the files they named to `files` when given; their records' bytes
+  // count as freed when the change commits.
   absl::Status DeleteRows(absl::string_view table, absl::string_view where,
                           const std::string& session_id, const std::string& key,
                           std::vector<std::string>* files, int64_t number = 0)
@@ -113,8 +131,11 @@ class SqliteStore final : public SessionStore {
   absl::Status LoadSessionRows(StoredSession& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::unique_ptr<StateDir> dir_;
+  DiskUsage usage_;
   absl::Mutex mu_;
   const std::unique_ptr<SqliteDb> db_ ABSL_PT_GUARDED_BY(mu_);
+  // Record bytes the open change adds (negative: frees).
+  int64_t pending_row_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   int orphans_removed_ = 0;
 };
 

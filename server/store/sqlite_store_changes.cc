@@ -14,8 +14,10 @@ absl::Status SqliteStore::CreateSession(const SessionRecord& session) {
   absl::MutexLock lock(&mu_);
   KILN_ASSIGN_OR_RETURN(SqliteStatement put,
                         db_->Prepare("INSERT INTO sessions(id, record) VALUES(?1, ?2)"));
-  KILN_RETURN_IF_ERROR(
-      put.BindText(1, session.id()).BindBlob(2, session.SerializeAsString()).Run());
+  const std::string record = session.SerializeAsString();
+  KILN_RETURN_IF_ERROR(put.BindText(1, StoreKey(session)).BindBlob(2, record).Run());
+  usage_.AddSession(StoreKey(session), session.owner());
+  usage_.Add(StoreKey(session), record.size());
   return Failpoint("session.after_commit");
 }
 
@@ -32,13 +34,14 @@ absl::Status SqliteStore::DeleteSession(const std::string& session_id) {
   if (!deleted.ok()) return deleted;
   std::error_code error;
   std::filesystem::remove_all(dir_->SessionDir(session_id), error);
+  usage_.RemoveSession(session_id);
   dir_->KeepReserve();
   return absl::OkStatus();
 }
 
 absl::Status SqliteStore::DeleteSessionRows(const std::string& session_id) {
   absl::MutexLock lock(&mu_);
-  KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+  KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, BeginChange());
   KILN_RETURN_IF_ERROR(DeleteRows("events", "job_id IN (SELECT id FROM jobs WHERE session_id=?1)",
                                   session_id, "", nullptr));
   for (const char* table : {"ops", "weights", "optimizers", "datasets", "jobs", "checkpoints"}) {
@@ -53,44 +56,45 @@ absl::Status SqliteStore::DeleteSessionRows(const std::string& session_id) {
 
 absl::Status SqliteStore::AppendOp(const SessionRecord& session, const OpRecord& op) {
   absl::MutexLock lock(&mu_);
-  KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+  KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, BeginChange());
   KILN_RETURN_IF_ERROR(WriteSession(session));
-  KILN_RETURN_IF_ERROR(InsertOp(session.id(), "", "graph", op));
-  return Commit(transaction, "op", session.id(), {});
+  KILN_RETURN_IF_ERROR(InsertOp(StoreKey(session), "", "graph", op));
+  return Commit(transaction, "op", StoreKey(session), {});
 }
 
 absl::Status SqliteStore::PutModel(const SessionRecord& session, const std::string& model,
                                    const OpRecord& op, bool own_scope,
                                    const ModelWeights* weights) {
   std::vector<std::string> new_files;
-  absl::Cleanup remove_new = [&] { RemoveFiles(session.id(), new_files); };
+  absl::Cleanup remove_new = [&] { RemoveFiles(StoreKey(session), new_files); };
   const std::vector<NamedTensor>* optimizer =
       weights != nullptr && !weights->optimizer.empty() ? &weights->optimizer : nullptr;
   if (weights != nullptr) {
-    KILN_ASSIGN_OR_RETURN(new_files, WriteWeightFiles(session.id(), weights->layers, optimizer));
+    KILN_ASSIGN_OR_RETURN(new_files,
+                          WriteWeightFiles(StoreKey(session), weights->layers, optimizer));
   }
   std::vector<std::string> old_files;
   {
     absl::MutexLock lock(&mu_);
-    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, BeginChange());
     KILN_RETURN_IF_ERROR(WriteSession(session));
     KILN_RETURN_IF_ERROR(
-        DeleteRows("ops", "session_id=?1 AND model=?2", session.id(), model, nullptr));
-    KILN_RETURN_IF_ERROR(
-        DeleteRows("optimizers", "session_id=?1 AND model=?2", session.id(), model, &old_files));
+        DeleteRows("ops", "session_id=?1 AND model=?2", StoreKey(session), model, nullptr));
+    KILN_RETURN_IF_ERROR(DeleteRows("optimizers", "session_id=?1 AND model=?2", StoreKey(session),
+                                    model, &old_files));
     if (own_scope) {
-      KILN_RETURN_IF_ERROR(
-          DeleteRows("weights", "session_id=?1 AND scope=?2", session.id(), model, &old_files));
+      KILN_RETURN_IF_ERROR(DeleteRows("weights", "session_id=?1 AND scope=?2", StoreKey(session),
+                                      model, &old_files));
     }
-    KILN_RETURN_IF_ERROR(InsertOp(session.id(), model, "model", op));
+    KILN_RETURN_IF_ERROR(InsertOp(StoreKey(session), model, "model", op));
     if (weights != nullptr) {
-      KILN_RETURN_IF_ERROR(PutWeightRows(session.id(), weights->layers, model, optimizer != nullptr,
-                                         new_files, old_files));
+      KILN_RETURN_IF_ERROR(PutWeightRows(StoreKey(session), weights->layers, model,
+                                         optimizer != nullptr, new_files, old_files));
     }
     std::move(remove_new).Cancel();
-    KILN_RETURN_IF_ERROR(Commit(transaction, "model", session.id(), new_files));
+    KILN_RETURN_IF_ERROR(Commit(transaction, "model", StoreKey(session), new_files));
   }
-  RemoveFiles(session.id(), old_files);
+  RemoveFiles(StoreKey(session), old_files);
   return absl::OkStatus();
 }
 
@@ -99,7 +103,7 @@ absl::Status SqliteStore::DeleteModel(const std::string& session_id, const std::
   std::vector<std::string> old_files;
   {
     absl::MutexLock lock(&mu_);
-    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, BeginChange());
     KILN_RETURN_IF_ERROR(RequireSession(session_id));
     KILN_RETURN_IF_ERROR(
         DeleteRows("ops", "session_id=?1 AND model=?2", session_id, model, nullptr));
@@ -120,7 +124,7 @@ absl::Status SqliteStore::PutCompile(const std::string& session_id, const std::s
   std::vector<std::string> old_files;
   {
     absl::MutexLock lock(&mu_);
-    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, BeginChange());
     KILN_RETURN_IF_ERROR(RequireSession(session_id));
     KILN_RETURN_IF_ERROR(DeleteRows("ops", "session_id=?1 AND model=?2 AND kind='compile'",
                                     session_id, model, nullptr));
@@ -194,7 +198,7 @@ absl::Status SqliteStore::PutWeights(const std::string& session_id,
   std::vector<std::string> old_files;
   {
     absl::MutexLock lock(&mu_);
-    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, BeginChange());
     KILN_RETURN_IF_ERROR(RequireSession(session_id));
     KILN_RETURN_IF_ERROR(
         PutWeightRows(session_id, layers, model, optimizer != nullptr, new_files, old_files));
@@ -212,21 +216,23 @@ absl::Status SqliteStore::PutDataset(const std::string& session_id, const Datase
     KILN_ASSIGN_OR_RETURN(file, WriteFile(session_id, *arrays, "dataset"));
   }
   absl::MutexLock lock(&mu_);
-  KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+  KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, BeginChange());
   KILN_ASSIGN_OR_RETURN(
       SqliteStatement put,
       db_->Prepare("INSERT INTO datasets(session_id, name, record, file) VALUES(?1, ?2, ?3, ?4)"));
+  const std::string record = dataset.SerializeAsString();
   absl::Status inserted = RequireSession(session_id);
   if (inserted.ok())
     inserted = put.BindText(1, session_id)
                    .BindText(2, dataset.info().name())
-                   .BindBlob(3, dataset.SerializeAsString())
+                   .BindBlob(3, record)
                    .BindText(4, file)
                    .Run();
   if (!inserted.ok()) {
     RemoveFiles(session_id, {file});
     return inserted;
   }
+  pending_row_bytes_ += record.size();
   return Commit(transaction, "dataset", session_id, {file});
 }
 
@@ -234,7 +240,7 @@ absl::Status SqliteStore::DeleteDataset(const std::string& session_id, const std
   std::vector<std::string> old_files;
   {
     absl::MutexLock lock(&mu_);
-    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, BeginChange());
     KILN_RETURN_IF_ERROR(
         DeleteRows("datasets", "session_id=?1 AND name=?2", session_id, name, &old_files));
     KILN_RETURN_IF_ERROR(Commit(transaction, "delete_dataset", session_id, {}));
@@ -245,16 +251,18 @@ absl::Status SqliteStore::DeleteDataset(const std::string& session_id, const std
 
 absl::Status SqliteStore::PutJob(const SessionRecord& session, const JobRecord& job) {
   absl::MutexLock lock(&mu_);
-  KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+  KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, BeginChange());
   KILN_RETURN_IF_ERROR(WriteSession(session));
+  // The job's earlier record (a resumed job's), counted out.
+  KILN_RETURN_IF_ERROR(DeleteRows("jobs", "id=?2", StoreKey(session), job.plan().id(), nullptr));
   KILN_ASSIGN_OR_RETURN(
       SqliteStatement put,
-      db_->Prepare("INSERT OR REPLACE INTO jobs(id, session_id, record) VALUES(?1, ?2, ?3)"));
-  KILN_RETURN_IF_ERROR(put.BindText(1, job.plan().id())
-                           .BindText(2, session.id())
-                           .BindBlob(3, job.SerializeAsString())
-                           .Run());
-  return Commit(transaction, "job", session.id(), {});
+      db_->Prepare("INSERT INTO jobs(id, session_id, record) VALUES(?1, ?2, ?3)"));
+  const std::string record = job.SerializeAsString();
+  KILN_RETURN_IF_ERROR(
+      put.BindText(1, job.plan().id()).BindText(2, StoreKey(session)).BindBlob(3, record).Run());
+  pending_row_bytes_ += record.size();
+  return Commit(transaction, "job", StoreKey(session), {});
 }
 
 absl::Status SqliteStore::AppendEvent(const std::string& session_id, const v1::JobEvent& event) {
@@ -263,10 +271,10 @@ absl::Status SqliteStore::AppendEvent(const std::string& session_id, const v1::J
   KILN_RETURN_IF_ERROR(RequireSession(session_id));
   KILN_ASSIGN_OR_RETURN(SqliteStatement put,
                         db_->Prepare("INSERT INTO events(job_id, seq, event) VALUES(?1, ?2, ?3)"));
-  KILN_RETURN_IF_ERROR(put.BindText(1, event.job_id())
-                           .Bind(2, event.sequence())
-                           .BindBlob(3, event.SerializeAsString())
-                           .Run());
+  const std::string record = event.SerializeAsString();
+  KILN_RETURN_IF_ERROR(
+      put.BindText(1, event.job_id()).Bind(2, event.sequence()).BindBlob(3, record).Run());
+  usage_.Add(session_id, record.size());
   return Failpoint("event.after_commit");
 }
 
@@ -277,22 +285,24 @@ absl::Status SqliteStore::PutCheckpoint(const std::string& session_id,
   std::vector<std::string> old_files;
   {
     absl::MutexLock lock(&mu_);
-    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, BeginChange());
     KILN_ASSIGN_OR_RETURN(SqliteStatement put,
                           db_->Prepare("INSERT INTO checkpoints(job_id, number, session_id, "
                                        "record, file) VALUES(?1, ?2, ?3, ?4, ?5)"));
+    const std::string record = checkpoint.SerializeAsString();
     absl::Status inserted = RequireSession(session_id);
     if (inserted.ok())
       inserted = put.BindText(1, checkpoint.info().job_id())
                      .Bind(2, checkpoint.info().number())
                      .BindText(3, session_id)
-                     .BindBlob(4, checkpoint.SerializeAsString())
+                     .BindBlob(4, record)
                      .BindText(5, file)
                      .Run();
     if (!inserted.ok()) {
       RemoveFiles(session_id, {file});
       return inserted;
     }
+    pending_row_bytes_ += record.size();
     // All but the newest `keep`.
     KILN_ASSIGN_OR_RETURN(SqliteStatement oldest,
                           db_->Prepare("SELECT number FROM checkpoints WHERE job_id=?1 ORDER BY "
@@ -319,7 +329,7 @@ absl::Status SqliteStore::DeleteCheckpoint(const std::string& session_id, const 
   std::vector<std::string> old_files;
   {
     absl::MutexLock lock(&mu_);
-    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, SqliteTransaction::Begin(*db_));
+    KILN_ASSIGN_OR_RETURN(SqliteTransaction transaction, BeginChange());
     KILN_RETURN_IF_ERROR(DeleteRows("checkpoints", "job_id=?2 AND number=?3", session_id, job_id,
                                     &old_files, number));
     KILN_RETURN_IF_ERROR(Commit(transaction, "delete_checkpoint", session_id, {}));

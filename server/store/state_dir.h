@@ -2,7 +2,7 @@
 // it:
 //   LOCK                 flock()ed by the owning process, which writes its pid into it
 //   kiln.db (-wal -shm)  the SQLite database (SqliteStore)
-//   tensors/SESSION/     the tensor files of a session (tensor_file.h)
+//   tensors/KEY/         the tensor files of a session, by its store key (tensor_file.h)
 //   RESERVE              8 MiB kept free for a full disk: deleting a session (which writes to
 //                        the database before it frees files) releases it and retries
 // The lock is released when the owner exits, however it exits (a SIGKILL too).

@@ -51,6 +51,12 @@ def owner_of(client, session_id):
     return next(x.owner for x in client.list_sessions() if x.id == session_id)
 
 
+def tensor_names(client, session_id):
+    info = client._call(client._sessions, "GetSession",
+                        service_pb2.GetSessionRequest(session_id=session_id))
+    return [t.producer for t in info.tensors]
+
+
 def error_of(call):
     try:
         call()
@@ -120,6 +126,30 @@ class TokenTest(unittest.TestCase):
             self.assertEqual(error_of(call).code, grpc.StatusCode.NOT_FOUND)
         self.assertEqual(alice.session(s.id).job(job.id).id, job.id)
         s.delete()
+
+    def test_session_ids_are_scoped_by_tenant(self):
+        # Ids were one namespace across tenants: a create with another tenant's id answered
+        # ALREADY_EXISTS, which told the caller that the session existed.
+        session_id = "s-" + "5e" * 16
+        request = service_pb2.CreateSessionRequest(name="same id", session_id=session_id)
+        alice, bob = self.client(ALICE), self.client(BOB)
+        a = Session(alice, alice._call(alice._sessions, "CreateSession", request))
+        b = Session(bob, bob._call(bob._sessions, "CreateSession", request))
+        self.assertEqual((a.id, b.id), (session_id, session_id))
+        e = error_of(lambda: alice._call(alice._sessions, "CreateSession", request))
+        self.assertEqual(e.code, grpc.StatusCode.ALREADY_EXISTS)  # among its own sessions
+        a.add_input([3], name="alices")
+        b.add_input([5], name="bobs")
+        self.server.restart()  # each comes back as its owner's, under the same id
+        alice, bob = self.client(ALICE), self.client(BOB)
+        self.assertEqual(owner_of(alice, session_id), "alice")
+        self.assertEqual(owner_of(bob, session_id), "bob")
+        self.assertEqual(tensor_names(alice, session_id), ["alices"])
+        self.assertEqual(tensor_names(bob, session_id), ["bobs"])
+        bob.session(session_id).delete()
+        self.assertNotIn(session_id, [x.id for x in bob.list_sessions()])
+        self.assertEqual(tensor_names(alice, session_id), ["alices"])
+        alice.session(session_id).delete()
 
     def test_the_cli_sends_the_token(self):
         env = dict(os.environ, KILN_SERVER=self.server.address)

@@ -4,6 +4,8 @@
 // and inline job data that were not counted).
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "absl/strings/str_cat.h"
 #include "tests/service/service_fixture.h"
 
@@ -90,8 +92,7 @@ TEST_F(ServerBytesTest, AllSessionsTogetherAreBounded) {
   const int64_t input = AddInput(s, {1024}).id();
   ExpectError(AddDense(s, input, 5000), StatusCode::RESOURCE_EXHAUSTED, "",
               "the server would hold");
-  ExpectError(AddDense(s, input, 5000), StatusCode::RESOURCE_EXHAUSTED, "",
-              "(--max_server_bytes)");
+  ExpectError(AddDense(s, input, 5000), StatusCode::RESOURCE_EXHAUSTED, "", "(--max_server_bytes)");
   EXPECT_TRUE(AddDense(s, input, 100).ok());
 }
 
@@ -232,6 +233,102 @@ TEST_F(LimitsTest, AHugeIdIsEchoedBounded) {
   const grpc::Status status = sessions_->GetSession(Context().get(), get, &info);
   ExpectError(status, StatusCode::NOT_FOUND, "session_id", "(3000 characters)");
   EXPECT_LT(status.error_message().size(), 200u);
+}
+
+class TenantDiskTest : public ServiceTest {
+ protected:
+  void Configure(server::ServerOptions& options) override {
+    options.max_tenant_disk_bytes = int64_t{200} << 10;
+  }
+  grpc::Status OpenRows(const std::string& session, const std::string& name) {
+    v1::OpenDatasetRequest open;  // a stored copy of a file below the data root
+    open.set_session_id(session);
+    open.set_name(name);
+    open.mutable_files()->add_x("rows.csv");
+    open.mutable_files()->set_label_column(-1);
+    v1::DatasetInfo dataset;
+    return data_->OpenDataset(Context().get(), open, &dataset);
+  }
+};
+
+// The state directory had no per-tenant quota: one tenant could fill the disk for every other.
+TEST_F(TenantDiskTest, ATenantsStoredBytesAreBoundedAcrossItsSessions) {
+  {
+    std::ofstream csv(data_root_ + "/rows.csv");  // 8,000 x 2 float32: 64,000 bytes stored
+    for (int i = 0; i < 8000; ++i) csv << i << "," << i * 2 << "\n";
+  }
+  const std::string a = CreateSession(), b = CreateSession();
+  int stored = 0;
+  grpc::Status refused;
+  for (; stored < 10; ++stored) {
+    refused = OpenRows(stored % 2 == 0 ? a : b, absl::StrCat("rows", stored));
+    if (!refused.ok()) break;
+  }
+  EXPECT_EQ(stored, 3);  // 3 x 64 KB and the records fit 200 KiB; a fourth does not
+  ExpectError(refused, StatusCode::RESOURCE_EXHAUSTED, "",
+              "over its quota of 204800 (--max_tenant_disk_bytes)");
+  v1::ListDatasetsRequest list;
+  list.set_session_id(b);
+  v1::ListDatasetsResponse datasets;
+  ASSERT_TRUE(data_->ListDatasets(Context().get(), list, &datasets).ok());
+  EXPECT_EQ(datasets.datasets_size(), 1);  // the refused one is not there
+  // Deleting a session gives its share back, after a restart too.
+  RestartServer();
+  EXPECT_EQ(OpenRows(a, "again").error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  v1::DeleteSessionRequest remove;
+  remove.set_session_id(b);
+  v1::DeleteSessionResponse removed;
+  ASSERT_TRUE(sessions_->DeleteSession(Context().get(), remove, &removed).ok());
+  const grpc::Status again = OpenRows(a, "again");
+  EXPECT_TRUE(again.ok()) << again.error_message();
+}
+
+class PlanMemoryTest : public ServiceTest {
+ protected:
+  void Configure(server::ServerOptions& options) override {
+    options.max_session_bytes = int64_t{8} << 20;
+  }
+};
+
+// Plans were refused only when their arena's allocation failed part way through building them;
+// now their activations are estimated from shapes and checked against what the session may
+// still hold first.
+TEST_F(PlanMemoryTest, APlanTooLargeForTheSessionIsRefusedFromItsShapes) {
+  const std::string s = CreateSession();
+  const v1::TensorInfo in = AddInput(s, {32, 32, 1});
+  const v1::AddLayerResponse conv =
+      AddLayer(s, "conv2d { filters: 32 kernel_size: [3, 3] padding: \"same\" }", {in.id()});
+  const v1::AddLayerResponse flat = AddLayer(s, "flatten {}", {conv.outputs(0).id()});
+  const v1::AddLayerResponse head = AddLayer(s, "dense { units: 2 }", {flat.outputs(0).id()});
+  v1::CreateModelRequest create;
+  create.set_session_id(s);
+  create.set_name("wide");
+  create.add_inputs(in.id());
+  create.add_outputs(head.outputs(0).id());
+  v1::ModelInfo model;
+  ASSERT_TRUE(models_->CreateModel(Context().get(), create, &model).ok());
+  v1::GetSessionRequest get;
+  get.set_session_id(s);
+  v1::Session before;
+  ASSERT_TRUE(sessions_->GetSession(Context().get(), get, &before).ok());
+
+  v1::PredictRequest predict;
+  predict.set_session_id(s);
+  predict.set_model("wide");
+  v1::TensorProto& x = *predict.add_inputs();
+  x.set_dtype(v1::FLOAT32);
+  for (int64_t d : {64, 32, 32, 1}) x.add_shape(d);  // ~66,000 values a row: 34 MB of plan
+  x.set_data(std::string(64 * 1024 * 4, '\0'));
+  v1::PredictResponse response;
+  ExpectError(inference_->Predict(Context().get(), predict, &response),
+              StatusCode::RESOURCE_EXHAUSTED, "",
+              "the session may still hold (--max_session_bytes); use a smaller batch_size");
+  v1::Session after;
+  ASSERT_TRUE(sessions_->GetSession(Context().get(), get, &after).ok());
+  EXPECT_EQ(after.bytes_held(), before.bytes_held());
+  predict.set_batch_size(4);
+  const grpc::Status small = inference_->Predict(Context().get(), predict, &response);
+  EXPECT_TRUE(small.ok()) << small.error_message();
 }
 
 class InlineDataLimitTest : public ServiceTest {

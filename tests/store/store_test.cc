@@ -1,5 +1,6 @@
 // The store below the service: tensor files (round trip, and damage reported rather than
-// loaded), the state directory's lock, the schema version, and files that no row names.
+// loaded), the state directory's lock, the schema version and its migration, files that no row
+// names, sessions keyed across tenants, and what each tenant keeps against its quota.
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -241,6 +242,130 @@ TEST_F(StoreTest, ASessionCanBeDeletedOnAFullDisk) {
     EXPECT_TRUE((*store)->CreateSession(session).ok());
   }
   umount(disk.c_str());
+}
+
+SessionRecord SessionOf(const std::string& owner, const std::string& id, const std::string& key) {
+  SessionRecord session;
+  session.set_owner(owner);
+  session.set_id(id);
+  session.set_store_key(key);
+  return session;
+}
+
+// Session ids were one namespace across tenants; the store now keys sessions by a key of their
+// own, so two tenants' sessions may share an id.
+TEST_F(StoreTest, TwoTenantsSessionsMayShareAnId) {
+  absl::StatusOr<std::unique_ptr<StateDir>> state = StateDir::Open(dir_ + "/state");
+  ASSERT_TRUE(state.ok());
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(*std::move(state));
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->CreateSession(SessionOf("alice", "s-1", "k-a")).ok());
+  ASSERT_TRUE((*store)->CreateSession(SessionOf("bob", "s-1", "k-b")).ok());
+  const std::vector<NamedTensor> arrays = Tensors();
+  DatasetRecord dataset;
+  dataset.mutable_info()->set_name("alices");
+  ASSERT_TRUE((*store)->PutDataset("k-a", dataset, &arrays).ok());
+  ASSERT_TRUE((*store)->DeleteSession("k-b").ok());
+  absl::StatusOr<std::vector<StoredSession>> sessions = (*store)->LoadSessions();
+  ASSERT_TRUE(sessions.ok());
+  ASSERT_EQ(sessions->size(), 1u);
+  EXPECT_EQ((*sessions)[0].record.id(), "s-1");
+  EXPECT_EQ((*sessions)[0].record.owner(), "alice");
+  EXPECT_EQ(StoreKey((*sessions)[0].record), "k-a");
+  ASSERT_EQ((*sessions)[0].datasets.size(), 1u);
+  EXPECT_EQ((*sessions)[0].datasets[0].record.info().name(), "alices");
+}
+
+// A state directory of schema version 1 (records without a store key, sessions keyed by id)
+// is migrated at open: each session's key is its id.
+TEST_F(StoreTest, AVersionOneStateDirectoryLoadsWithItsIdsAsKeys) {
+  {
+    absl::StatusOr<std::unique_ptr<StateDir>> state = StateDir::Open(dir_ + "/state");
+    ASSERT_TRUE(state.ok());
+    absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(*std::move(state));
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->CreateSession(SessionOf("alice", "s-old", "")).ok());
+    const std::vector<NamedTensor> arrays = Tensors();
+    DatasetRecord dataset;
+    dataset.mutable_info()->set_name("d");
+    ASSERT_TRUE((*store)->PutDataset("s-old", dataset, &arrays).ok());
+  }
+  {
+    absl::StatusOr<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(dir_ + "/state/kiln.db");
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec("UPDATE meta SET value='1' WHERE key='schema_version'").ok());
+  }
+  absl::StatusOr<std::unique_ptr<StateDir>> state = StateDir::Open(dir_ + "/state");
+  ASSERT_TRUE(state.ok());
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(*std::move(state));
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<std::vector<StoredSession>> sessions = (*store)->LoadSessions();
+  ASSERT_TRUE(sessions.ok());
+  ASSERT_EQ(sessions->size(), 1u);
+  EXPECT_EQ(StoreKey((*sessions)[0].record), "s-old");
+  ASSERT_EQ((*sessions)[0].datasets.size(), 1u);
+  absl::StatusOr<std::vector<NamedTensor>> read =
+      (*store)->ReadTensors("s-old", (*sessions)[0].datasets[0].file);
+  EXPECT_TRUE(read.ok()) << read.status();
+  EXPECT_GT((*store)->usage().tenant_bytes("alice"), TensorFileSize(Tensors()));
+}
+
+// The state directory had no per-tenant bound: one tenant could fill the disk for all.
+TEST_F(StoreTest, ATenantsFilesAndRecordsCountAgainstItsQuota) {
+  constexpr int64_t kQuota = 96 << 10;
+  const Tensor x(DType::kFloat32, Shape{10 << 10});  // 40 KiB
+  const std::vector<NamedTensor> arrays = {{"x", x}};
+  auto put = [&](SqliteStore& store, const std::string& key, const std::string& name) {
+    DatasetRecord dataset;
+    dataset.mutable_info()->set_name(name);
+    return store.PutDataset(key, dataset, &arrays);
+  };
+  int64_t alice_before_restart = 0;
+  {
+    absl::StatusOr<std::unique_ptr<StateDir>> state = StateDir::Open(dir_ + "/state");
+    ASSERT_TRUE(state.ok());
+    absl::StatusOr<std::unique_ptr<SqliteStore>> store =
+        SqliteStore::Open(*std::move(state), kQuota);
+    ASSERT_TRUE(store.ok());
+    SqliteStore& s = **store;
+    ASSERT_TRUE(s.CreateSession(SessionOf("alice", "s-1", "k-a1")).ok());
+    ASSERT_TRUE(s.CreateSession(SessionOf("alice", "s-2", "k-a2")).ok());
+    ASSERT_TRUE(s.CreateSession(SessionOf("bob", "s-1", "k-b1")).ok());
+    ASSERT_TRUE(put(s, "k-a1", "one").ok());
+    ASSERT_TRUE(put(s, "k-a2", "two").ok());
+    const int64_t alice = s.usage().tenant_bytes("alice");
+    EXPECT_EQ(alice, s.usage().session_bytes("k-a1") + s.usage().session_bytes("k-a2"));
+    EXPECT_GT(alice, 2 * TensorFileSize(arrays));
+    // A third is past the quota across Alice's sessions, and writes nothing.
+    const absl::Status refused = put(s, "k-a1", "three");
+    EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+    EXPECT_THAT(std::string(refused.message()), HasSubstr("tenant \"alice\" would keep"));
+    EXPECT_THAT(std::string(refused.message()), HasSubstr("(--max_tenant_disk_bytes)"));
+    EXPECT_EQ(s.usage().tenant_bytes("alice"), alice);
+    int files = 0;
+    for (const auto& f : std::filesystem::directory_iterator(dir_ + "/state/tensors/k-a1")) {
+      files += f.is_regular_file();
+    }
+    EXPECT_EQ(files, 1);
+    // Bob's quota is his own.
+    EXPECT_TRUE(put(s, "k-b1", "one").ok());
+    EXPECT_TRUE(put(s, "k-b1", "two").ok());
+    // Deleting gives the bytes back.
+    ASSERT_TRUE(s.DeleteDataset("k-a2", "two").ok());
+    EXPECT_LT(s.usage().tenant_bytes("alice"), alice - TensorFileSize(arrays) + 1);
+    EXPECT_TRUE(put(s, "k-a1", "three").ok());
+    alice_before_restart = s.usage().tenant_bytes("alice");
+  }
+  // Counted again from the directory and the database at open.
+  absl::StatusOr<std::unique_ptr<StateDir>> state = StateDir::Open(dir_ + "/state");
+  ASSERT_TRUE(state.ok());
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(*std::move(state), kQuota);
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->usage().tenant_bytes("alice"), alice_before_restart);
+  EXPECT_TRUE(absl::IsResourceExhausted(put(**store, "k-a2", "four")));
+  ASSERT_TRUE((*store)->DeleteSession("k-a1").ok());
+  EXPECT_EQ((*store)->usage().tenant_bytes("alice"), (*store)->usage().session_bytes("k-a2"));
+  EXPECT_TRUE(put(**store, "k-a2", "four").ok());
 }
 
 }  // namespace
