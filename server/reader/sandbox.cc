@@ -51,7 +51,7 @@ std::string LimitProcess(const SandboxLimits& limits) {
   return "";
 }
 
-bool SandboxFiltersSystemCalls() {
+bool SandboxIsEnforced() {
 #ifdef KILN_SANITIZED
   return false;
 #else

@@ -27,8 +27,9 @@ std::string LimitProcess(const SandboxLimits& limits);
 // descriptors, and exit. Returns "" or what failed (a kernel without seccomp).
 std::string EnterSandbox();
 
-// False in sanitizer builds, where EnterSandbox installs no filter.
-bool SandboxFiltersSystemCalls();
+// False in sanitizer builds, where EnterSandbox installs no filter and LimitProcess sets no
+// address-space limit (the sanitizers reserve terabytes of address space).
+bool SandboxIsEnforced();
 
 }  // namespace kiln::server
 
