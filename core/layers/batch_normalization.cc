@@ -93,7 +93,11 @@ class BatchNormOp final : public Op {
     const bool data_grad = input_needs_grad_ && diff_inputs[0];
     if (!weight_grads && !data_grad) return absl::OkStatus();
     diff_dst_ = View(diff_outputs[0], ChannelsSecondView(diff_outputs[0].get_desc(), axis_));
-    const prop_kind prop = weight_grads ? prop_kind::backward : prop_kind::backward_data;
+    // oneDNN's backward_data takes no scale or shift: a frozen layer with gamma or beta (Keras
+    // passes the gradient through it in fit) runs the full backward, its weight gradients
+    // going to scratch buffers.
+    const prop_kind prop =
+        weight_grads || gamma_ || beta_ ? prop_kind::backward : prop_kind::backward_data;
     dnnl::batch_normalization_backward::primitive_desc pd(
         dnnl::batch_normalization_backward::desc(prop, diff_dst_.get_desc(), src_.get_desc(),
                                                  epsilon_, flags_),

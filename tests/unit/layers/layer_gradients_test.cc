@@ -54,6 +54,14 @@ const std::vector<GradCase>& GradCases() {
                {Shape{3, 4, 4}},
                true},
       GradCase{"bn_2d_training", "batch_normalization { scale: false }", {Shape{5}}, true},
+      // Frozen (transfer learning): fit normalises with the moving statistics and passes the
+      // gradient through; oneDNN refused the backward of a layer with gamma and beta.
+      GradCase{
+          "bn_frozen_training", "batch_normalization { trainable: false }", {Shape{4, 4, 3}}, true},
+      GradCase{"bn_frozen_no_center_training",
+               "batch_normalization { trainable: false center: false }",
+               {Shape{6}},
+               true},
       GradCase{"avg_pool_same",
                "average_pooling2d { pool_size: 3 strides: 2 padding: \"same\" }",
                {Shape{6, 7, 2}}},

@@ -107,6 +107,57 @@ TEST(TrainerTest, LinearRegressionConverges) {
   EXPECT_NEAR(toy->dense->variable("bias")->value.data<float>()[0], 1, 1e-2);
 }
 
+// Transfer learning's usual setup: a frozen BatchNormalization (with gamma and beta) after a
+// trainable layer. The fit failed with INTERNAL (oneDNN refused the backward); Keras runs the
+// frozen layer in inference mode and passes the gradient through it.
+TEST(TrainerTest, AFrozenBatchNormalizationPassesTheGradientThrough) {
+  Graph graph;
+  auto x = graph.AddInput(Shape{2}, "x");
+  std::vector<std::shared_ptr<Layer>> layers;
+  std::vector<TensorId> t = {*x};
+  for (const char* spec :
+       {"dense { units: 4 }", "batch_normalization { trainable: false momentum: 0.5 }",
+        "dense { units: 1 }"}) {
+    auto layer = CreateLayer(testing::ParseSpec(spec), 7);
+    ASSERT_TRUE(layer.ok()) << layer.status();
+    layers.push_back(*graph.AddLayer(std::move(*layer)));
+    auto out = graph.Call(layers.back(), t);
+    ASSERT_TRUE(out.ok()) << out.status();
+    t = *out;
+  }
+  auto model = Model::Create(graph, {*x}, t, "frozen");
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<Tensor> frozen, first;
+  for (const auto& v : layers[1]->variables()) frozen.push_back(v->value.Clone());
+  for (const auto& v : layers[0]->variables()) first.push_back(v->value.Clone());
+  Trainer trainer(model->get());
+  ASSERT_TRUE(
+      trainer.Compile(Compile("optimizer { sgd { learning_rate: 0.05 } } loss { name: \"mse\" }"))
+          .ok());
+  v1::FitConfig fit;
+  fit.set_epochs(3);
+  fit.set_batch_size(16);
+  fit.set_seed(3);
+  auto history = trainer.Fit(Regression(128), fit);
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_LT(history->logs.back()[0].second, history->logs.front()[0].second);
+  // The frozen layer's gamma, beta and moving statistics did not move; the layer before it
+  // learned through it.
+  for (size_t i = 0; i < frozen.size(); ++i) {
+    const Tensor& now = layers[1]->variables()[i]->value;
+    for (int64_t j = 0; j < now.num_elements(); ++j) {
+      EXPECT_EQ(now.data<float>()[j], frozen[i].data<float>()[j])
+          << layers[1]->variables()[i]->name;
+    }
+  }
+  const Tensor& kernel = layers[0]->variables()[0]->value;
+  double moved = 0;
+  for (int64_t j = 0; j < kernel.num_elements(); ++j) {
+    moved += std::abs(kernel.data<float>()[j] - first[0].data<float>()[j]);
+  }
+  EXPECT_GT(moved, 1e-3);
+}
+
 TEST(TrainerTest, ValidationSplitTakesTheTailAndBatchesCoverTheRest) {
   auto toy = MakeToy("dense { units: 1 }");
   Trainer trainer(toy->model.get());
