@@ -161,6 +161,9 @@ TEST(LayerErrorsTest, CallErrors) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("total size of the new array must be unchanged"));
   s = CallError("add {}", {Shape{4}, Shape{5}});
   EXPECT_THAT(std::string(s.message()), HasSubstr("Inputs have incompatible shapes"));
+  s = CallError("add {}", {Shape{4, 4, 3}, Shape{2, 3}});
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("Inputs have incompatible shapes. Received shapes (4, 4, 3) and (2, 3)"));
   s = CallError("add {}", {Shape{4}});
   EXPECT_THAT(std::string(s.message()), HasSubstr("at least 2 inputs"));
   s = CallError("concatenate { axis: 1 }", {Shape{2, 3}, Shape{3, 4}});

@@ -80,6 +80,10 @@ const std::vector<GradCase>& GradCases() {
       GradCase{"reshape", "reshape { target_shape: [2, -1] }", {Shape{3, 4}}},
       GradCase{"zero_padding", "zero_padding2d { padding: [1, 2, 0, 3] }", {Shape{3, 4, 2}}},
       GradCase{"add3", "add {}", {Shape{3, 4}, Shape{3, 4}, Shape{3, 4}}},
+      // Keras 3 broadcasts Add's inputs over their non-batch dims, aligned from the right.
+      GradCase{"add_broadcast", "add {}", {Shape{4, 4, 3}, Shape{1, 1, 3}}},
+      GradCase{"add_broadcast_first_and_rank", "add {}", {Shape{3}, Shape{2, 3}, Shape{2, 1}}},
+      GradCase{"add_broadcast_both", "add {}", {Shape{3, 1}, Shape{1, 4}}},
       GradCase{"concatenate", "concatenate {}", {Shape{3, 2}, Shape{3, 5}}},
       GradCase{"concatenate_axis1", "concatenate { axis: 1 }", {Shape{2, 3, 3}, Shape{1, 3, 3}}},
       GradCase{"softmax_axis1", "softmax { axis: 1 }", {Shape{4, 3}}},
@@ -102,6 +106,28 @@ TEST(LayerGradientsCoverage, EveryLayerSpecCase) {
   for (int i = 0; i < oneof->field_count(); ++i) {
     EXPECT_TRUE(covered.count(oneof->field(i)->number())) << oneof->field(i)->name();
   }
+}
+
+// Add's broadcast forward against a naive sum: (4, 4, 3) + (1, 1, 3) + (3,).
+TEST(AddTest, BroadcastsAsKerasDoes) {
+  auto lm = testing::MakeLayerModel(testing::ParseSpec("add {}"),
+                                    {Shape{4, 4, 3}, Shape{1, 1, 3}, Shape{3}});
+  ASSERT_TRUE(lm.ok()) << lm.status();
+  const std::vector<Tensor> x = {testing::RandomTensor(Shape{2, 4, 4, 3}, 1),
+                                 testing::RandomTensor(Shape{2, 1, 1, 3}, 2),
+                                 testing::RandomTensor(Shape{2, 3}, 3)};
+  const testing::RunResult run = testing::Run(*(*lm)->model, x, false);
+  Tensor expected(DType::kFloat32, Shape{2, 4, 4, 3});
+  for (int64_t b = 0; b < 2; ++b) {
+    for (int64_t p = 0; p < 16; ++p) {
+      for (int64_t c = 0; c < 3; ++c) {
+        expected.data<float>()[(b * 16 + p) * 3 + c] = x[0].data<float>()[(b * 16 + p) * 3 + c] +
+                                                       x[1].data<float>()[b * 3 + c] +
+                                                       x[2].data<float>()[b * 3 + c];
+      }
+    }
+  }
+  testing::ExpectTensorNear(run.outputs[0], expected, 1e-6, 1e-6, "broadcast add");
 }
 
 TEST(DropoutTest, TrainingDropsAtTheRateAndScalesTheRest) {
