@@ -49,6 +49,9 @@ absl::Status SessionManager::Load(const std::function<void(const std::string&)>&
 }
 
 absl::Status SessionManager::NotFound(const std::string& id) const {
+  if (id.empty()) {
+    return FieldError("session_id", "is required: the id CreateSession answered");
+  }
   return WithFieldPrefix(absl::NotFoundError(absl::StrCat(
                              "no session ", Quoted(id), " (it may have expired or been deleted)")),
                          "session_id");

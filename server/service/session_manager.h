@@ -39,7 +39,8 @@ class SessionManager {
   absl::StatusOr<std::shared_ptr<Session>> Create(const Caller& caller,
                                                   const v1::CreateSessionRequest& request);
   // NOT_FOUND (field "session_id") for unknown or expired ids and for sessions of other
-  // callers; DATA_LOSS for a damaged one. Marks the session used.
+  // callers; INVALID_ARGUMENT for an empty id; DATA_LOSS for a damaged one. Marks the session
+  // used.
   absl::StatusOr<std::shared_ptr<Session>> Get(const Caller& caller, const std::string& id);
   // GetSession: also describes a damaged session (with `damaged` set).
   absl::StatusOr<v1::Session> Describe(const Caller& caller, const std::string& id);

@@ -122,6 +122,22 @@ TEST_F(RpcErrorsTest, AnUnknownSessionIsNotFoundInEveryRpc) {
          "Predict");
 }
 
+// A missing session id said `no session ""`; it is a required field.
+TEST_F(RpcErrorsTest, AMissingSessionIdIsRequired) {
+  auto expect = [](const grpc::Status& status, const char* rpc) {
+    SCOPED_TRACE(rpc);
+    ExpectError(status, StatusCode::INVALID_ARGUMENT, "session_id", "is required");
+  };
+  using SS = v1::SessionService::Stub;
+  using MS = v1::ModelService::Stub;
+  using JS = v1::JobService::Stub;
+  expect(Call(&SS::GetSession, *sessions_, For<v1::GetSessionRequest>("")), "GetSession");
+  expect(Call(&SS::DeleteSession, *sessions_, For<v1::DeleteSessionRequest>("")), "DeleteSession");
+  expect(Call(&MS::AddLayer, *models_, For<v1::AddLayerRequest>("")), "AddLayer");
+  expect(Call(&JS::StartFit, *jobs_, For<v1::StartFitRequest>("")), "StartFit");
+  expect(Watch(For<v1::WatchJobRequest>("")), "WatchJob");
+}
+
 TEST_F(RpcErrorsTest, UnknownNamesAreNotFoundAtTheirField) {
   const std::string s = CreateSession();
   BuildSmallModel(s);
