@@ -24,10 +24,18 @@ absl::StatusOr<int64_t> CheckpointNumber(const std::string& arg) {
   return number;
 }
 
+// Where the fit stood, counted as Keras's progress bar counts (epochs and batches from 1): a
+// checkpoint at the end of a 1-epoch fit is "after epoch 1", not "epoch 2, batch 0".
+std::string Position(const v1::Checkpoint& c) {
+  if (c.batch() > 0) return absl::StrFormat("epoch %d, after batch %d", c.epoch() + 1, c.batch());
+  if (c.epoch() == 0) return "before epoch 1";
+  return absl::StrFormat("after epoch %d", c.epoch());
+}
+
 std::string Describe(const v1::Checkpoint& c) {
-  return absl::StrFormat("%3d  %s  epoch %d, batch %d  (%s, %d bytes)", c.number(),
-                         google::protobuf::util::TimeUtil::ToString(c.time()), c.epoch() + 1,
-                         c.batch(), c.reason(), c.bytes());
+  return absl::StrFormat("%3d  %s  %s  (%s, %d bytes)", c.number(),
+                         google::protobuf::util::TimeUtil::ToString(c.time()), Position(c),
+                         c.reason(), c.bytes());
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "client/cli/common.h"
+#include "core/base/closest_match.h"
 
 namespace kiln::cli {
 namespace {
@@ -42,27 +43,17 @@ const std::vector<std::string>& AllFlagNames() {
   return *sorted;
 }
 
+// Whether `word` names a group of commands ("model" of "model define", ...).
+bool IsGroup(absl::string_view word) {
+  for (const Command& c : Commands()) {
+    if (absl::StartsWith(c.name, absl::StrCat(word, " "))) return true;
+  }
+  return false;
+}
+
 bool IsOurFlag(absl::string_view name) {
   const std::vector<std::string>& names = AllFlagNames();
   return std::find(names.begin(), names.end(), name) != names.end();
-}
-
-// Edits (insert, delete, replace, swap two neighbours) that turn a into b: the optimal string
-// alignment distance, so that "fti" is one edit from "fit".
-size_t EditDistance(absl::string_view a, absl::string_view b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    for (size_t j = 1; j <= b.size(); ++j) {
-      d[i][j] = std::min(
-          {d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[a.size()][b.size()];
 }
 
 std::string DidYouMean(absl::string_view word, const std::vector<std::string>& candidates,
@@ -137,9 +128,11 @@ absl::StatusOr<const Command*> FindCommand(Args& positional) {
   if (std::find(verbs.begin(), verbs.end(), verb) == verbs.end()) {
     const std::string choices =
         absl::StrCat("kiln ", first, " takes: ", absl::StrJoin(verbs, ", "));
-    if (verb.empty())
-      return UsageError(absl::StrCat("kiln ", first, " needs a command; ", choices));
-    return UsageError(absl::StrCat("unknown command \"kiln ", first, " ", verb, "\"",
+    if (verb.empty()) {
+      return UsageError(absl::StrCat("kiln ", first, " needs a command; ", choices, " (`kiln help ",
+                                     first, "` describes them)"));
+    }
+    return UsageError(absl::StrCat("unknown command \"", verb, "\" for kiln ", first,
                                    DidYouMean(verb, verbs), " (", choices, ")"));
   }
   const std::string name = absl::StrCat(first, " ", verb);
@@ -172,27 +165,15 @@ std::string Synopsis(const Command& command) {
 
 }  // namespace
 
-std::optional<std::string> ClosestMatch(absl::string_view word,
-                                        const std::vector<std::string>& candidates) {
-  std::optional<std::string> best;
-  // A typo: a third of the word at most (one edit for short words), and not all of it.
-  size_t best_distance = std::min(std::max<size_t>(1, word.size() / 3), word.size() - 1) + 1;
-  if (word.empty()) return best;
-  for (const std::string& c : candidates) {
-    const size_t d = EditDistance(word, c);
-    if (d < best_distance) {
-      best_distance = d;
-      best = c;
-    }
-  }
-  return best;
-}
-
 absl::StatusOr<Invocation> ParseCommandLine(int argc, char** argv) {
   std::vector<FlagArg> flags;
   Invocation invocation;
   KILN_RETURN_IF_ERROR(SplitArgs(argc, argv, flags, invocation.args));
-  for (const FlagArg& f : flags) invocation.help |= f.name == "help";
+  for (const FlagArg& f : flags) {
+    invocation.help |= f.name == "help";
+    invocation.version |= f.name == "version";
+  }
+  if (invocation.version) return invocation;
   if (!invocation.args.empty() && invocation.args[0] == "help") {
     invocation.help = true;
     invocation.args.erase(invocation.args.begin());
@@ -211,6 +192,11 @@ absl::StatusOr<Invocation> ParseCommandLine(int argc, char** argv) {
                                      DidYouMean(f.name, AllFlagNames(), "--"),
                                      " (`kiln COMMAND --help` lists a command's flags)"));
     }
+  }
+  // `kiln help model`, `kiln model --help`: the group's commands.
+  if (invocation.help && invocation.args.size() == 1 && IsGroup(invocation.args[0])) {
+    invocation.group = invocation.args[0];
+    return invocation;
   }
   KILN_ASSIGN_OR_RETURN(invocation.command, FindCommand(invocation.args));
   if (invocation.help) return invocation;
@@ -277,8 +263,22 @@ std::string CommandHelp(const Command& command) {
     const std::string value = flag->IsOfType<bool>() || flag->DefaultValue().empty()
                                   ? ""
                                   : absl::StrCat("=", flag->DefaultValue());
-    absl::StrAppend(&out, "  --", name, value, "\n", Wrap(flag->Help(), "      ", 100));
+    std::string help = flag->Help();
+    for (const auto& [flag_name, text] : command.flag_help) {
+      if (flag_name == name) help = std::string(text);
+    }
+    absl::StrAppend(&out, "  --", name, value, "\n", Wrap(help, "      ", 100));
   }
+  return out;
+}
+
+std::string GroupHelp(absl::string_view group) {
+  std::string out = absl::StrCat("Usage: kiln ", group, " COMMAND [ARGUMENTS] [flags]\n\n");
+  for (const Command& c : Commands()) {
+    if (!absl::StartsWith(c.name, absl::StrCat(group, " "))) continue;
+    absl::StrAppend(&out, absl::StrFormat("  %-38s %s\n", Synopsis(c).substr(5), c.summary));
+  }
+  absl::StrAppend(&out, "\n`kiln ", group, " COMMAND --help` shows a command's flags.\n");
   return out;
 }
 

@@ -3,7 +3,7 @@
 // names the closest real command or flag, and each command takes only its own flags.
 //
 //   kiln [--flag=value | --flag value | --bool | --nobool ...] COMMAND [ARGS...] [flags]
-//   kiln help [COMMAND] | kiln [COMMAND] --help
+//   kiln help [COMMAND | GROUP] | kiln [COMMAND | GROUP] --help | kiln --version
 #ifndef KILN_CLIENT_CLI_COMMAND_LINE_H_
 #define KILN_CLIENT_CLI_COMMAND_LINE_H_
 
@@ -14,13 +14,16 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "client/cli/commands.h"
+#include "core/base/closest_match.h"
 
 namespace kiln::cli {
 
 struct Invocation {
   const Command* command = nullptr;  // null with `help` alone: the list of commands
+  std::string group;                 // `kiln help model`: the group whose commands to list
   Args args;                         // positional arguments after the command's name
   bool help = false;                 // print help rather than run
+  bool version = false;              // --version: print kiln's version
 };
 
 // Parses argv and sets the flags it names. A UsageError (common.h) for an unknown command or
@@ -32,10 +35,10 @@ absl::StatusOr<Invocation> ParseCommandLine(int argc, char** argv);
 std::string CommandList();
 // `kiln NAME --help`: the synopsis, details and every flag the command takes with its default.
 std::string CommandHelp(const Command& command);
+// `kiln help GROUP`: the group's commands with their summaries.
+std::string GroupHelp(absl::string_view group);
 
-// The candidate closest to `word` by edit distance, if one is close enough to be a likely typo.
-std::optional<std::string> ClosestMatch(absl::string_view word,
-                                        const std::vector<std::string>& candidates);
+using ::kiln::ClosestMatch;  // core/base/closest_match.h
 
 }  // namespace kiln::cli
 

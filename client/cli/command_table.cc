@@ -29,6 +29,9 @@ const std::vector<Command>& Commands() {
                   "With --seed, the same commands give the same initial weights, shuffling "
                   "and dropout on every run.",
        .flags = {"name", "ttl", "seed"},
+       .flag_help = {{"seed",
+                      "seed of every random choice in the session, as Keras's set_random_seed "
+                      "(-1: fresh random seeds)"}},
        .run = SessionCreate},
       {.name = "session list", .summary = "list the server's sessions", .run = SessionList},
       {.name = "session show",
@@ -157,6 +160,9 @@ const std::vector<Command>& Commands() {
        .flags = {"model", "dataset", "epochs", "batch_size", "validation_split",
                  "validation_dataset", "seed", "checkpoint_every_batches",
                  "checkpoint_every_seconds", "keep_checkpoints", "detach", "progress_interval"},
+       .flag_help = {{"seed",
+                      "seed of the fit's shuffling and dropout (-1: the session's next seed, "
+                      "or a fresh one in an unseeded session)"}},
        .run = Fit},
       {.name = "evaluate",
        .summary = "a model's loss and metrics on a dataset",

@@ -23,7 +23,10 @@ struct Command {
   absl::string_view details = {};    // more for `kiln NAME --help`; may be empty
   bool session = false;              // works in a session (--session / $KILN_SESSION)
   std::vector<absl::string_view> flags = {};  // besides --server, --json, --help (and --session)
-  int min_args = 0, max_args = 0;             // positional arguments after the name; -1: any
+  // What a flag means for this command where it differs from the flag's own help (--seed of
+  // `session create` and of `fit`).
+  std::vector<std::pair<absl::string_view, absl::string_view>> flag_help = {};
+  int min_args = 0, max_args = 0;  // positional arguments after the name; -1: any
   absl::Status (*run)(client::Client& c, const Args& args) = nullptr;
 };
 

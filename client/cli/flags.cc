@@ -36,9 +36,7 @@ ABSL_FLAG(int, epochs, 1, "epochs to train");
 ABSL_FLAG(int, batch_size, 32, "samples per batch");
 ABSL_FLAG(double, validation_split, 0,
           "fraction of the data, taken from its end, to validate on after each epoch");
-ABSL_FLAG(int64_t, seed, -1,
-          "session create: seed of every random choice in the session (Keras's "
-          "set_random_seed); fit: seed of its shuffling and dropout (-1: none)");
+ABSL_FLAG(int64_t, seed, -1, "a random seed (-1: none); each command's help says of what");
 ABSL_FLAG(int64_t, checkpoint_every_batches, 0,
           "also checkpoint after every N batches (0: only at epoch ends, when stopped, and by "
           "time)");

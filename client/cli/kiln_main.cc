@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "client/cli/command_line.h"
 #include "client/cli/commands.h"
 #include "client/cli/common.h"
@@ -17,8 +18,10 @@ namespace {
 // The message for a failed command, with a hint when the server could not be reached.
 std::string ErrorMessage(const absl::Status& status, const ServerAddress& server) {
   if (IsUsageError(status) || IsInterrupted(status)) return std::string(status.message());
-  const std::string message =
-      absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message());
+  // The server names the request's fields; here they are flags.
+  const std::string message = absl::StrCat(
+      absl::StatusCodeToString(status.code()), ": ",
+      absl::StrReplaceAll(status.message(), {{"set `replace` to", "pass --replace to"}}));
   if (!absl::IsUnavailable(status) || absl::StrContains(status.message(), "shutting down")) {
     return message;
   }
@@ -36,9 +39,14 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "kiln: %s\n", std::string(invocation.status().message()).c_str());
     return 2;
   }
+  if (invocation->version) {
+    std::printf("kiln %s\n", KILN_VERSION);
+    return 0;
+  }
   if (invocation->help) {
-    std::printf("%s", invocation->command == nullptr ? CommandList().c_str()
-                                                     : CommandHelp(*invocation->command).c_str());
+    std::printf("%s", !invocation->group.empty()       ? GroupHelp(invocation->group).c_str()
+                      : invocation->command == nullptr ? CommandList().c_str()
+                                                       : CommandHelp(*invocation->command).c_str());
     return 0;
   }
   const ServerAddress server = Server();

@@ -2,6 +2,7 @@
 // in --model, else in the session's only model (whose layers may live in a graph of its own,
 // made by DefineModel), else in the session's graph.
 #include <cstdio>
+#include <filesystem>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -23,9 +24,19 @@ absl::Status WeightsGet(client::Client& c, const Args& args) {
                         c.Call(&v1::ModelService::Stub::GetWeights, c.models(), request));
   if (absl::GetFlag(FLAGS_json)) return PrintJson(r);
   const std::string dir = absl::GetFlag(FLAGS_output_dir);
+  if (!dir.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(dir, error);
+    if (error) {
+      return UsageError(absl::StrCat("--output_dir=", dir, ": ", error.message()));
+    }
+  }
   if (r.weights_size() == 0) std::printf("layer %s has no weights\n", args[0].c_str());
   for (const v1::NamedTensor& w : r.weights()) {
-    std::string line = absl::StrCat(w.name(), ": (", absl::StrJoin(w.tensor().shape(), ", "), ")");
+    // Python's tuple form, as Keras prints shapes: (4,) for one dimension.
+    const auto& shape = w.tensor().shape();
+    std::string line =
+        absl::StrCat(w.name(), ": (", absl::StrJoin(shape, ", "), shape.size() == 1 ? ",)" : ")");
     if (!dir.empty()) {
       const std::string path = absl::StrCat(dir, "/", args[0], ".", w.name(), ".npy");
       KILN_RETURN_IF_ERROR(WriteNpyFile(path, w.tensor()));

@@ -2,6 +2,7 @@
 
 #include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
+#include "core/base/closest_match.h"
 #include "core/base/status.h"
 #include "core/keras/activations.h"
 #include "core/keras/keras_class.h"
@@ -174,9 +175,32 @@ absl::StatusOr<v1::Catalogue> FindInCatalogue(absl::string_view name) {
   CopyMatches(all.losses(), name, found.mutable_losses());
   CopyMatches(all.metrics(), name, found.mutable_metrics());
   if (found.ByteSizeLong() == 0) {
+    std::vector<std::string> names(all.input().identifiers().begin(),
+                                   all.input().identifiers().end());
+    const auto add_classes = [&names](const auto& classes) {
+      for (const v1::ClassInfo& c : classes)
+        names.insert(names.end(), c.identifiers().begin(), c.identifiers().end());
+    };
+    const auto add_entries = [&names](const auto& entries) {
+      for (const v1::NamedEntry& e : entries) {
+        names.push_back(e.name());
+        names.insert(names.end(), e.aliases().begin(), e.aliases().end());
+      }
+    };
+    add_classes(all.layers());
+    add_classes(all.initializers());
+    add_classes(all.regularizers());
+    add_classes(all.constraints());
+    add_classes(all.optimizers());
+    add_entries(all.activations());
+    add_entries(all.losses());
+    add_entries(all.metrics());
+    const std::optional<std::string> closest = ClosestMatch(name, names);
     return WithFieldPrefix(
-        absl::NotFoundError(absl::StrCat("Kiln has nothing named ", Quoted(name),
-                                         "; `kiln catalogue` lists every class and name")),
+        absl::NotFoundError(
+            absl::StrCat("Kiln has nothing named ", Quoted(name),
+                         closest.has_value() ? absl::StrCat("; did you mean ", *closest, "?") : "",
+                         " (`kiln catalogue` lists every class and name)")),
         "name");
   }
   return found;

@@ -1,8 +1,11 @@
 // Session: the graph built card by card, models, and Compile. Every change follows the same
 // three steps under writer_mu_: check and prepare it (slow parts included) without touching
 // the session, record it in the store, then apply it under mu_, where it can no longer fail.
+#include <algorithm>
+
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/base/status.h"
 #include "core/graph/definition.h"
 #include "core/keras/spec_args.h"
@@ -124,23 +127,52 @@ absl::StatusOr<v1::CallLayerResponse> Session::CallLayer(const v1::CallLayerRequ
   return response;
 }
 
+namespace {
+
+// "; its layers: a, b, c" (the first 16 and how many more), so that a wrong name is easy to
+// correct.
+std::string LayersList(const std::vector<std::string>& names) {
+  if (names.empty()) return "; it has no layers";
+  constexpr size_t kShown = 16;
+  std::vector<std::string> shown;
+  for (size_t i = 0; i < names.size() && i < kShown; ++i) shown.push_back(Quoted(names[i]));
+  return absl::StrCat(
+      "; its layers: ", absl::StrJoin(shown, ", "),
+      names.size() > kShown ? absl::StrCat(" and ", names.size() - kShown, " more") : "");
+}
+
+}  // namespace
+
 absl::StatusOr<Session::FoundLayer> Session::FindLayer(const std::string& layer,
                                                        const std::string& model) const {
   if (!model.empty()) {
     KILN_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> entry, FindModel(model, "model"));
+    std::vector<std::string> names;
     for (const Model::Node& node : entry->model->nodes()) {
       if (node.layer->name() == layer) return FoundLayer{node.layer, entry->scope()};
+      if (std::find(names.begin(), names.end(), node.layer->name()) == names.end()) {
+        names.push_back(node.layer->name());
+      }
     }
     return WithFieldPrefix(
-        absl::NotFoundError(absl::StrCat("model \"", model, "\" has no layer \"", layer, "\"")),
+        absl::NotFoundError(absl::StrCat("model ", Quoted(model), " has no layer ", Quoted(layer),
+                                         LayersList(names))),
         "layer");
   }
   std::shared_ptr<Layer> found = graph_.FindLayer(layer);
   if (found == nullptr) {
+    std::vector<std::string> names;
+    for (const GraphNode& node : graph_.nodes()) {
+      if (node.layer != nullptr &&
+          std::find(names.begin(), names.end(), node.layer->name()) == names.end()) {
+        names.push_back(node.layer->name());
+      }
+    }
     return WithFieldPrefix(
-        absl::NotFoundError(absl::StrCat("no layer \"", layer,
-                                         "\" in this session's graph (for a layer of a model "
-                                         "made by DefineModel, also give `model`)")),
+        absl::NotFoundError(absl::StrCat("no layer ", Quoted(layer),
+                                         " in this session's graph (for a layer of a model "
+                                         "made by DefineModel, also give `model`)",
+                                         LayersList(names))),
         "layer");
   }
   return FoundLayer{std::move(found), ""};

@@ -169,8 +169,9 @@ TEST_F(RpcErrorsTest, UnknownNamesAreNotFoundAtTheirField) {
   get_weights.set_model("other");
   expect(Call(&MS::GetWeights, *models_, get_weights), "GetWeights", "model", "no model \"other\"");
   get_weights.set_model("small");
+  // The names that exist come with it, so that a typo is easy to correct.
   expect(Call(&MS::GetWeights, *models_, get_weights), "GetWeights", "layer",
-         "model \"small\" has no layer \"nope\"");
+         "model \"small\" has no layer \"nope\"; its layers: \"conv2d\", ");
   auto set_weights = For<v1::SetWeightsRequest>(s);
   set_weights.set_layer("nope");
   expect(Call(&MS::SetWeights, *models_, set_weights), "SetWeights", "layer", "no layer");

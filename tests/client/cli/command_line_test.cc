@@ -79,6 +79,8 @@ TEST_F(CommandLineTest, MistakesAreUsageErrorsWithTheClosestRealName) {
       {{"fit", "--noreplace"}, "kiln fit does not take --replace"},
       {{"fit", "--no"}, "unknown flag --no ("},  // too short to be a typo of anything
       {{"zzzzzz"}, "unknown command \"zzzzzz\" (`kiln help`"},  // nothing close
+      // The word that is wrong, not the whole command line.
+      {{"session", "craete"}, "unknown command \"craete\" for kiln session; did you mean create?"},
       {{}, "no command given"},
   };
   for (const auto& [args, message] : cases) {
@@ -87,6 +89,35 @@ TEST_F(CommandLineTest, MistakesAreUsageErrorsWithTheClosestRealName) {
     EXPECT_TRUE(IsUsageError(parsed.status()));
     EXPECT_NE(parsed.status().message().find(message), absl::string_view::npos) << parsed.status();
   }
+}
+
+// `kiln help model` failed ("kiln model needs a command"): a group's help lists its commands.
+TEST_F(CommandLineTest, HelpOfAGroupListsItsCommands) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"help", "model"}, std::vector<std::string>{"model", "--help"}}) {
+    absl::StatusOr<Invocation> parsed = Parse(args);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(parsed->group, "model");
+    const std::string help = GroupHelp(parsed->group);
+    EXPECT_NE(help.find("model define FILE.json"), std::string::npos) << help;
+    EXPECT_NE(help.find("model export"), std::string::npos) << help;
+    EXPECT_EQ(help.find("session create"), std::string::npos) << help;
+  }
+}
+
+// `kiln fit --help` showed `session create`'s meaning of --seed too.
+TEST_F(CommandLineTest, AFlagSharedByCommandsIsExplainedForEach) {
+  const std::string fit = CommandHelp(*Parse({"help", "fit"})->command);
+  EXPECT_NE(fit.find("seed of the fit's shuffling and dropout"), std::string::npos) << fit;
+  EXPECT_EQ(fit.find("set_random_seed"), std::string::npos) << fit;
+  const std::string create = CommandHelp(*Parse({"help", "session", "create"})->command);
+  EXPECT_NE(create.find("set_random_seed"), std::string::npos) << create;
+}
+
+TEST_F(CommandLineTest, VersionIsAnswered) {
+  absl::StatusOr<Invocation> parsed = Parse({"--version"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(parsed->version);
 }
 
 TEST_F(CommandLineTest, EveryCommandsFlagsExist) {

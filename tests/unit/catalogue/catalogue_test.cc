@@ -153,6 +153,15 @@ TEST(CatalogueTest, FindsOneClassByAnyOfItsNames) {
   auto missing = FindInCatalogue("DepthwiseConv3D");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(missing.status().message()), ::testing::HasSubstr("DepthwiseConv3D"));
+  // A typo or a name cut short comes with the name meant.
+  EXPECT_THAT(std::string(missing.status().message()),
+              ::testing::HasSubstr("did you mean DepthwiseConv2D?"));
+  EXPECT_THAT(std::string(FindInCatalogue("depthwise").status().message()),
+              ::testing::HasSubstr("did you mean DepthwiseConv2D?"));
+  EXPECT_THAT(std::string(FindInCatalogue("glorot_unifrom").status().message()),
+              ::testing::HasSubstr("did you mean glorot_uniform?"));
+  EXPECT_THAT(std::string(FindInCatalogue("zzzzzz").status().message()),
+              ::testing::Not(::testing::HasSubstr("did you mean")));
 }
 
 }  // namespace
