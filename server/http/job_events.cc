@@ -49,7 +49,8 @@ std::string EventMessage(const v1::JobEvent& event) {
 
 // Writes the watch's events to `sink` as they come, until the job ends (`event: end`), the
 // watch fails (`event: failed`), the client goes or --http_max_stream_time passes. A stream
-// cut short (time up, shutdown) ends without a word: the EventSource reconnects and resumes.
+// cut short (time up, shutdown) or ended by an INTERRUPTED job, which a resume continues, ends
+// without a word: the EventSource reconnects and resumes.
 void StreamEvents(const Gateway& gateway, const BridgeCall& call, httplib::DataSink& sink) {
   const absl::Time ends = absl::Now() + gateway.max_stream_time;
   auto send = [&sink](const std::string& text) { return sink.write(text.data(), text.size()); };
@@ -57,11 +58,13 @@ void StreamEvents(const Gateway& gateway, const BridgeCall& call, httplib::DataS
   bool open = send("retry: 1000\n\n");
   std::shared_ptr<RpcBridge> bridge = gateway.bridge->Get();
   if (!open || bridge == nullptr) return;
+  bool interrupted = false;  // the last event ended the job INTERRUPTED: it may be resumed
   const BridgeResult result = bridge->Invoke(
       call,
       [&](const std::string& message) {
         v1::JobEvent event;
         if (!event.ParseFromString(message)) return false;
+        interrupted = event.has_finished() && event.finished().state() == v1::INTERRUPTED;
         open = send(EventMessage(event));
         return open && absl::Now() < ends;
       },
@@ -71,6 +74,9 @@ void StreamEvents(const Gateway& gateway, const BridgeCall& call, httplib::DataS
       },
       gateway.keepalive);
   if (!open || absl::Now() >= ends) return;
+  // An interrupted job goes on after a ResumeJob (after a restart, too): the EventSource
+  // reconnects rather than close, whether the watch ended OK or the server shut it down.
+  if (interrupted) return;
   if (result.code == 0) {
     send("event: end\ndata: {}\n\n");
   } else if (result.code != static_cast<int>(absl::StatusCode::kCancelled) &&
