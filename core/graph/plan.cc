@@ -54,9 +54,10 @@ absl::Status ExecutionPlan::CheckSize(const Model& model, int64_t batch,
   }
   const std::string plan =
       absl::StrCat(options.backward ? "a training" : "an inference", " plan for batch size ", batch,
-                   " of model \"", model.name(), "\" needs about ", estimate >> 20, " MiB");
+                   " of model \"", model.name(), "\" needs");
   if (estimate > max_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(plan, ", more than the ", max_bytes >> 20,
+    return absl::ResourceExhaustedError(absl::StrCat(plan, " about ", estimate >> 20,
+                                                     " MiB, more than the ", max_bytes >> 20,
                                                      " MiB allowed; use a smaller batch_size"));
   }
   // Refused from its shapes before its arena is allocated, not part way through building it -
@@ -68,11 +69,9 @@ absl::Status ExecutionPlan::CheckSize(const Model& model, int64_t batch,
     const int64_t least = estimate / copies * (options.backward ? 2 : 1);
     const MemoryAccount::Headroom room = account->Available();
     if (least > room.bytes) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat(options.backward ? "a training" : "an inference", " plan for batch size ",
-                       batch, " of model \"", model.name(), "\" needs at least ", least >> 20,
-                       " MiB, more than the ", room.bytes >> 20, " MiB ", room.holder,
-                       " may still hold (", room.limit_flag, "); use a smaller batch_size"));
+      return absl::ResourceExhaustedError(absl::StrCat(
+          plan, " at least ", least >> 20, " MiB, more than the ", room.bytes >> 20, " MiB ",
+          room.holder, " may still hold (", room.limit_flag, "); use a smaller batch_size"));
     }
   }
   return absl::OkStatus();
